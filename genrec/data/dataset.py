@@ -1,0 +1,209 @@
+"""The in-memory data set every stage works on.
+
+Users and items get contiguous integer indices (``user_idx``, ``item_idx``) with maps back
+to the raw ids. Interactions are sorted by user, then timestamp; equal timestamps keep
+the order of the source file (a stable sort), so sequences and splits are deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from genrec.config import StrictModel
+from genrec.data.validation import DataValidationError, ValidationReport, located
+
+RawId = int | str
+
+
+class LoadOptions(StrictModel):
+    """How loading treats imperfect input. Every choice is reported, none is silent."""
+
+    min_user_interactions: int = Field(
+        3, ge=1, description="users with fewer interactions are removed (reported); 3 = leave-one-out minimum"
+    )
+    duplicates: Literal["drop", "raise"] = Field(
+        "drop", description="duplicate (user, item, timestamp) rows: keep the first and report, or raise"
+    )
+    invalid_rows: Literal["raise", "drop"] = Field(
+        "raise", description="rows with unparsable ids, timestamps or ratings: raise, or drop and report"
+    )
+    unknown_items: Literal["raise", "drop"] = Field(
+        "raise", description="interactions on items absent from the item table: raise, or drop and report"
+    )
+    verify_images: bool = Field(True, description="open every local image header; corrupt ones become text-only")
+
+
+@dataclass
+class Dataset:
+    """Interactions plus item metadata, indexed contiguously.
+
+    ``interactions`` columns: ``user_idx``, ``item_idx``, ``timestamp`` (int64 seconds) and
+    ``rating`` (float32, NaN when the source has none), sorted by user then time.
+    ``items`` is indexed by ``item_idx`` with columns ``item_id``, ``title``, ``genres``
+    (list of str), ``tags`` (list of str), ``year`` (nullable Int64) and ``image_path``
+    (str or None), plus any extra text columns the source had.
+    """
+
+    name: str
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    user_ids: np.ndarray
+    report: ValidationReport = field(default_factory=ValidationReport)
+
+    def __post_init__(self) -> None:
+        counts = np.bincount(self.interactions["user_idx"].to_numpy(), minlength=self.n_users)
+        self.user_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._item_index = {raw: idx for idx, raw in enumerate(self.items["item_id"].tolist())}
+        self._user_index = {raw: idx for idx, raw in enumerate(self.user_ids.tolist())}
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self.interactions)
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        return self.items["item_id"].to_numpy()
+
+    def user_index(self, raw_user_ids: list[RawId]) -> np.ndarray:
+        """Map raw user ids to ``user_idx``; unknown ids raise with the valid range."""
+        return _lookup(self._user_index, raw_user_ids, "user", self.name)
+
+    def item_index(self, raw_item_ids: list[RawId]) -> np.ndarray:
+        """Map raw item ids to ``item_idx``; unknown ids raise."""
+        return _lookup(self._item_index, raw_item_ids, "item", self.name)
+
+    def sequence(self, user_idx: int) -> np.ndarray:
+        """The user's item indices in chronological order."""
+        start, stop = self.user_offsets[user_idx], self.user_offsets[user_idx + 1]
+        return self.interactions["item_idx"].to_numpy()[start:stop]
+
+    def stats(self) -> dict:
+        lengths = np.diff(self.user_offsets)
+        has_image = self.items["image_path"].notna()
+        return {
+            "name": self.name,
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": self.n_interactions,
+            "density": self.n_interactions / max(1, self.n_users * self.n_items),
+            "history_length": {
+                "min": int(lengths.min()) if len(lengths) else 0,
+                "median": float(np.median(lengths)) if len(lengths) else 0.0,
+                "mean": float(lengths.mean()) if len(lengths) else 0.0,
+                "max": int(lengths.max()) if len(lengths) else 0,
+            },
+            "items_with_image": int(has_image.sum()),
+            "has_ratings": bool(self.interactions["rating"].notna().any()),
+        }
+
+
+def _lookup(index: dict, raw_ids: list[RawId], kind: str, dataset: str) -> np.ndarray:
+    out = np.empty(len(raw_ids), dtype=np.int64)
+    for position, raw in enumerate(raw_ids):
+        idx = index.get(raw)
+        if idx is None and isinstance(raw, str) and raw.lstrip("-").isdigit():
+            idx = index.get(int(raw))
+        if idx is None:
+            raise KeyError(f"{dataset}: unknown {kind} id {raw!r} ({len(index)} {kind}s known)")
+        out[position] = idx
+    return out
+
+
+def build_dataset(
+    name: str,
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    options: LoadOptions,
+    report: ValidationReport,
+    interactions_source: str,
+) -> Dataset:
+    """Turn parsed raw tables into a :class:`Dataset`.
+
+    ``interactions`` has columns ``user_id``, ``item_id``, ``timestamp`` (int64), ``rating``
+    (float, may be NaN) and ``line`` (the source line, for messages), in file order.
+    ``items`` has ``item_id``, ``title``, ``genres``, ``tags``, ``year``, ``image_path``.
+    Applies the duplicate, unknown-item and minimum-history policies of ``options``.
+    """
+    if interactions.empty:
+        raise DataValidationError(located(interactions_source, "no interactions to load"))
+    if items["item_id"].duplicated().any():
+        duplicated = items.loc[items["item_id"].duplicated(), "item_id"].iloc[0]
+        raise DataValidationError(f"{name}: item table lists item id {duplicated!r} more than once")
+
+    duplicate = interactions.duplicated(subset=["user_id", "item_id", "timestamp"], keep="first")
+    if duplicate.any():
+        first = interactions.loc[duplicate].iloc[0]
+        message = located(
+            interactions_source,
+            f"duplicate (user, item, timestamp) = ({first.user_id!r}, {first.item_id!r}, {first.timestamp}); "
+            f"{int(duplicate.sum())} duplicate rows in total",
+            line=int(first.line),
+        )
+        if options.duplicates == "raise":
+            raise DataValidationError(message)
+        report.duplicate_rows_dropped = int(duplicate.sum())
+        report.note(message + " (kept the first of each)")
+        interactions = interactions.loc[~duplicate]
+
+    known = interactions["item_id"].isin(items["item_id"])
+    if not known.all():
+        first = interactions.loc[~known].iloc[0]
+        message = located(
+            interactions_source,
+            f"item id {first.item_id!r} is not in the item table; {int((~known).sum())} such rows",
+            line=int(first.line),
+            column="item_id",
+        )
+        if options.unknown_items == "raise":
+            raise DataValidationError(message + " (use unknown_items='drop' to drop and report them)")
+        report.unknown_item_rows_dropped = int((~known).sum())
+        report.note(message + " (dropped)")
+        interactions = interactions.loc[known]
+
+    per_user = interactions.groupby("user_id", sort=False)["item_id"].transform("size")
+    too_short = per_user < options.min_user_interactions
+    if too_short.any():
+        report.users_below_min_history = int(interactions.loc[too_short, "user_id"].nunique())
+        report.interactions_of_filtered_users = int(too_short.sum())
+        report.note(
+            f"{report.users_below_min_history} users with fewer than {options.min_user_interactions} "
+            f"interactions removed ({report.interactions_of_filtered_users} interactions)"
+        )
+        interactions = interactions.loc[~too_short]
+    if interactions.empty:
+        raise DataValidationError(
+            located(interactions_source, f"no user has at least {options.min_user_interactions} interactions")
+        )
+
+    user_ids = np.sort(interactions["user_id"].unique())
+    user_codes = pd.Index(user_ids).get_indexer(interactions["user_id"])
+    item_codes = pd.Index(items["item_id"]).get_indexer(interactions["item_id"])
+    table = pd.DataFrame(
+        {
+            "user_idx": user_codes.astype(np.int64),
+            "item_idx": item_codes.astype(np.int64),
+            "timestamp": interactions["timestamp"].to_numpy(np.int64),
+            "rating": interactions["rating"].to_numpy(np.float32),
+        }
+    )
+    # Equal timestamps keep source-file order (the documented tie-break): row position is
+    # the last sort key.
+    order = np.lexsort((np.arange(len(table)), table["timestamp"].to_numpy(), table["user_idx"].to_numpy()))
+    table = table.iloc[order].reset_index(drop=True)
+
+    items = items.reset_index(drop=True)
+    report.items_without_interactions = int(items.shape[0] - np.unique(item_codes).size)
+    return Dataset(name=name, interactions=table, items=items, user_ids=user_ids, report=report)

@@ -1,0 +1,80 @@
+"""Attach item images: a directory of ``<item_id>.<ext>`` files or a column of paths/URLs.
+
+A missing or corrupt image never drops the item: it stays as a text-only item and the
+report counts it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from genrec.data.validation import DataValidationError, ValidationReport, located
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+
+
+def is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def image_problem(path: Path) -> str | None:
+    """Why a local image is unusable (missing, empty, unreadable header), or None when it opens."""
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+        with Image.open(path) as image:
+            image.verify()
+    except FileNotFoundError:
+        return "missing"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        return f"not a readable image ({err.__class__.__name__}: {err})"
+    return None
+
+
+def attach_images(
+    items: pd.DataFrame,
+    report: ValidationReport,
+    images_dir: str | Path | None = None,
+    verify: bool = True,
+) -> pd.DataFrame:
+    """Fill ``items['image_path']`` from ``images_dir`` (by item id) or from the existing column.
+
+    Relative paths in the column are kept as given. Problems are counted in ``report``.
+    """
+    items = items.copy()
+    if images_dir is not None:
+        directory = Path(images_dir)
+        if not directory.is_dir():
+            raise DataValidationError(located(directory, "image directory not found"))
+        by_stem: dict[str, str] = {}
+        for entry in os.scandir(directory):
+            stem, ext = os.path.splitext(entry.name)
+            if ext.lower() in IMAGE_EXTENSIONS:
+                by_stem.setdefault(stem, entry.path)
+        items["image_path"] = [by_stem.get(str(item_id)) for item_id in items["item_id"]]
+    elif "image_path" not in items.columns:
+        items["image_path"] = None
+    paths = [value if isinstance(value, str) and value else None for value in items["image_path"].tolist()]
+
+    missing = corrupt = 0
+    for position, value in enumerate(paths):
+        if value is None or is_url(value) or not verify:
+            continue
+        problem = image_problem(Path(value))
+        if problem is None:
+            continue
+        if problem == "missing":
+            missing += 1
+        else:
+            corrupt += 1
+        report.note(located(value, f"image of item {items['item_id'].iloc[position]!r}: {problem}; kept text-only"))
+        paths[position] = None
+    items["image_path"] = pd.Series(paths, dtype=object, index=items.index)
+    report.items_with_image = sum(value is not None for value in paths)
+    report.items_missing_image = missing
+    report.items_corrupt_image = corrupt
+    return items

@@ -1,0 +1,313 @@
+"""Loaders for the native formats: MovieLens 100K / 1M / latest, RecBole atomic files,
+generic CSV / Parquet with a column mapping. Each returns parsed raw tables that
+:func:`genrec.data.dataset.build_dataset` turns into a :class:`Dataset`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genrec.data.parsing import parse_ids, parse_interactions, read_delimited, require_columns
+from genrec.data.validation import DataValidationError, ValidationReport, first_bad_row, located
+from genrec.registry import Registry
+
+YEAR_IN_TITLE = re.compile(r"\s*\((\d{4})\)\s*$")
+ML100K_GENRES = [
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+    "War", "Western",
+]  # fmt: skip
+
+
+@dataclass
+class RawTables:
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    interactions_source: str
+
+
+Loader = Callable[[Path, ValidationReport, str, "dict[str, str] | None"], RawTables]
+FORMATS: Registry[Loader] = Registry("data format")
+
+
+def split_title_year(titles: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``"Heat (1995)"`` -> (``"Heat"``, 1995); titles without a year keep a missing year."""
+    titles = titles.str.strip()
+    years = titles.str.extract(YEAR_IN_TITLE, expand=False)
+    return titles.str.replace(YEAR_IN_TITLE, "", regex=True), pd.to_numeric(years).astype("Int64")
+
+
+def split_list(values: pd.Series, sep: str, empty: tuple[str, ...] = ("(no genres listed)",)) -> list[list[str]]:
+    return [
+        [part.strip() for part in value.split(sep) if part.strip() and part.strip() not in empty]
+        for value in values.fillna("").astype(str)
+    ]
+
+
+def item_table(item_ids: pd.Series, titles: pd.Series, genres: list[list[str]], **extra) -> pd.DataFrame:
+    titles, years = split_title_year(titles)
+    table = pd.DataFrame({"item_id": item_ids.to_numpy(), "title": titles.to_numpy(), "genres": genres})
+    table["tags"] = [[] for _ in range(len(table))]
+    table["year"] = years.reset_index(drop=True)
+    for name, values in extra.items():
+        table[name] = values
+    return table
+
+
+def parse_item_ids(table: pd.DataFrame, path: Path, column: str = "item_id") -> pd.Series:
+    ids, ok = parse_ids(table[column])
+    bad = first_bad_row(ok)
+    if bad is not None:
+        raise DataValidationError(
+            located(
+                path,
+                f"expected a non-empty item id, got {table[column].iloc[bad]!r}",
+                line=int(table["line"].iloc[bad]),
+                column=column,
+            )
+        )
+    return ids
+
+
+def aggregate_tags(tags: pd.DataFrame, items: pd.DataFrame) -> None:
+    """Per item: distinct lower-cased tags, most frequent first (ties alphabetical)."""
+    tags = tags.assign(tag=tags["tag"].str.strip().str.lower())
+    tags = tags.loc[tags["tag"] != ""]
+    counts = tags.groupby(["item_id", "tag"]).size().rename("n").reset_index()
+    counts = counts.sort_values(["item_id", "n", "tag"], ascending=[True, False, True])
+    per_item = counts.groupby("item_id")["tag"].agg(list)
+    items["tags"] = [per_item.get(item_id, []) for item_id in items["item_id"]]
+
+
+@FORMATS.register("movielens-latest")
+def load_movielens_latest(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
+    """``ratings.csv``, ``movies.csv`` and optional ``tags.csv`` (GroupLens "latest" layout)."""
+    ratings_path, movies_path, tags_path = path / "ratings.csv", path / "movies.csv", path / "tags.csv"
+    ratings = read_delimited(ratings_path, ",")
+    require_columns(ratings, ratings_path, ["userId", "movieId", "rating", "timestamp"])
+    ratings = ratings.rename(columns={"userId": "user_id", "movieId": "item_id"})
+    interactions = parse_interactions(ratings, ratings_path, invalid_rows, report, has_rating=True)
+
+    movies = read_delimited(movies_path, ",")
+    require_columns(movies, movies_path, ["movieId", "title", "genres"])
+    items = item_table(
+        parse_item_ids(movies, movies_path, "movieId"), movies["title"], split_list(movies["genres"], "|")
+    )
+    if tags_path.exists():
+        tags = read_delimited(tags_path, ",")
+        require_columns(tags, tags_path, ["movieId", "tag"])
+        aggregate_tags(pd.DataFrame({"item_id": parse_item_ids(tags, tags_path, "movieId"), "tag": tags["tag"]}), items)
+    return RawTables(interactions, items, str(ratings_path))
+
+
+@FORMATS.register("movielens-1m")
+def load_movielens_1m(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
+    """``ratings.dat`` and ``movies.dat``: ``::``-separated, latin-1 (GroupLens ML-1M layout)."""
+    ratings_path, movies_path = path / "ratings.dat", path / "movies.dat"
+    ratings = read_delimited(ratings_path, "::", "latin-1", names=["user_id", "item_id", "rating", "timestamp"])
+    interactions = parse_interactions(ratings, ratings_path, invalid_rows, report, has_rating=True)
+    movies = read_delimited(movies_path, "::", "latin-1", names=["item_id", "title", "genres"])
+    items = item_table(parse_item_ids(movies, movies_path), movies["title"], split_list(movies["genres"], "|"))
+    return RawTables(interactions, items, str(ratings_path))
+
+
+@FORMATS.register("movielens-100k")
+def load_movielens_100k(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
+    """``u.data`` (tab-separated) and ``u.item`` (``|``-separated, latin-1, 19 genre flags)."""
+    data_path, item_path = path / "u.data", path / "u.item"
+    ratings = read_delimited(data_path, "\t", names=["user_id", "item_id", "rating", "timestamp"])
+    interactions = parse_interactions(ratings, data_path, invalid_rows, report, has_rating=True)
+    flag_names = [f"genre_{i}" for i in range(len(ML100K_GENRES))]
+    movies = read_delimited(
+        item_path,
+        "|",
+        "latin-1",
+        names=["item_id", "title", "release_date", "video_release_date", "imdb_url", *flag_names],
+    )
+    flags = movies[flag_names]
+    bad = first_bad_row(flags.isin(["0", "1"]).all(axis=1))
+    if bad is not None:
+        raise DataValidationError(
+            located(
+                item_path,
+                f"expected 19 genre flags of 0/1, got {flags.iloc[bad].tolist()}",
+                line=int(movies["line"].iloc[bad]),
+            )
+        )
+    genres = [[ML100K_GENRES[i] for i, flag in enumerate(row) if flag == "1"] for row in flags.to_numpy()]
+    items = item_table(parse_item_ids(movies, item_path), movies["title"], genres)
+    return RawTables(interactions, items, str(data_path))
+
+
+RECBOLE_TITLE_FIELDS = ("movie_title", "title", "item_name", "name")
+RECBOLE_GENRE_FIELDS = ("genre", "genres", "class", "categories")
+RECBOLE_YEAR_FIELDS = ("release_year", "year")
+
+
+def read_recbole(path: Path) -> pd.DataFrame:
+    """Read an atomic file, stripping the ``:type`` suffix of each header field."""
+    table = read_delimited(path, "\t")
+    renamed = {}
+    for header in table.columns:
+        if header == "line":
+            continue
+        field, _, kind = header.partition(":")
+        if kind not in ("token", "token_seq", "float", "float_seq"):
+            raise DataValidationError(
+                located(
+                    path,
+                    f"header field {header!r} lacks a RecBole type; expected "
+                    "name:token, name:token_seq, name:float or name:float_seq",
+                    line=1,
+                )
+            )
+        renamed[header] = field
+    return table.rename(columns=renamed)
+
+
+@FORMATS.register("recbole")
+def load_recbole(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
+    """RecBole atomic files ``<name>.inter`` and optional ``<name>.item`` in one directory."""
+    if path.is_file():
+        inter_path = path
+    else:
+        candidates = sorted(path.glob("*.inter"))
+        if len(candidates) != 1:
+            raise DataValidationError(located(path, f"expected exactly one *.inter file, found {len(candidates)}"))
+        inter_path = candidates[0]
+    table = read_recbole(inter_path)
+    require_columns(table, inter_path, ["user_id", "item_id", "timestamp"])
+    interactions = parse_interactions(table, inter_path, invalid_rows, report, has_rating="rating" in table.columns)
+
+    item_path = inter_path.with_suffix(".item")
+    if not item_path.exists():
+        report.note(located(item_path, "no item file; titles are the item ids"))
+        return RawTables(interactions, items_from_ids(interactions["item_id"]), str(inter_path))
+    items_raw = read_recbole(item_path)
+    require_columns(items_raw, item_path, ["item_id"])
+    title_field = next((name for name in RECBOLE_TITLE_FIELDS if name in items_raw.columns), None)
+    genre_field = next((name for name in RECBOLE_GENRE_FIELDS if name in items_raw.columns), None)
+    year_field = next((name for name in RECBOLE_YEAR_FIELDS if name in items_raw.columns), None)
+    titles = items_raw[title_field] if title_field else items_raw["item_id"]
+    genres = split_list(items_raw[genre_field], " ") if genre_field else [[] for _ in range(len(items_raw))]
+    items = item_table(parse_item_ids(items_raw, item_path), titles, genres)
+    if year_field:
+        years = pd.to_numeric(items_raw[year_field], errors="coerce").astype("Int64").to_numpy()
+        items["year"] = items["year"].fillna(pd.Series(years, dtype="Int64"))
+    return RawTables(interactions, items, str(inter_path))
+
+
+def items_from_ids(item_ids: pd.Series) -> pd.DataFrame:
+    unique = pd.Series(pd.unique(item_ids))
+    return item_table(unique, unique.astype(str), [[] for _ in range(len(unique))])
+
+
+GENERIC_INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp", "rating")
+GENERIC_ITEM_COLUMNS = ("item_id", "title", "genres", "tags", "year", "image")
+
+
+def read_generic(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        try:
+            table = pd.read_parquet(path)
+        except Exception as err:  # pyarrow raises several unrelated types for bad files
+            raise DataValidationError(located(path, f"cannot read as Parquet: {err}")) from None
+        if table.empty:
+            raise DataValidationError(located(path, "Parquet file has no rows"))
+        table = table.astype(str).replace({"None": "", "nan": "", "<NA>": ""})
+        table["line"] = np.arange(1, len(table) + 1)  # Parquet rows are numbered from 1
+        return table
+    return read_delimited(path, "\t" if path.suffix in (".tsv", ".tab") else ",")
+
+
+def find_generic_file(path: Path, stem: str, required: bool) -> Path | None:
+    for suffix in (".csv", ".tsv", ".parquet"):
+        if (path / f"{stem}{suffix}").exists():
+            return path / f"{stem}{suffix}"
+    if required:
+        raise DataValidationError(located(path, f"expected {stem}.csv, {stem}.tsv or {stem}.parquet in this directory"))
+    return None
+
+
+def load_generic(path: Path, report: ValidationReport, invalid_rows: str, columns: dict[str, str] | None) -> RawTables:
+    """A file of interactions, or a directory with ``interactions.*`` and optional ``items.*``.
+
+    ``columns`` maps genrec's names (user_id, item_id, timestamp, rating, title, genres, tags,
+    year, image) to the source's column names; unmapped names are used as they are.
+    Genres and tags are ``|``-separated lists.
+    """
+    mapping = dict(columns or {})
+    unknown = set(mapping) - set(GENERIC_INTERACTION_COLUMNS) - set(GENERIC_ITEM_COLUMNS)
+    if unknown:
+        raise DataValidationError(
+            f"column mapping: unknown key(s) {sorted(unknown)}; valid keys: "
+            f"{sorted(set(GENERIC_INTERACTION_COLUMNS) | set(GENERIC_ITEM_COLUMNS))}"
+        )
+    inter_path = path if path.is_file() else find_generic_file(path, "interactions", required=True)
+    table = read_generic(inter_path)
+    rename = {mapping.get(name, name): name for name in GENERIC_INTERACTION_COLUMNS}
+    require_columns(table, inter_path, [mapping.get(name, name) for name in ("user_id", "item_id", "timestamp")])
+    table = table.rename(columns=rename)
+    interactions = parse_interactions(table, inter_path, invalid_rows, report, has_rating="rating" in table.columns)
+
+    item_path = None if path.is_file() else find_generic_file(path, "items", required=False)
+    if item_path is None:
+        report.note(located(inter_path, "no item table; titles are the item ids"))
+        return RawTables(interactions, items_from_ids(interactions["item_id"]), str(inter_path))
+    raw = read_generic(item_path)
+    require_columns(raw, item_path, [mapping.get("item_id", "item_id"), mapping.get("title", "title")])
+    raw = raw.rename(columns={mapping.get(name, name): name for name in GENERIC_ITEM_COLUMNS})
+    empty_lists = [[] for _ in range(len(raw))]
+    items = item_table(
+        parse_item_ids(raw, item_path),
+        raw["title"],
+        split_list(raw["genres"], "|") if "genres" in raw.columns else empty_lists,
+    )
+    if "tags" in raw.columns:
+        items["tags"] = split_list(raw["tags"], "|")
+    if "year" in raw.columns:
+        years = pd.to_numeric(raw["year"], errors="coerce").astype("Int64")
+        items["year"] = items["year"].fillna(years.reset_index(drop=True))
+    if "image" in raw.columns:
+        items["image_path"] = raw["image"].where(raw["image"] != "", None).to_numpy()
+    extra = [c for c in raw.columns if c not in GENERIC_ITEM_COLUMNS and c != "line"]
+    for name in extra:
+        items[name] = raw[name].to_numpy()
+    return RawTables(interactions, items, str(inter_path))
+
+
+FORMATS.register("csv")(load_generic)
+FORMATS.register("parquet")(load_generic)
+
+
+def detect_format(path: Path) -> str:
+    """Guess the format from the files present; raises listing the formats when unsure."""
+    if path.is_file():
+        by_suffix = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".inter": "recbole"}
+        if path.suffix in by_suffix:
+            return by_suffix[path.suffix]
+    elif path.is_dir():
+        if (path / "ratings.csv").exists() and (path / "movies.csv").exists():
+            return "movielens-latest"
+        if (path / "ratings.dat").exists() and (path / "movies.dat").exists():
+            return "movielens-1m"
+        if (path / "u.data").exists() and (path / "u.item").exists():
+            return "movielens-100k"
+        if any(path.glob("*.inter")):
+            return "recbole"
+        if find_generic_file(path, "interactions", required=False):
+            return "parquet" if find_generic_file(path, "interactions", False).suffix == ".parquet" else "csv"
+    else:
+        raise DataValidationError(located(path, "no such file or directory"))
+    raise DataValidationError(
+        located(
+            path,
+            f"cannot detect the data format; give it as FORMAT:PATH with FORMAT one of {', '.join(FORMATS.names())}",
+        )
+    )
