@@ -1,0 +1,181 @@
+"""The ranker interface every registered ranker implements.
+
+A ranker learns from a :class:`Split` (``fit``), scores the whole catalogue for a batch of
+user histories (``score``), and ranks with seen items excluded (``rank``). Weights are
+saved as ``config.json`` (ranker name, resolved config, catalogue size) plus
+``model.safetensors``; ``from_pretrained`` rebuilds the exact model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+from pydantic import Field
+from safetensors.torch import load_file, save_file
+
+from genrec.config import StrictModel
+from genrec.data.sequences import Sequences
+from genrec.evaluation.metrics import exclude_seen, top_k
+from genrec.evaluation.splits import Split
+from genrec.io import atomic_path, read_json, write_json
+from genrec.progress import progress_bar
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class RankerConfig(StrictModel):
+    """Settings every ranker has; subclasses add their hyper-parameters."""
+
+    seed: int = Field(0, description="seeds weight init, sampling and data order")
+    device: str = Field("cpu", description="torch device for training and ranking, e.g. 'cpu' or 'cuda'")
+    eval_batch_size: int = Field(256, ge=1, description="users scored per batch when ranking")
+
+
+@dataclass
+class FitReport:
+    """What training did: per-epoch history, the best validation score and timings."""
+
+    epochs: int = 0
+    best_epoch: int = 0
+    best_valid_ndcg10: float | None = None
+    fit_seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return self.fit_seconds / self.epochs if self.epochs else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "seconds_per_epoch": self.seconds_per_epoch}
+
+
+class NotFittedError(RuntimeError):
+    pass
+
+
+class Ranker(ABC):
+    """Base class: subclasses set ``name`` and ``config_class`` and implement the abstract methods."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[RankerConfig]] = RankerConfig
+
+    def __init__(self, config: RankerConfig | dict[str, Any] | None = None, item_features: np.ndarray | None = None):
+        if isinstance(config, dict) or config is None:
+            config = self.config_class.from_dict(config or {}, source=f"{self.name} config")
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{self.name} expects a {self.config_class.__name__}, got {type(config).__name__}")
+        self.config = config
+        self.item_features = None if item_features is None else np.asarray(item_features, dtype=np.float32)
+        self.n_items: int | None = None
+        self.fit_report: FitReport | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.config.device)
+
+    # -- to implement -------------------------------------------------------------------
+    @abstractmethod
+    def build(self, n_items: int) -> None:
+        """Allocate (randomly initialised, seeded) weights for a catalogue of ``n_items``."""
+
+    @abstractmethod
+    def fit(self, split: Split, progress: bool = True) -> FitReport:
+        """Train on ``split.train`` (early stopping on ``split.valid`` where it applies)."""
+
+    @abstractmethod
+    def score(self, history: Sequences) -> torch.Tensor:
+        """Scores of every item for each history row: [B, n_items] float32 on CPU."""
+
+    @abstractmethod
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor needed to rebuild the fitted model (saved as safetensors)."""
+
+    @abstractmethod
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
+
+    # -- shared behaviour ------------------------------------------------------------------
+    def check_item_features(self, n_items: int) -> None:
+        if self.item_features is not None and self.item_features.shape[0] != n_items:
+            raise ValueError(
+                f"{self.name}: item_features has {self.item_features.shape[0]} rows, expected one per item "
+                f"({n_items}); build it with the same data set"
+            )
+
+    def require_fitted(self) -> int:
+        if self.n_items is None:
+            raise NotFittedError(f"{self.name}: call fit() or from_pretrained() before ranking")
+        return self.n_items
+
+    @torch.inference_mode()
+    def rank(
+        self,
+        history: Sequences,
+        k: int = 10,
+        exclude: Sequences | None = None,
+        progress: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for each history row, excluding ``exclude`` (default: the history).
+
+        Returns item indices [B, k] (-1 where fewer than k items remain) and scores [B, k].
+        Ties are broken by the lower item index.
+        """
+        self.require_fitted()
+        exclude = history if exclude is None else exclude
+        batch = self.config.eval_batch_size
+        indices, scores = [], []
+        with progress_bar(progress) as bar:
+            task = bar.add_task(f"ranking ({self.name})", total=len(history), status="")
+            for start in range(0, len(history), batch):
+                rows = np.arange(start, min(start + batch, len(history)))
+                batch_scores = exclude_seen(self.score(history.rows(rows)).float().cpu(), exclude.rows(rows))
+                top_index, top_scores = top_k(batch_scores, k)
+                indices.append(top_index.numpy())
+                scores.append(top_scores.numpy())
+                bar.advance(task, len(rows))
+        return np.concatenate(indices), np.concatenate(scores)
+
+    def evaluation_extras(self) -> dict[str, float]:
+        """Ranker-specific figures to report beside the metrics (e.g. invalid-id share)."""
+        return {}
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` atomically; returns the directory."""
+        n_items = self.require_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_tensors().items()}
+        if self.item_features is not None:
+            tensors["item_features"] = torch.from_numpy(self.item_features)
+        with atomic_path(directory / WEIGHTS_FILE) as temporary:
+            save_file(tensors, str(temporary))
+        write_json(
+            directory / CONFIG_FILE,
+            {"ranker": self.name, "n_items": n_items, "config": self.config.model_dump(mode="json")},
+        )
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, device: str | None = None) -> Self:
+        """Rebuild a saved ranker from a directory (or a Hugging Face hub repo id)."""
+        from genrec.hub import resolve_pretrained_dir
+        from genrec.rankers import RANKERS
+
+        directory = resolve_pretrained_dir(name_or_path, required=(CONFIG_FILE, WEIGHTS_FILE))
+        saved = read_json(directory / CONFIG_FILE)
+        ranker_class = RANKERS.get(saved["ranker"]) if cls is Ranker else cls
+        if saved["ranker"] != ranker_class.name:
+            raise ValueError(f"{directory}: holds a {saved['ranker']!r} ranker, not {ranker_class.name!r}")
+        config = saved["config"] | ({"device": device} if device else {})
+        tensors = load_file(str(directory / WEIGHTS_FILE))
+        features = tensors.pop("item_features", None)
+        ranker = ranker_class(config, item_features=None if features is None else features.numpy())
+        ranker.build(int(saved["n_items"]))
+        ranker.load_state_tensors(tensors)
+        ranker.n_items = int(saved["n_items"])
+        return ranker

@@ -1,0 +1,81 @@
+"""Early-stopping training loop shared by the trained rankers.
+
+The loop owns what every trained ranker needs: epochs, validation NDCG@10 after each,
+patience, restoring the best weights, a progress bar showing loss and the validation
+metric, and the :class:`FitReport`. The ranker supplies one epoch of training.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+from pydantic import Field
+
+from genrec.evaluation.metrics import accuracy_metrics
+from genrec.evaluation.splits import Split
+from genrec.progress import progress_bar
+from genrec.rankers.base import FitReport, Ranker, RankerConfig
+
+
+class TrainedRankerConfig(RankerConfig):
+    """Optimisation settings shared by rankers trained with early stopping."""
+
+    epochs: int = Field(200, ge=1, description="maximum number of epochs")
+    patience: int = Field(20, ge=1, description="epochs without validation NDCG@10 improvement before stopping")
+    batch_size: int = Field(128, ge=1, description="training examples per step")
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+def validation_ndcg10(ranker: Ranker, split: Split) -> float:
+    recommended, _ = ranker.rank(split.valid.history, k=10)
+    return accuracy_metrics(recommended, split.valid.targets, ks=(10,))["NDCG@10"]
+
+
+def fit_with_early_stopping(
+    ranker: Ranker,
+    module: torch.nn.Module,
+    split: Split,
+    run_epoch: Callable[[int], float],
+    config: TrainedRankerConfig,
+    progress: bool = True,
+) -> FitReport:
+    """Call ``run_epoch(epoch) -> mean loss`` until validation NDCG@10 stops improving.
+
+    The weights of the best epoch are restored into ``module`` at the end.
+    """
+    report = FitReport()
+    best_state = {name: value.detach().clone() for name, value in module.state_dict().items()}
+    best, epochs_without_gain = float("-inf"), 0
+    start = time.perf_counter()
+    with progress_bar(progress) as bar:
+        task = bar.add_task(f"training {ranker.name}", total=config.epochs, status="")
+        for epoch in range(1, config.epochs + 1):
+            epoch_start = time.perf_counter()
+            module.train()
+            loss = run_epoch(epoch)
+            module.eval()
+            ndcg = validation_ndcg10(ranker, split)
+            report.history.append(
+                {"epoch": epoch, "loss": loss, "valid_NDCG@10": ndcg, "seconds": time.perf_counter() - epoch_start}
+            )
+            report.epochs = epoch
+            if ndcg > best:
+                best, epochs_without_gain, report.best_epoch = ndcg, 0, epoch
+                best_state = {name: value.detach().clone() for name, value in module.state_dict().items()}
+            else:
+                epochs_without_gain += 1
+            bar.update(
+                task,
+                advance=1,
+                status=f"loss {loss:.4f}  valid NDCG@10 {ndcg:.4f} (best {best:.4f} @ {report.best_epoch})",
+            )
+            if epochs_without_gain >= config.patience:
+                break
+    module.load_state_dict(best_state)
+    module.eval()
+    report.best_valid_ndcg10 = best
+    report.fit_seconds = time.perf_counter() - start
+    return report
