@@ -1,0 +1,128 @@
+"""The ``genrec`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from genrec.config import ConfigError
+from genrec.data import DataValidationError, list_datasets, list_formats, load_dataset
+from genrec.io import write_json
+from genrec.registry import UnknownNameError
+
+app = typer.Typer(help="genrec: generative recommendations and personalized content.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect and validate data sets.", no_args_is_help=True)
+benchmark_app = typer.Typer(help="Measure stages with the evaluation protocol.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(benchmark_app, name="benchmark")
+console = Console()
+
+DatasetArg = Annotated[
+    str,
+    typer.Argument(help="a bundled name (e.g. movielens-latest-small), a path, or FORMAT:PATH"),
+]
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are JSON when they parse as JSON, else strings."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
+@data_app.command("info")
+def data_info(
+    dataset: DatasetArg = "movielens-latest-small",
+    images: Annotated[Path | None, typer.Option(help="directory of <item_id>.<ext> images")] = None,
+    min_user_interactions: Annotated[int, typer.Option(help="drop (and report) users with fewer")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+) -> None:
+    """Users, items, interactions, density, history lengths, images and the validation report."""
+    try:
+        loaded = load_dataset(dataset, images=images, min_user_interactions=min_user_interactions)
+    except (DataValidationError, UnknownNameError) as err:
+        raise fail(str(err)) from None
+    stats = loaded.stats()
+    if as_json:
+        print(json.dumps({"stats": stats, "report": loaded.report.to_dict()}, indent=2, default=str))
+        return
+    table = Table(title=f"data set {loaded.name}", show_header=False)
+    lengths = stats.pop("history_length")
+    for key, value in stats.items():
+        table.add_row(key, f"{value:.6f}" if isinstance(value, float) else str(value))
+    table.add_row(
+        "history length",
+        f"min {lengths['min']}, median {lengths['median']:g}, mean {lengths['mean']:.1f}, max {lengths['max']}",
+    )
+    console.print(table)
+    console.print("[bold]validation report[/]")
+    for line in loaded.report.lines():
+        console.print(f"  {line}", highlight=False)
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """Bundled data sets and the formats a path can be loaded as."""
+    console.print("bundled: " + ", ".join(list_datasets()))
+    console.print("formats: " + ", ".join(list_formats()))
+
+
+@benchmark_app.command("ranking")
+def benchmark_ranking(
+    dataset: Annotated[str, typer.Option(help="bundled name, path, or FORMAT:PATH")] = "movielens-latest-small",
+    ranker: Annotated[str, typer.Option(help="registered ranker name")] = "popular",
+    config: Annotated[str | None, typer.Option(help="JSON config file or a named config")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a config field: key=value")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed (overrides the config)")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the result as JSON here")] = None,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Fit on the training split (early stopping on validation), evaluate on test, print metrics."""
+    from genrec.pipelines import benchmark_ranking as run_benchmark
+
+    try:
+        result = run_benchmark(
+            dataset, ranker, config=config, overrides=parse_overrides(set_ or []), seed=seed, progress=progress
+        )
+    except (DataValidationError, ConfigError, UnknownNameError) as err:
+        raise fail(str(err)) from None
+    table = Table(title=f"{result['ranker']} on {result['dataset']} ({result['split']}, full ranking)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result["metrics"].items():
+        table.add_row(name, f"{value:.4f}")
+    console.print(table)
+    cold = result["cold_start"]
+    console.print(
+        f"cold-start users: {cold['n_users']}" + (f", NDCG@10 {cold['NDCG@10']:.4f}" if "NDCG@10" in cold else "")
+    )
+    for name, value in result["extra"].items():
+        console.print(f"{name}: {value:.4f}")
+    console.print(
+        f"users {result['n_users']}, items {result['n_items']}, epochs {result['epochs']} "
+        f"(best {result['best_epoch']}), fit {result['fit_seconds']:.2f} s, eval {result['eval_seconds']:.2f} s"
+    )
+    if json_out is not None:
+        write_json(json_out, result)
+        console.print(f"wrote {json_out}")
+
+
+if __name__ == "__main__":
+    app()

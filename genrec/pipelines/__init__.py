@@ -1,0 +1,8 @@
+"""The stages as plain functions with typed inputs and outputs: load -> encode -> rank ->
+generate -> evaluate. Flows in genrec.flows only wire these; nothing here imports Prefect.
+"""
+
+from genrec.data import load_dataset
+from genrec.pipelines.ranking import benchmark_ranking, evaluate_ranker, fit_ranker, rank, split
+
+__all__ = ["benchmark_ranking", "evaluate_ranker", "fit_ranker", "load_dataset", "rank", "split"]

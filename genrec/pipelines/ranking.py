@@ -1,0 +1,116 @@
+"""Ranking stages as plain functions: split, fit, evaluate, recommend, benchmark."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from genrec.data import Dataset, load_dataset
+from genrec.data.sequences import Sequences
+from genrec.evaluation import DEFAULT_KS, RankingEvaluation, Split, SplitConfig
+from genrec.evaluation import evaluate_ranker as evaluate_on
+from genrec.evaluation import split as split_dataset
+from genrec.rankers import FitReport, Ranker, create_ranker, resolve_ranker_config
+from genrec.seeding import seed_everything
+
+
+def split(dataset: Dataset, config: SplitConfig | None = None) -> Split:
+    """Leave-one-out by time (default) or a global temporal split; see genrec.evaluation.splits."""
+    return split_dataset(dataset, config)
+
+
+def fit_ranker(ranker: Ranker, split: Split, progress: bool = True) -> FitReport:
+    """Train ``ranker`` on ``split.train`` with early stopping on ``split.valid`` where it trains."""
+    seed_everything(ranker.config.seed)
+    return ranker.fit(split, progress=progress)
+
+
+def evaluate_ranker(
+    ranker: Ranker,
+    split: Split,
+    phase: str = "test",
+    ks: tuple[int, ...] = DEFAULT_KS,
+    item_embeddings: np.ndarray | None = None,
+    progress: bool = False,
+) -> RankingEvaluation:
+    """Full-ranking metrics of a fitted ranker on the ``test`` (or ``valid``) phase of ``split``."""
+    if phase not in ("test", "valid"):
+        raise ValueError(f"phase must be 'test' or 'valid', got {phase!r}")
+    eval_set = split.test if phase == "test" else split.valid
+    return evaluate_on(ranker, eval_set, split.item_popularity(), ks, item_embeddings, progress)
+
+
+def rank(ranker: Ranker, dataset: Dataset | Split, users: list | None = None, k: int = 10) -> pd.DataFrame:
+    """Top-``k`` recommendations for raw user ids (all users when None) from their full history.
+
+    Seen items are excluded. Returns one row per (user, rank): user_id, rank (1-based),
+    item_id, item_idx, score, title.
+    """
+    dataset = dataset.dataset if isinstance(dataset, Split) else dataset
+    user_idx = np.arange(dataset.n_users) if users is None else dataset.user_index(list(users))
+    table = dataset.interactions
+    history = Sequences(
+        dataset.user_offsets, table["item_idx"].to_numpy(), table["timestamp"].to_numpy(), table["rating"].to_numpy()
+    ).rows(user_idx)
+    indices, scores = ranker.rank(history, k=k)
+    kept = indices >= 0
+    rows = np.repeat(np.arange(len(user_idx)), kept.sum(axis=1))
+    items = indices[kept]
+    return pd.DataFrame(
+        {
+            "user_id": dataset.user_ids[user_idx][rows],
+            "rank": np.nonzero(kept)[1] + 1,
+            "item_id": dataset.item_ids[items],
+            "item_idx": items,
+            "score": scores[kept],
+            "title": dataset.items["title"].to_numpy()[items],
+        }
+    )
+
+
+def benchmark_ranking(
+    dataset: str | Path | Dataset = "movielens-latest-small",
+    ranker: str = "popular",
+    config: str | Path | dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    seed: int | None = None,
+    split_config: SplitConfig | None = None,
+    item_features: np.ndarray | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fit ``ranker`` on the training split, evaluate on test; the ``genrec benchmark ranking`` result.
+
+    Returns a JSON-ready dict with keys ranker, dataset, metrics, cold_start, fit_seconds,
+    eval_seconds, n_users, n_items, epochs, best_epoch, config, split, seed.
+    """
+    loaded = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    the_split = split(loaded, split_config)
+    overrides = {**(overrides or {}), **({"seed": seed} if seed is not None else {})}
+    resolved = resolve_ranker_config(ranker, config, overrides)
+    model = create_ranker(ranker, resolved, item_features=item_features)
+    start = time.perf_counter()
+    report = fit_ranker(model, the_split, progress=progress)
+    fit_seconds = time.perf_counter() - start
+    evaluation = evaluate_ranker(model, the_split)
+    return {
+        "ranker": ranker,
+        "dataset": loaded.name,
+        "split": the_split.strategy,
+        "seed": resolved.seed,
+        "config": resolved.model_dump(mode="json"),
+        "metrics": evaluation.metrics,
+        "cold_start": {"n_users": evaluation.n_cold_users, **evaluation.cold_start},
+        "extra": evaluation.extra,
+        "fit_seconds": fit_seconds,
+        "eval_seconds": evaluation.seconds,
+        "epochs": report.epochs,
+        "best_epoch": report.best_epoch,
+        "seconds_per_epoch": report.seconds_per_epoch,
+        "best_valid_NDCG@10": report.best_valid_ndcg10,
+        "n_users": loaded.n_users,
+        "n_items": loaded.n_items,
+    }
