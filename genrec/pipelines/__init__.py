@@ -3,6 +3,23 @@ generate -> evaluate. Flows in genrec.flows only wire these; nothing here import
 """
 
 from genrec.data import load_dataset
-from genrec.pipelines.ranking import benchmark_ranking, evaluate_ranker, fit_ranker, rank, split
+from genrec.pipelines.ranking import (
+    benchmark_ranking,
+    build_ranker,
+    evaluate_ranker,
+    fit_ranker,
+    rank,
+    ranking_result,
+    split,
+)
 
-__all__ = ["benchmark_ranking", "evaluate_ranker", "fit_ranker", "load_dataset", "rank", "split"]
+__all__ = [
+    "benchmark_ranking",
+    "build_ranker",
+    "evaluate_ranker",
+    "fit_ranker",
+    "load_dataset",
+    "rank",
+    "ranking_result",
+    "split",
+]

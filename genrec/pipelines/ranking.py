@@ -72,6 +72,43 @@ def rank(ranker: Ranker, dataset: Dataset | Split, users: list | None = None, k:
     )
 
 
+def build_ranker(
+    ranker: str,
+    config: str | Path | dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    seed: int | None = None,
+    item_features: np.ndarray | None = None,
+) -> Ranker:
+    """An unfitted ranker from a name, a named config / JSON file / dict, and overrides (seed wins)."""
+    overrides = {**(overrides or {}), **({"seed": seed} if seed is not None else {})}
+    return create_ranker(ranker, resolve_ranker_config(ranker, config, overrides), item_features=item_features)
+
+
+def ranking_result(
+    dataset: Dataset, split: Split, ranker: Ranker, fit_seconds: float, evaluation: RankingEvaluation
+) -> dict[str, Any]:
+    """The JSON-ready result of one benchmark run (the ``--json`` output of ``genrec benchmark ranking``)."""
+    report = ranker.fit_report or FitReport()
+    return {
+        "ranker": ranker.name,
+        "dataset": dataset.name,
+        "split": split.strategy,
+        "seed": ranker.config.seed,
+        "config": ranker.config.model_dump(mode="json"),
+        "metrics": evaluation.metrics,
+        "cold_start": {"n_users": evaluation.n_cold_users, **evaluation.cold_start},
+        "extra": evaluation.extra,
+        "fit_seconds": fit_seconds,
+        "eval_seconds": evaluation.seconds,
+        "epochs": report.epochs,
+        "best_epoch": report.best_epoch,
+        "seconds_per_epoch": report.seconds_per_epoch,
+        "best_valid_NDCG@10": report.best_valid_ndcg10,
+        "n_users": dataset.n_users,
+        "n_items": dataset.n_items,
+    }
+
+
 def benchmark_ranking(
     dataset: str | Path | Dataset = "movielens-latest-small",
     ranker: str = "popular",
@@ -82,35 +119,11 @@ def benchmark_ranking(
     item_features: np.ndarray | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Fit ``ranker`` on the training split, evaluate on test; the ``genrec benchmark ranking`` result.
-
-    Returns a JSON-ready dict with keys ranker, dataset, metrics, cold_start, fit_seconds,
-    eval_seconds, n_users, n_items, epochs, best_epoch, config, split, seed.
-    """
+    """Fit ``ranker`` on the training split, evaluate on test; see :func:`ranking_result` for the keys."""
     loaded = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     the_split = split(loaded, split_config)
-    overrides = {**(overrides or {}), **({"seed": seed} if seed is not None else {})}
-    resolved = resolve_ranker_config(ranker, config, overrides)
-    model = create_ranker(ranker, resolved, item_features=item_features)
+    model = build_ranker(ranker, config, overrides, seed, item_features)
     start = time.perf_counter()
-    report = fit_ranker(model, the_split, progress=progress)
+    fit_ranker(model, the_split, progress=progress)
     fit_seconds = time.perf_counter() - start
-    evaluation = evaluate_ranker(model, the_split)
-    return {
-        "ranker": ranker,
-        "dataset": loaded.name,
-        "split": the_split.strategy,
-        "seed": resolved.seed,
-        "config": resolved.model_dump(mode="json"),
-        "metrics": evaluation.metrics,
-        "cold_start": {"n_users": evaluation.n_cold_users, **evaluation.cold_start},
-        "extra": evaluation.extra,
-        "fit_seconds": fit_seconds,
-        "eval_seconds": evaluation.seconds,
-        "epochs": report.epochs,
-        "best_epoch": report.best_epoch,
-        "seconds_per_epoch": report.seconds_per_epoch,
-        "best_valid_NDCG@10": report.best_valid_ndcg10,
-        "n_users": loaded.n_users,
-        "n_items": loaded.n_items,
-    }
+    return ranking_result(loaded, the_split, model, fit_seconds, evaluate_ranker(model, the_split))

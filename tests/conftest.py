@@ -1,0 +1,42 @@
+"""Shared fixtures: small hand-made data sets and the bundled one, loaded once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from genrec.data import Dataset, load_dataset
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+POSTERS = REPO_ROOT.parent / "shared" / "data" / "posters" / "images"
+
+
+@pytest.fixture(scope="session")
+def movielens_small() -> Dataset:
+    """The bundled ml-latest-small (read-only: do not mutate it in tests)."""
+    return load_dataset("movielens-latest-small")
+
+
+def write_toy_latest(directory: Path, n_users: int = 6, n_items: int = 8, per_user: int = 5) -> Path:
+    """A MovieLens-latest directory where user u rates items u, u+1, ... (mod n_items) in time order."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ratings = ["userId,movieId,rating,timestamp"]
+    for user in range(1, n_users + 1):
+        for step in range(per_user):
+            item = (user + step) % n_items + 1
+            ratings.append(f"{user},{item},{1 + (user + step) % 5}.0,{1000 + 10 * user + step}")
+    movies = ["movieId,title,genres"] + [f"{i},Movie {i} ({1990 + i}),Drama|Comedy" for i in range(1, n_items + 1)]
+    (directory / "ratings.csv").write_text("\n".join(ratings) + "\n")
+    (directory / "movies.csv").write_text("\n".join(movies) + "\n")
+    return directory
+
+
+@pytest.fixture
+def toy_latest_dir(tmp_path: Path) -> Path:
+    return write_toy_latest(tmp_path / "toy")
+
+
+@pytest.fixture
+def toy_dataset(toy_latest_dir: Path) -> Dataset:
+    return load_dataset(toy_latest_dir)

@@ -1,0 +1,103 @@
+"""The ``genrec`` command on the bundled data and on native-format directories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from genrec.cli import app
+
+runner = CliRunner()
+USERS, ITEMS, PER_USER = 5, 7, 4
+
+
+def interactions() -> list[tuple[int, int, int, int]]:
+    """(user, item, rating, timestamp): user u rates items u..u+3 (mod 7), one second apart."""
+    return [
+        (user, (user + step) % ITEMS + 1, 1 + step, 1000 + 10 * user + step)
+        for user in range(1, USERS + 1)
+        for step in range(PER_USER)
+    ]
+
+
+def write_recbole(root: Path) -> Path:
+    root.mkdir()
+    inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    inter += [f"{u}\t{i}\t{r}\t{t}" for u, i, r, t in interactions()]
+    items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tgenre:token_seq"]
+    items += [f"{i}\tFilm {i}\t199{i}\tDrama Comedy" for i in range(1, ITEMS + 1)]
+    (root / "toy.inter").write_text("\n".join(inter) + "\n")
+    (root / "toy.item").write_text("\n".join(items) + "\n")
+    return root
+
+
+def write_ml100k(root: Path) -> Path:
+    root.mkdir()
+    (root / "u.data").write_text("".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in interactions()))
+    flags = "|".join(["0"] * 8 + ["1"] + ["0"] * 10)
+    lines = [f"{i}|Caf\u00e9 {i} (1995)|01-Jan-1995||http://x|{flags}" for i in range(1, ITEMS + 1)]
+    (root / "u.item").write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    return root
+
+
+def write_ml1m(root: Path) -> Path:
+    root.mkdir()
+    (root / "ratings.dat").write_text("".join(f"{u}::{i}::{r}::{t}\n" for u, i, r, t in interactions()))
+    lines = [f"{i}::Film {i} (1999)::Drama|Comedy" for i in range(1, ITEMS + 1)]
+    (root / "movies.dat").write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    return root
+
+
+def test_data_info_bundled():
+    result = runner.invoke(app, ["data", "info", "movielens-latest-small"])
+    assert result.exit_code == 0, result.output
+    for expected in ("610", "9742", "100836", "density", "history length", "validation report"):
+        assert expected in result.output
+
+
+def test_data_info_json_with_posters():
+    posters = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "posters" / "images"
+    if not posters.is_dir():
+        pytest.skip(f"posters not found at {posters}")
+    result = runner.invoke(app, ["data", "info", "movielens-latest-small", "--images", str(posters), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["stats"]["items_with_image"] == 2947
+
+
+def test_benchmark_ranking_json_on_bundled(tmp_path: Path):
+    out = tmp_path / "result.json"
+    result = runner.invoke(app, ["benchmark", "ranking", "--ranker", "popular", "--no-progress", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "NDCG@10" in result.output and "fit" in result.output
+    saved = json.loads(out.read_text())
+    assert {"ranker", "dataset", "metrics", "fit_seconds", "eval_seconds", "n_users", "n_items"} <= saved.keys()
+    assert saved["metrics"]["NDCG@10"] > 0
+
+
+@pytest.mark.parametrize(
+    ("writer", "spec"),
+    [(write_recbole, "recbole:{}"), (write_ml100k, "{}"), (write_ml1m, "{}"), (write_ml1m, "movielens-1m:{}")],
+)
+def test_benchmark_ranking_on_native_formats(tmp_path: Path, writer, spec: str):
+    directory = writer(tmp_path / "data")
+    out = tmp_path / "r.json"
+    result = runner.invoke(
+        app, ["benchmark", "ranking", "--dataset", spec.format(directory), "--no-progress", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    assert (saved["n_users"], saved["n_items"]) == (USERS, ITEMS)
+
+
+def test_cli_errors_are_clear(tmp_path: Path):
+    unknown = runner.invoke(app, ["benchmark", "ranking", "--ranker", "nope"])
+    assert unknown.exit_code == 2 and "valid names" in unknown.output
+    missing = runner.invoke(app, ["data", "info", str(tmp_path / "absent")])
+    assert missing.exit_code == 2 and "no such path" in missing.output
+    bad_set = runner.invoke(app, ["benchmark", "ranking", "--set", "novalue"])
+    assert bad_set.exit_code == 2 and "key=value" in bad_set.output
+    bad_field = runner.invoke(app, ["benchmark", "ranking", "--set", "eval_batch_size=0"])
+    assert bad_field.exit_code == 2 and "eval_batch_size" in bad_field.output
