@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from genrec.data.sequences import Sequences
 from genrec.evaluation import accuracy_metrics, beyond_accuracy_metrics, exclude_seen, intra_list_diversity, top_k
@@ -83,3 +85,19 @@ def test_intra_list_diversity_by_hand():
     # List 1: orthogonal pair -> distance 1; list 2: identical pair -> 0; list 3: one item, skipped.
     top = np.array([[0, 1], [0, 2], [1, -1]])
     assert intra_list_diversity(top, embeddings) == pytest.approx(0.5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.integers(-3, 3), min_size=1, max_size=12), min_size=1, max_size=4).filter(
+        lambda rows: len({len(row) for row in rows}) == 1
+    ),
+    k=st.integers(1, 12),
+)
+def test_top_k_matches_a_stable_sort(rows, k):
+    scores = torch.tensor(rows, dtype=torch.float32)
+    index, values = top_k(scores, k)
+    for row, scored in enumerate(rows):
+        expected = sorted(range(len(scored)), key=lambda i: (-scored[i], i))[: min(k, len(scored))]
+        assert index[row].tolist() == expected
+        assert values[row].tolist() == [float(scored[i]) for i in expected]
