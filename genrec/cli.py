@@ -124,5 +124,17 @@ def benchmark_ranking(
         console.print(f"wrote {json_out}")
 
 
+@app.command("serve")
+def serve(
+    cron: Annotated[str, typer.Option(help="cron schedule of the evaluation runs")] = "0 3 * * *",
+    schedule: Annotated[bool, typer.Option(help="--no-schedule: runs only when triggered from the UI")] = True,
+    ranker: Annotated[str, typer.Option(help="registered ranker the scheduled runs evaluate")] = "popular",
+) -> None:
+    """Serve genrec's Prefect deployments (scheduled, and triggerable from the Prefect UI form)."""
+    from genrec.flows.deployments import serve_deployments
+
+    serve_deployments(cron=cron if schedule else None, ranker=ranker)
+
+
 if __name__ == "__main__":
     app()

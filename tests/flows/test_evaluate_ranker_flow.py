@@ -25,3 +25,13 @@ def test_flow_parameters_are_validated():
         EvaluateRankerParams(ranker="popular", unknown_field=1)
     schema = EvaluateRankerParams.model_json_schema()
     assert {"dataset", "ranker", "config", "seed", "split"} <= schema["properties"].keys()
+
+
+def test_deployments_carry_schedule_and_validated_parameters():
+    from genrec.flows.deployments import build_deployments
+
+    (scheduled,) = build_deployments(cron="0 4 * * 1", ranker="popular")
+    assert scheduled.schedules[0].schedule.cron == "0 4 * * 1"
+    assert EvaluateRankerParams.model_validate(scheduled.parameters["params"]).ranker == "popular"
+    (manual,) = build_deployments(cron=None)
+    assert not manual.schedules
