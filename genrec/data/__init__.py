@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from genrec.data.images import attach_images
 from genrec.data.loaders import FORMATS, detect_format
 from genrec.data.parsing import match_id_types
 from genrec.data.validation import DataValidationError, ValidationReport
+
+FORMAT_PREFIX = re.compile(r"[a-z][a-z0-9_-]+")  # two letters or more, so "C:" stays a drive
 
 BUNDLED = {
     # name -> (format, directory inside the package)
@@ -41,24 +44,34 @@ def list_datasets() -> list[str]:
 
 
 def list_formats() -> list[str]:
+    """Names accepted as ``format=`` or as the ``FORMAT:`` prefix of a source."""
     return FORMATS.names()
 
 
 def resolve_source(source: str | Path, format: str | None = None) -> tuple[str, Path]:
-    """Resolve a data set name, ``FORMAT:PATH`` or a path to (format, path)."""
+    """Resolve a data set name, ``FORMAT:PATH`` or a path to (format, path).
+
+    An explicit ``format`` wins over a ``FORMAT:`` prefix, which wins over detection.
+    """
     text = str(source)
     if text in BUNDLED:
         fmt, relative = BUNDLED[text]
         return fmt, Path(str(resources.files("genrec.data").joinpath(relative)))
-    prefix, sep, rest = text.partition(":")
-    if format is None and sep and prefix in FORMATS:
-        format, text = prefix, rest
     path = Path(text).expanduser()
+    prefix, sep, rest = text.partition(":")
+    # FORMAT:PATH, unless the whole text is an existing path (a file may contain ":")
+    if sep and not path.exists() and FORMAT_PREFIX.fullmatch(prefix):
+        if prefix not in FORMATS:
+            raise DataValidationError(
+                f"{text}: unknown data format {prefix!r} in FORMAT:PATH; valid formats: {', '.join(list_formats())}"
+            )
+        format, path = format or prefix, Path(rest).expanduser()
     if format is None:
         if not path.exists():
             raise DataValidationError(f"{text}: not a bundled data set ({', '.join(list_datasets())}) and no such path")
         format = detect_format(path)
-    FORMATS.get(format)  # raises listing the valid formats
+    if format not in FORMATS:
+        raise DataValidationError(f"{text}: unknown data format {format!r}; valid formats: {', '.join(list_formats())}")
     if not path.exists():
         raise DataValidationError(f"{path}: no such file or directory")
     return format, path
@@ -86,12 +99,14 @@ def load_dataset(
     Raises:
         DataValidationError: naming the file, line or column and what was expected.
     """
-    options = (options or LoadOptions()).model_copy(update=option_overrides)
-    LoadOptions.model_validate(options.model_dump())  # re-validate the overrides
+    # Validate the merged settings: model_copy(update=...) would skip validation entirely.
+    options = LoadOptions.model_validate({**(options or LoadOptions()).model_dump(), **option_overrides})
     fmt, path = resolve_source(source, format)
     report = ValidationReport()
     tables = FORMATS.get(fmt)(path, report, options.invalid_rows, columns)
     match_id_types(tables.interactions, tables.items)
     items = attach_images(tables.items, report, images_dir=images, verify=options.verify_images)
     name = str(source) if str(source) in BUNDLED else f"{fmt}:{path}"
-    return build_dataset(name, tables.interactions, items, options, report, tables.interactions_source)
+    return build_dataset(
+        name, tables.interactions, items, options, report, tables.interactions_source, tables.source_columns
+    )

@@ -15,7 +15,7 @@ import pandas as pd
 from pydantic import Field
 
 from genrec.config import StrictModel
-from genrec.data.validation import DataValidationError, ValidationReport, located
+from genrec.data.validation import DataValidationError, ValidationReport, located, value_at
 
 RawId = int | str
 
@@ -114,8 +114,11 @@ def _lookup(index: dict, raw_ids: list[RawId], kind: str, dataset: str) -> np.nd
     out = np.empty(len(raw_ids), dtype=np.int64)
     for position, raw in enumerate(raw_ids):
         idx = index.get(raw)
+        # Accept "42" for integer ids and 42 for string ids: callers often hold the other form.
         if idx is None and isinstance(raw, str) and raw.lstrip("-").isdigit():
             idx = index.get(int(raw))
+        if idx is None and not isinstance(raw, str):
+            idx = index.get(str(raw))
         if idx is None:
             raise KeyError(f"{dataset}: unknown {kind} id {raw!r} ({len(index)} {kind}s known)")
         out[position] = idx
@@ -129,6 +132,7 @@ def build_dataset(
     options: LoadOptions,
     report: ValidationReport,
     interactions_source: str,
+    source_columns: dict[str, str] | None = None,
 ) -> Dataset:
     """Turn parsed raw tables into a :class:`Dataset`.
 
@@ -136,21 +140,26 @@ def build_dataset(
     (float, may be NaN) and ``line`` (the source line, for messages), in file order.
     ``items`` has ``item_id``, ``title``, ``genres``, ``tags``, ``year``, ``image_path``.
     Applies the duplicate, unknown-item and minimum-history policies of ``options``.
+    ``source_columns`` maps genrec column names to the interaction file's, for messages.
     """
+    source_columns = source_columns or {}
     if interactions.empty:
         raise DataValidationError(located(interactions_source, "no interactions to load"))
-    if items["item_id"].duplicated().any():
-        duplicated = items.loc[items["item_id"].duplicated(), "item_id"].iloc[0]
-        raise DataValidationError(f"{name}: item table lists item id {duplicated!r} more than once")
+    if items["item_id"].duplicated().any():  # loaders catch this with a line; this guards custom tables
+        duplicated = value_at(items["item_id"], int(items["item_id"].duplicated().to_numpy().argmax()))
+        raise DataValidationError(
+            f"{name}: item table lists item id {duplicated!r} more than once; expected unique ids"
+        )
 
     duplicate = interactions.duplicated(subset=["user_id", "item_id", "timestamp"], keep="first")
     if duplicate.any():
-        first = interactions.loc[duplicate].iloc[0]
+        at = int(duplicate.to_numpy().argmax())
+        first = [value_at(interactions[column], at) for column in ("user_id", "item_id", "timestamp")]
         message = located(
             interactions_source,
-            f"duplicate (user, item, timestamp) = ({first.user_id!r}, {first.item_id!r}, {first.timestamp}); "
-            f"{int(duplicate.sum())} duplicate rows in total",
-            line=int(first.line),
+            f"duplicate (user, item, timestamp) = ({first[0]!r}, {first[1]!r}, {first[2]}), expected each at most "
+            f"once; {int(duplicate.sum())} duplicate rows in total",
+            line=int(interactions["line"].iloc[at]),
         )
         if options.duplicates == "raise":
             raise DataValidationError(message)
@@ -160,12 +169,13 @@ def build_dataset(
 
     known = interactions["item_id"].isin(items["item_id"])
     if not known.all():
-        first = interactions.loc[~known].iloc[0]
+        at = int((~known).to_numpy().argmax())
         message = located(
             interactions_source,
-            f"item id {first.item_id!r} is not in the item table; {int((~known).sum())} such rows",
-            line=int(first.line),
-            column="item_id",
+            f"item id {value_at(interactions['item_id'], at)!r} is not in the item table (expected a listed item); "
+            f"{int((~known).sum())} such rows",
+            line=int(interactions["line"].iloc[at]),
+            column=source_columns.get("item_id", "item_id"),
         )
         if options.unknown_items == "raise":
             raise DataValidationError(message + " (use unknown_items='drop' to drop and report them)")

@@ -12,8 +12,10 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from genrec.data.validation import DataValidationError, ValidationReport, located
+from genrec.data.validation import DataValidationError, ValidationReport, located, value_at
 
+JPEG_END = b"\xff\xd9"
+MISSING = "file not found"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
 
@@ -22,17 +24,32 @@ def is_url(value: str) -> bool:
 
 
 def image_problem(path: Path) -> str | None:
-    """Why a local image is unusable (missing, empty, unreadable header), or None when it opens."""
+    """Why a local image is unusable (missing, empty, unreadable, cut off), or None when it opens."""
     try:
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             return "empty file"
         with Image.open(path) as image:
+            kind = image.format
             image.verify()
+        if kind == "JPEG" and not jpeg_has_end(path, size):
+            return "truncated JPEG (no end-of-image marker)"
     except FileNotFoundError:
-        return "missing"
+        return MISSING
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         return f"not a readable image ({err.__class__.__name__}: {err})"
     return None
+
+
+def jpeg_has_end(path: Path, size: int) -> bool:
+    """Whether the end-of-image marker is near the end of the file.
+
+    ``verify()`` only parses JPEG headers, which a cut-off download still has; the marker
+    cannot occur inside the entropy-coded data, and the 1 KiB window tolerates padding.
+    """
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - 1024))
+        return JPEG_END in handle.read()
 
 
 def attach_images(
@@ -43,13 +60,16 @@ def attach_images(
 ) -> pd.DataFrame:
     """Fill ``items['image_path']`` from ``images_dir`` (by item id) or from the existing column.
 
-    Relative paths in the column are kept as given. Problems are counted in ``report``.
+    Paths in the column are used as given (loaders resolve relative ones against the item
+    table's directory). Problems are counted in ``report``.
     """
     items = items.copy()
     if images_dir is not None:
         directory = Path(images_dir)
         if not directory.is_dir():
-            raise DataValidationError(located(directory, "image directory not found"))
+            raise DataValidationError(
+                located(directory, "image directory not found; expected a directory of <item_id>.<ext> images")
+            )
         by_stem: dict[str, str] = {}
         for entry in os.scandir(directory):
             stem, ext = os.path.splitext(entry.name)
@@ -67,11 +87,13 @@ def attach_images(
         problem = image_problem(Path(value))
         if problem is None:
             continue
-        if problem == "missing":
+        if problem == MISSING:
             missing += 1
         else:
             corrupt += 1
-        report.note(located(value, f"image of item {items['item_id'].iloc[position]!r}: {problem}; kept text-only"))
+        report.note(
+            located(value, f"image of item {value_at(items['item_id'], position)!r}: {problem}; kept text-only")
+        )
         paths[position] = None
     items["image_path"] = pd.Series(paths, dtype=object, index=items.index)
     report.items_with_image = sum(value is not None for value in paths)

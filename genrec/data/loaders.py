@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from genrec.data.images import is_url
 from genrec.data.parsing import parse_ids, parse_interactions, read_delimited, require_columns
-from genrec.data.validation import DataValidationError, ValidationReport, first_bad_row, located
+from genrec.data.validation import DataValidationError, ValidationReport, first_bad_row, located, value_at
 from genrec.registry import Registry
 
 YEAR_IN_TITLE = re.compile(r"\s*\((\d{4})\)\s*$")
@@ -30,6 +31,8 @@ class RawTables:
     interactions: pd.DataFrame
     items: pd.DataFrame
     interactions_source: str
+    # genrec column name -> the interaction file's own name, so messages match the file
+    source_columns: dict[str, str] = field(default_factory=dict)
 
 
 Loader = Callable[[Path, ValidationReport, str, "dict[str, str] | None"], RawTables]
@@ -60,14 +63,26 @@ def item_table(item_ids: pd.Series, titles: pd.Series, genres: list[list[str]], 
     return table
 
 
-def parse_item_ids(table: pd.DataFrame, path: Path, column: str = "item_id") -> pd.Series:
+def parse_item_ids(table: pd.DataFrame, path: Path, column: str = "item_id", unique: bool = True) -> pd.Series:
+    """Parse an item id column; every id must be non-empty and, in an item table, listed once."""
     ids, ok = parse_ids(table[column])
     bad = first_bad_row(ok)
     if bad is not None:
         raise DataValidationError(
             located(
                 path,
-                f"expected a non-empty item id, got {table[column].iloc[bad]!r}",
+                f"expected a non-empty item id, got {value_at(table[column], bad)!r}",
+                line=int(table["line"].iloc[bad]),
+                column=column,
+            )
+        )
+    bad = first_bad_row(~ids.duplicated()) if unique else None
+    if bad is not None:
+        first = int(table["line"].iloc[int((ids == ids.iloc[bad]).to_numpy().argmax())])
+        raise DataValidationError(
+            located(
+                path,
+                f"item id {value_at(ids, bad)!r} is listed again (first on line {first}); expected each item once",
                 line=int(table["line"].iloc[bad]),
                 column=column,
             )
@@ -92,7 +107,8 @@ def load_movielens_latest(path: Path, report: ValidationReport, invalid_rows: st
     ratings = read_delimited(ratings_path, ",")
     require_columns(ratings, ratings_path, ["userId", "movieId", "rating", "timestamp"])
     ratings = ratings.rename(columns={"userId": "user_id", "movieId": "item_id"})
-    interactions = parse_interactions(ratings, ratings_path, invalid_rows, report, has_rating=True)
+    source_columns = {"user_id": "userId", "item_id": "movieId"}
+    interactions = parse_interactions(ratings, ratings_path, invalid_rows, report, True, source_columns)
 
     movies = read_delimited(movies_path, ",")
     require_columns(movies, movies_path, ["movieId", "title", "genres"])
@@ -102,8 +118,9 @@ def load_movielens_latest(path: Path, report: ValidationReport, invalid_rows: st
     if tags_path.exists():
         tags = read_delimited(tags_path, ",")
         require_columns(tags, tags_path, ["movieId", "tag"])
-        aggregate_tags(pd.DataFrame({"item_id": parse_item_ids(tags, tags_path, "movieId"), "tag": tags["tag"]}), items)
-    return RawTables(interactions, items, str(ratings_path))
+        tag_items = parse_item_ids(tags, tags_path, "movieId", unique=False)
+        aggregate_tags(pd.DataFrame({"item_id": tag_items, "tag": tags["tag"]}), items)
+    return RawTables(interactions, items, str(ratings_path), source_columns)
 
 
 @FORMATS.register("movielens-1m")
@@ -220,10 +237,26 @@ def read_generic(path: Path) -> pd.DataFrame:
             raise DataValidationError(located(path, f"cannot read as Parquet: {err}")) from None
         if table.empty:
             raise DataValidationError(located(path, "Parquet file has no rows"))
-        table = table.astype(str).replace({"None": "", "nan": "", "<NA>": ""})
+        table = table.apply(parquet_text)
         table["line"] = np.arange(1, len(table) + 1)  # Parquet rows are numbered from 1
         return table
     return read_delimited(path, "\t" if path.suffix in (".tsv", ".tab") else ",")
+
+
+def parquet_text(values: pd.Series) -> pd.Series:
+    """A Parquet column as the strings a CSV would hold: lists joined with ``|``, nulls empty."""
+    if values.dtype == object:  # list columns (genres, tags) arrive as arrays
+        values = values.map(lambda v: "|".join(map(str, v)) if isinstance(v, list | tuple | np.ndarray) else v)
+    return values.astype(str).where(values.notna(), "")
+
+
+def image_location(value: str, base: Path) -> str | None:
+    """Relative image paths are relative to the item table's directory, not the working directory."""
+    if not value.strip():
+        return None
+    if is_url(value) or Path(value).is_absolute():
+        return value
+    return str(base / value)
 
 
 def find_generic_file(path: Path, stem: str, required: bool) -> Path | None:
@@ -246,26 +279,32 @@ def load_generic(path: Path, report: ValidationReport, invalid_rows: str, column
     unknown = set(mapping) - set(GENERIC_INTERACTION_COLUMNS) - set(GENERIC_ITEM_COLUMNS)
     if unknown:
         raise DataValidationError(
-            f"column mapping: unknown key(s) {sorted(unknown)}; valid keys: "
+            f"{path}: column mapping: unknown key(s) {sorted(unknown)}; valid keys: "
             f"{sorted(set(GENERIC_INTERACTION_COLUMNS) | set(GENERIC_ITEM_COLUMNS))}"
         )
+    source = {name: mapping.get(name, name) for name in (*GENERIC_INTERACTION_COLUMNS, *GENERIC_ITEM_COLUMNS)}
     inter_path = path if path.is_file() else find_generic_file(path, "interactions", required=True)
     table = read_generic(inter_path)
-    rename = {mapping.get(name, name): name for name in GENERIC_INTERACTION_COLUMNS}
-    require_columns(table, inter_path, [mapping.get(name, name) for name in ("user_id", "item_id", "timestamp")])
-    table = table.rename(columns=rename)
-    interactions = parse_interactions(table, inter_path, invalid_rows, report, has_rating="rating" in table.columns)
+    # A column the mapping names explicitly must exist, even an optional one such as rating.
+    required = ["user_id", "item_id", "timestamp", *(["rating"] if "rating" in mapping else [])]
+    require_columns(table, inter_path, [source[name] for name in required])
+    table = table.rename(columns={source[name]: name for name in GENERIC_INTERACTION_COLUMNS})
+    interactions = parse_interactions(
+        table, inter_path, invalid_rows, report, "rating" in table.columns, source_columns=source
+    )
 
     item_path = None if path.is_file() else find_generic_file(path, "items", required=False)
     if item_path is None:
         report.note(located(inter_path, "no item table; titles are the item ids"))
-        return RawTables(interactions, items_from_ids(interactions["item_id"]), str(inter_path))
+        return RawTables(interactions, items_from_ids(interactions["item_id"]), str(inter_path), source)
     raw = read_generic(item_path)
-    require_columns(raw, item_path, [mapping.get("item_id", "item_id"), mapping.get("title", "title")])
-    raw = raw.rename(columns={mapping.get(name, name): name for name in GENERIC_ITEM_COLUMNS})
+    required = ["item_id", "title", *(name for name in ("genres", "tags", "year", "image") if name in mapping)]
+    require_columns(raw, item_path, [source[name] for name in required])
+    item_ids = parse_item_ids(raw, item_path, source["item_id"])
+    raw = raw.rename(columns={source[name]: name for name in GENERIC_ITEM_COLUMNS})
     empty_lists = [[] for _ in range(len(raw))]
     items = item_table(
-        parse_item_ids(raw, item_path),
+        item_ids,
         raw["title"],
         split_list(raw["genres"], "|") if "genres" in raw.columns else empty_lists,
     )
@@ -275,11 +314,11 @@ def load_generic(path: Path, report: ValidationReport, invalid_rows: str, column
         years = pd.to_numeric(raw["year"], errors="coerce").astype("Int64")
         items["year"] = items["year"].fillna(years.reset_index(drop=True))
     if "image" in raw.columns:
-        items["image_path"] = raw["image"].where(raw["image"] != "", None).to_numpy()
+        items["image_path"] = [image_location(value, item_path.parent) for value in raw["image"].tolist()]
     extra = [c for c in raw.columns if c not in GENERIC_ITEM_COLUMNS and c != "line"]
     for name in extra:
         items[name] = raw[name].to_numpy()
-    return RawTables(interactions, items, str(inter_path))
+    return RawTables(interactions, items, str(inter_path), source)
 
 
 FORMATS.register("csv")(load_generic)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,10 @@ def read_text(path: Path, encoding: str) -> str:
         ) from None
 
 
+BLANK_LINE = re.compile(r"\n[ \t\r]*\n")  # no "^" alternative: it would defeat the fast literal scan
+FIELD_COUNT_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
 def read_delimited(
     path: Path,
     sep: str,
@@ -36,10 +41,12 @@ def read_delimited(
 ) -> pd.DataFrame:
     """Read a delimited file as strings, adding a ``line`` column with 1-based source lines.
 
-    ``names`` is given for header-less files. Multi-character separators (``::``) are
-    mapped to a control character so the fast C parser can be used.
+    ``names`` is given for header-less files; every line must then have exactly that many
+    fields. Multi-character separators (``::``) are mapped to a control character so the
+    fast C parser can be used.
     """
     text = read_text(path, encoding)
+    shown_sep = sep
     if len(sep) > 1:
         text = text.replace(sep, "\x1f")
         sep = "\x1f"
@@ -50,17 +57,40 @@ def read_delimited(
             dtype=str,
             keep_default_na=False,
             header=None if names else 0,
-            names=names,
             quoting=3 if sep in ("\t", "\x1f", "|") else 0,  # QUOTE_NONE for non-CSV formats
-            skip_blank_lines=True,
+            # Blank lines are kept here and dropped below, so row i stays physical line i.
+            skip_blank_lines=False,
         )
     except pd.errors.ParserError as err:
-        raise DataValidationError(located(path, f"cannot parse as {sep!r}-separated text: {err}")) from None
-    if table.empty:
-        raise DataValidationError(located(path, "file has a header but no data rows"))
+        counts = FIELD_COUNT_ERROR.search(str(err))
+        if counts:
+            expected, line, found = (int(group) for group in counts.groups())
+            message = f"expected {expected} {shown_sep!r}-separated fields (as on the first line), found {found}"
+            raise DataValidationError(located(path, message, line=line)) from None
+        raise DataValidationError(located(path, f"cannot parse as {shown_sep!r}-separated text: {err}")) from None
     first_line = 1 if names else 2
     table["line"] = np.arange(first_line, first_line + len(table))
+    if BLANK_LINE.search("\n" + text):  # rare, so the per-line check only runs when needed
+        physical = text.split("\n")
+        blank = [not physical[line - 1].strip() for line in table["line"].tolist()]
+        table = table.loc[~np.array(blank, dtype=bool)].reset_index(drop=True)
+    if names:
+        check_field_count(table, path, names, shown_sep)
+        table.columns = [*names, "line"]
+    if table.empty:
+        raise DataValidationError(located(path, "file has a header but no data rows"))
     return table
+
+
+def check_field_count(table: pd.DataFrame, path: Path, names: list[str], sep: str) -> None:
+    """Header-less files: a wrong field count would silently shift every column."""
+    found = table.shape[1] - 1  # without "line"
+    if found == len(names):
+        return
+    line = int(table["line"].iloc[0]) if len(table) else 1
+    raise DataValidationError(
+        located(path, f"expected {len(names)} {sep!r}-separated fields ({', '.join(names)}), found {found}", line=line)
+    )
 
 
 def require_columns(table: pd.DataFrame, path: Path, required: list[str]) -> None:
@@ -73,11 +103,19 @@ def require_columns(table: pd.DataFrame, path: Path, required: list[str]) -> Non
 class RowChecker:
     """Collects per-column parse failures, then raises or drops according to the policy."""
 
-    def __init__(self, table: pd.DataFrame, path: Path, policy: str, report: ValidationReport):
+    def __init__(
+        self,
+        table: pd.DataFrame,
+        path: Path,
+        policy: str,
+        report: ValidationReport,
+        source_columns: dict[str, str] | None = None,
+    ):
         self.table = table
         self.path = path
         self.policy = policy
         self.report = report
+        self.source_columns = source_columns or {}  # messages name the column as the file spells it
         self.valid = pd.Series(True, index=table.index)
 
     def check(self, column: str, ok: pd.Series, expected: str) -> None:
@@ -89,7 +127,7 @@ class RowChecker:
             self.path,
             f"expected {expected}, got {row[column]!r}; {int((~ok).sum())} such rows",
             line=int(row["line"]),
-            column=column,
+            column=self.source_columns.get(column, column),
         )
         if self.policy == "raise":
             raise DataValidationError(message + " (use invalid_rows='drop' to drop and report them)")
@@ -102,14 +140,23 @@ class RowChecker:
         return self.table.loc[self.valid] if dropped else self.table
 
 
+INTEGER_ID = r"[+-]?\d{1,18}(?:\.0*)?"  # "12" or "12.0" (ids written as floats); 18 digits fit int64
+
+
 def parse_ids(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Ids stay strings unless every one is an integer; returns (parsed, ok-mask)."""
+    """Ids stay strings unless every one is an integer; returns (parsed, ok-mask).
+
+    Integers are parsed from the text, never through float64, so long ids cannot collide.
+    """
     stripped = values.str.strip()
     ok = stripped != ""
-    as_int = pd.to_numeric(stripped.where(ok), errors="coerce")
-    if as_int[ok].notna().all() and (as_int[ok] % 1 == 0).all():
-        return as_int.fillna(-1).astype(np.int64), ok
-    return stripped, ok
+    present = stripped[ok]
+    if not present.str.fullmatch(INTEGER_ID).all():
+        return stripped, ok
+    # numpy assignment: pandas' masked Series assignment would round-trip through float64
+    parsed = np.full(len(values), -1, dtype=np.int64)
+    parsed[ok.to_numpy(dtype=bool)] = present.str.replace(r"\.0*$", "", regex=True).astype(np.int64).to_numpy()
+    return pd.Series(parsed, index=values.index), ok
 
 
 def parse_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -117,7 +164,8 @@ def parse_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     stripped = values.str.strip()
     numeric = pd.to_numeric(stripped, errors="coerce")
     if numeric.notna().mean() >= 0.5:
-        ok = numeric.notna() & np.isfinite(numeric)
+        # Beyond +-2**62 seconds the int64 cast would wrap around silently.
+        ok = numeric.notna() & np.isfinite(numeric) & (numeric.abs() < 2.0**62)
         return numeric.where(ok, 0).astype(np.int64), ok
     dates = pd.to_datetime(stripped, errors="coerce", utc=True, format="ISO8601")
     ok = dates.notna()
@@ -136,10 +184,14 @@ def parse_interactions(
     policy: str,
     report: ValidationReport,
     has_rating: bool,
+    source_columns: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Parse ``user_id``, ``item_id``, ``timestamp`` and (optionally) ``rating`` string columns."""
+    """Parse ``user_id``, ``item_id``, ``timestamp`` and (optionally) ``rating`` string columns.
+
+    ``source_columns`` maps those names to the file's own column names, for messages.
+    """
     report.rows_read[str(path)] = len(table)
-    checker = RowChecker(table, path, policy, report)
+    checker = RowChecker(table, path, policy, report, source_columns)
     users, users_ok = parse_ids(table["user_id"])
     checker.check("user_id", users_ok, "a non-empty user id")
     items, items_ok = parse_ids(table["item_id"])

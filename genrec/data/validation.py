@@ -72,3 +72,8 @@ def first_bad_row(valid: pd.Series) -> int | None:
     """Position of the first False in a boolean mask, or None when all rows are valid."""
     bad = (~valid.to_numpy()).nonzero()[0]
     return int(bad[0]) if len(bad) else None
+
+
+def value_at(values: pd.Series, position: int) -> object:
+    """The value at ``position`` as a plain Python object, so messages show ``5``, not ``np.int64(5)``."""
+    return values.iloc[[position]].tolist()[0]
