@@ -3,6 +3,7 @@ generate -> evaluate. Flows in genrec.flows only wire these; nothing here import
 """
 
 from genrec.data import load_dataset
+from genrec.pipelines.encode import encode_items
 from genrec.pipelines.ranking import (
     benchmark_ranking,
     build_ranker,
@@ -16,6 +17,7 @@ from genrec.pipelines.ranking import (
 __all__ = [
     "benchmark_ranking",
     "build_ranker",
+    "encode_items",
     "evaluate_ranker",
     "fit_ranker",
     "load_dataset",

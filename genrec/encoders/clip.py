@@ -1,0 +1,190 @@
+"""open_clip backend: image and text towers of one CLIP model, so items and users share a space.
+
+Architectures are open_clip names (``open_clip.list_models()``) plus genrec's own configs in
+``model_configs/`` (``genrec-tiny``). Weights come from an open_clip pretrained tag or a
+checkpoint file, or are random (seeded) for offline benchmarks of real-size compute.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import torch
+from PIL import Image
+from pydantic import Field, model_validator
+
+from genrec.config import ConfigError
+from genrec.encoders.base import Encoder, EncoderConfig, batches
+from genrec.encoders.images import ImageFiles, image_loader, load_rgb
+from genrec.progress import progress_bar
+
+MODEL_CONFIGS = Path(__file__).parent / "model_configs"
+
+
+class OpenCLIPConfig(EncoderConfig):
+    """An open_clip architecture and its weights, plus how items are fused and images loaded."""
+
+    architecture: str = Field("ViT-B-32", description="open_clip architecture, e.g. 'ViT-B-32', 'genrec-tiny'")
+    pretrained: str | None = Field(
+        "laion2b_s34b_b79k", description="open_clip pretrained tag or checkpoint file; None needs random_weights"
+    )
+    image_weight: float = Field(0.5, ge=0.0, le=1.0, description="fused = normalise(w * image + (1 - w) * text)")
+    num_workers: int = Field(2, ge=0, description="DataLoader worker processes decoding and preprocessing images")
+    channels_last: bool | None = Field(
+        None, description="NHWC input and weights; None = on CUDA for convolutional image towers, where it helps"
+    )
+
+    @model_validator(mode="after")
+    def _has_weights(self) -> Self:
+        if self.pretrained is None and not self.random_weights:
+            raise ValueError(f"{self.architecture}: give a pretrained tag or checkpoint, or set random_weights=True")
+        return self
+
+
+@cache
+def register_model_configs() -> None:
+    """Make genrec's architecture configs (``genrec-tiny``) known to open_clip, once per process."""
+    import open_clip
+
+    open_clip.add_model_config(MODEL_CONFIGS)
+
+
+class OpenCLIPEncoder(Encoder):
+    """CLIP image + text towers from open_clip; outputs are unit vectors in the joint space."""
+
+    backend = "open_clip"
+    supports_images = True
+
+    def __init__(self, config: OpenCLIPConfig, name: str):
+        import open_clip
+
+        super().__init__(config, name)
+        register_model_configs()
+        self.config: OpenCLIPConfig = config
+        architecture, tag = config.architecture, config.pretrained
+        if architecture not in open_clip.list_models():
+            close = difflib.get_close_matches(architecture, open_clip.list_models(), n=5)
+            raise ConfigError(f"unknown open_clip architecture {architecture!r}; close matches: {close}")
+        tag_config = open_clip.get_pretrained_cfg(architecture, tag) if tag else {}
+        if tag and not tag_config and not Path(tag).is_file():
+            known = open_clip.list_pretrained_tags_by_model(architecture)
+            raise ConfigError(f"{architecture}: {tag!r} is neither a pretrained tag ({known}) nor a checkpoint file")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            # A tag's preprocessing (mean, std, resize) is applied even with random weights, so a
+            # random-weight benchmark runs exactly the pipeline of the real model.
+            self.model, _, self.preprocess = open_clip.create_model_and_transforms(
+                architecture,
+                pretrained=None if config.random_weights else tag,
+                device=self.device,
+                image_mean=tag_config.get("mean"),
+                image_std=tag_config.get("std"),
+                image_interpolation=tag_config.get("interpolation"),
+                image_resize_mode=tag_config.get("resize_mode"),
+            )
+        self.model.eval()
+        self.tokenizer = open_clip.get_tokenizer(architecture)
+        size = self.model.visual.preprocess_cfg["size"]
+        self.image_size = (size, size) if isinstance(size, int) else tuple(size)  # (H, W)
+        self.channels_last = config.channels_last
+        if self.channels_last is None:
+            self.channels_last = self.device.type == "cuda" and not isinstance(
+                self.model.visual, open_clip.transformer.VisionTransformer
+            )
+        if self.channels_last:
+            self.model.visual.to(memory_format=torch.channels_last)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.text_projection.shape[1])
+
+    @property
+    def image_weight(self) -> float:
+        return self.config.image_weight
+
+    def identity_fields(self) -> dict:
+        import open_clip
+
+        config = self.config
+        if config.random_weights:
+            weights = f"random(seed={config.seed}, torch={torch.__version__})"
+        elif Path(config.pretrained).is_file():
+            weights = "file:" + hashlib.blake2b(Path(config.pretrained).read_bytes(), digest_size=16).hexdigest()
+        else:
+            weights = config.pretrained
+        return {
+            "backend": self.backend,
+            "architecture": config.architecture,
+            "model_config": open_clip.get_model_config(config.architecture),
+            "weights": weights,
+            "preprocess": self.model.visual.preprocess_cfg,
+            "context_length": self.tokenizer.context_length,
+        }
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], progress: bool = False) -> torch.Tensor:
+        out = torch.empty(len(texts), self.dim)  # [N, D]
+        with progress_bar(progress) as bar:
+            task = bar.add_task(f"texts ({self.name})", total=len(texts), status="")
+            for span in batches(len(texts), self.config.batch_size):
+                tokens = self.tokenizer(list(texts[span])).to(self.device)  # [B, context_length]
+                with self.autocast():
+                    out[span] = self.model.encode_text(tokens, normalize=True).float().cpu()
+                bar.advance(task, span.stop - span.start)
+        return out
+
+    @torch.inference_mode()
+    def encode_images(self, images: Sequence[Image.Image | str | Path]) -> torch.Tensor:
+        """Unit image embeddings [N, D]; a path that cannot be decoded raises, naming the file."""
+        pixels = []
+        for image in images:
+            if not isinstance(image, Image.Image):
+                try:
+                    image = load_rgb(image, min(self.image_size))
+                except Exception as err:
+                    raise ValueError(f"{image}: not a readable image ({type(err).__name__}: {err})") from err
+            pixels.append(self.preprocess(image))  # [3, H, W]
+        out = torch.empty(len(pixels), self.dim)
+        for span in batches(len(pixels), self.config.batch_size):
+            out[span] = self.forward_images(torch.stack(pixels[span]))
+        return out
+
+    @torch.inference_mode()
+    def encode_image_files(
+        self, paths: Sequence[str], labels: Sequence[str], progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        files = ImageFiles(paths, self.preprocess, self.image_size)
+        loader = image_loader(files, self.config.batch_size, self.config.num_workers, self.device.type == "cuda")
+        vectors = np.zeros((len(paths), self.dim), dtype=np.float32)  # [n, D]
+        ok = np.zeros(len(paths), dtype=bool)
+        problems = []
+        start = 0
+        with progress_bar(progress) as bar:
+            task = bar.add_task(f"images ({self.name})", total=len(paths), status="")
+            for pixels, errors in loader:  # [B, 3, H, W], B strings
+                good = np.array([not error for error in errors])
+                rows = np.arange(start, start + len(errors))
+                if good.any():
+                    vectors[rows[good]] = self.forward_images(pixels[torch.from_numpy(good)]).numpy()
+                ok[rows] = good
+                problems += [
+                    f"{labels[row]}: {paths[row]}: {error}; encoded from text only"
+                    for row, error in zip(rows, errors, strict=True)
+                    if error
+                ]
+                start += len(errors)
+                bar.advance(task, len(errors))
+        return vectors, ok, problems
+
+    def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocessed pixels [B, 3, H, W] -> unit embeddings [B, D] float32 on CPU."""
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        pixels = pixels.to(self.device, non_blocking=True, memory_format=memory_format)
+        with self.autocast():
+            return self.model.encode_image(pixels, normalize=True).float().cpu()
