@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from genrec.cli_encode import encode
 from genrec.config import ConfigError
 from genrec.data import DataValidationError, list_datasets, list_formats, load_dataset
 from genrec.io import write_json
@@ -135,6 +136,8 @@ def serve(
 
     serve_deployments(cron=cron if schedule else None, ranker=ranker)
 
+
+app.command("encode")(encode)
 
 if __name__ == "__main__":
     app()

@@ -7,6 +7,8 @@
 >>> encoder = create_encoder("standard", pretrained=False)   # real size, random weights
 >>> vectors = encoder.encode_texts(["a heist movie"])  # [1, D], unit rows
 >>> items = encoder.encode_items(dataset)              # [n_items, D] float32, fused
+>>> users = encode_histories(dataset, items, users=[1, 2], method="recency")
+>>> profiles = preference_profile(dataset, users, items, encoder)   # top genres, tags, visuals
 """
 
 from genrec.encoders.base import Encoder, EncoderConfig
@@ -16,23 +18,37 @@ from genrec.encoders.clip import OpenCLIPConfig, OpenCLIPEncoder
 from genrec.encoders.items import item_text, item_texts
 from genrec.encoders.presets import ENCODERS, create_encoder, list_encoders
 from genrec.encoders.text import HFTextConfig, HFTextEncoder
+from genrec.encoders.users import (
+    VISUAL_ATTRIBUTES,
+    HistoryConfig,
+    PreferenceProfile,
+    UserEmbeddings,
+    encode_histories,
+    preference_profile,
+)
 
 __all__ = [
     "CACHE_ENV",
     "ENCODERS",
+    "VISUAL_ATTRIBUTES",
     "EmbeddingCache",
     "EncodeReport",
     "Encoder",
     "EncoderConfig",
     "HFTextConfig",
     "HFTextEncoder",
+    "HistoryConfig",
     "ItemContentError",
     "OpenCLIPConfig",
     "OpenCLIPEncoder",
+    "PreferenceProfile",
+    "UserEmbeddings",
     "create_encoder",
     "default_cache_dir",
     "encode_catalogue",
+    "encode_histories",
     "item_text",
     "item_texts",
     "list_encoders",
+    "preference_profile",
 ]

@@ -3,7 +3,7 @@ generate -> evaluate. Flows in genrec.flows only wire these; nothing here import
 """
 
 from genrec.data import load_dataset
-from genrec.pipelines.encode import encode_items
+from genrec.pipelines.encode import encode_histories, encode_items, preference_profile
 from genrec.pipelines.ranking import (
     benchmark_ranking,
     build_ranker,
@@ -17,10 +17,12 @@ from genrec.pipelines.ranking import (
 __all__ = [
     "benchmark_ranking",
     "build_ranker",
+    "encode_histories",
     "encode_items",
     "evaluate_ranker",
     "fit_ranker",
     "load_dataset",
+    "preference_profile",
     "rank",
     "ranking_result",
     "split",

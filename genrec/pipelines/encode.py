@@ -8,6 +8,9 @@ import numpy as np
 
 from genrec.data import Dataset
 from genrec.encoders import EmbeddingCache, Encoder, EncodeReport, default_cache_dir, encode_catalogue
+from genrec.encoders.users import encode_histories, preference_profile
+
+__all__ = ["encode_histories", "encode_items", "preference_profile"]
 
 
 def encode_items(
