@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from genrec.data import Dataset, load_dataset
+from genrec.evaluation import Split, split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTERS = REPO_ROOT.parent / "shared" / "data" / "posters" / "images"
@@ -40,3 +41,10 @@ def toy_latest_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def toy_dataset(toy_latest_dir: Path) -> Dataset:
     return load_dataset(toy_latest_dir)
+
+
+@pytest.fixture(scope="session")
+def toy_split(tmp_path_factory: pytest.TempPathFactory) -> Split:
+    """Leave-one-out split of 40 users x 24 items where neighbouring users share items (learnable)."""
+    directory = write_toy_latest(tmp_path_factory.mktemp("toy_split"), n_users=40, n_items=24, per_user=8)
+    return split(load_dataset(directory))
