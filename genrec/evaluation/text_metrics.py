@@ -1,0 +1,111 @@
+"""Description metrics: grounding rate, preference coverage, distinct-n, cross-user diversity.
+
+Each is a plain function over texts and the inputs they were written from; the image metrics
+live in :mod:`genrec.evaluation.generation`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from genrec.evaluation.generation import cross_user_diversity
+from genrec.generators.grounding import GroundingChecker
+from genrec.generators.text_base import ItemFacts, UserProfile
+
+_WORD = re.compile(r"\w+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (``\\w+``): the unit of distinct-n and lexical diversity."""
+    return _WORD.findall(text.lower())
+
+
+def grounding_rate(
+    texts: Sequence[str],
+    items: Sequence[ItemFacts],
+    checker: GroundingChecker,
+    profiles: Sequence[UserProfile | None] | None = None,
+) -> float:
+    """Share of descriptions with no unsupported claim (see :mod:`genrec.generators.grounding`).
+
+    Empty texts (blocked outputs) are left out; NaN when nothing is left.
+    """
+    profiles = profiles if profiles is not None else [None] * len(texts)
+    if not len(texts) == len(items) == len(profiles):
+        raise ValueError(f"{len(texts)} texts, {len(items)} items and {len(profiles)} profiles: expected equal counts")
+    grounded = [
+        not checker.unsupported(text, item, profile)
+        for text, item, profile in zip(texts, items, profiles, strict=True)
+        if text
+    ]
+    return float(np.mean(grounded)) if grounded else float("nan")
+
+
+def mentions_preference(text: str, profile: UserProfile) -> bool:
+    """Whether ``text`` names at least one of the profile's genres or tags (whole words, any case)."""
+    tokens = " " + " ".join(words(text)) + " "
+    return any(f" {' '.join(words(value))} " in tokens for value in profile.attributes if words(value))
+
+
+def preference_coverage(texts: Sequence[str], profiles: Sequence[UserProfile]) -> float:
+    """Share of descriptions that mention at least one of their user's profile attributes.
+
+    Users whose profile has no genre or tag cannot be covered and are left out; NaN when none remain.
+    """
+    if len(texts) != len(profiles):
+        raise ValueError(f"{len(texts)} texts but {len(profiles)} profiles")
+    covered = [
+        mentions_preference(text, profile) for text, profile in zip(texts, profiles, strict=True) if profile.attributes
+    ]
+    return float(np.mean(covered)) if covered else float("nan")
+
+
+def distinct_n(texts: Sequence[str], n: int = 2) -> float:
+    """Distinct-n (Li et al., NAACL 2016): unique n-grams / all n-grams over every text; NaN without n-grams."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    grams = [tuple(tokens[i : i + n]) for tokens in map(words, texts) for i in range(len(tokens) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else float("nan")
+
+
+def description_diversity(texts: Sequence[str], item_ids: Sequence[Any], embeddings: np.ndarray | None = None) -> float:
+    """Cross-user diversity: mean pairwise distance between the descriptions different users got for one item.
+
+    With ``embeddings`` ([N, D], e.g. an encoder's ``encode_texts``) the distance is ``1 - cos``,
+    exactly as for images (:func:`genrec.evaluation.generation.cross_user_diversity`); without,
+    it is the Jaccard distance of the texts' word sets, which needs no model. Items described
+    for one user only contribute nothing; each item weighs equally; NaN when no item has two.
+    """
+    if len(texts) != len(item_ids):
+        raise ValueError(f"{len(texts)} texts but {len(item_ids)} item ids")
+    if embeddings is not None:
+        return cross_user_diversity(embeddings, item_ids)
+    groups: dict[Any, list[set[str]]] = {}
+    for text, item in zip(texts, item_ids, strict=True):
+        groups.setdefault(item, []).append(set(words(text)))
+    per_item = []
+    for sets in groups.values():
+        pairs = [(a, b) for i, a in enumerate(sets) for b in sets[i + 1 :]]
+        if pairs:
+            per_item.append(np.mean([1.0 - len(a & b) / len(a | b) if a | b else 0.0 for a, b in pairs]))
+    return float(np.mean(per_item)) if per_item else float("nan")
+
+
+def description_metrics(
+    texts: Sequence[str],
+    items: Sequence[ItemFacts],
+    profiles: Sequence[UserProfile],
+    checker: GroundingChecker,
+) -> dict[str, float]:
+    """Every description metric for one set of (user, item) descriptions, JSON-ready."""
+    return {
+        "grounding_rate": grounding_rate(texts, items, checker, profiles),
+        "preference_coverage": preference_coverage(texts, profiles),
+        "distinct_1": distinct_n(texts, 1),
+        "distinct_2": distinct_n(texts, 2),
+        "cross_user_diversity": description_diversity(texts, [item.item_id for item in items]),
+    }

@@ -1,0 +1,144 @@
+"""Generate personalised, grounded descriptions for recommendations; a plain function, no Prefect.
+
+``descriptions.parquet`` is written atomically; each row carries a key of everything that made
+it (generator identity, item metadata, profile), so a rerun reuses the rows whose key still
+matches and generates only the rest: a killed or edited run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from genrec.data import Dataset
+from genrec.generators.text_base import DescriptionRequest, ItemFacts, TextGenerator, UserProfile
+from genrec.io import atomic_path, write_json
+
+DESCRIPTIONS_TABLE = "descriptions.parquet"
+DESCRIPTIONS_REPORT = "descriptions_report.json"
+LIKED_TITLES = 3  # recent history titles shown when a profile lists none
+
+
+def build_requests(
+    recommendations: pd.DataFrame, profiles: Mapping[Any, Any] | None, dataset: Dataset
+) -> list[DescriptionRequest]:
+    """One request per recommendation row: the item's metadata and the user's profile.
+
+    A profile without liked titles gets the user's last few history titles, so the prompt can
+    say what the user watched; users absent from ``profiles`` get an empty profile.
+    """
+    missing = {"user_id", "item_id"} - set(recommendations.columns)
+    if missing:
+        raise ValueError(f"recommendations lack column(s) {sorted(missing)}; expected user_id and item_id")
+    items = dataset.items.iloc[dataset.item_index(recommendations["item_id"].tolist())].to_dict("records")
+    profiles = profiles or {}
+    resolved: dict[Any, UserProfile] = {}
+    requests = []
+    for row, item in zip(recommendations.to_dict("records"), items, strict=True):
+        user = row["user_id"]
+        if user not in resolved:
+            profile = UserProfile.coerce(profiles.get(user), user_id=user)
+            if not profile.titles:
+                history = dataset.sequence(int(dataset.user_index([user])[0]))[-LIKED_TITLES:]
+                titles = tuple(dataset.items["title"].to_numpy()[history][::-1])  # most recent first
+                profile = UserProfile(user, profile.genres, profile.tags, titles, profile.visual)
+            resolved[user] = profile
+        requests.append(DescriptionRequest(user, ItemFacts.from_row(item), resolved[user]))
+    return requests
+
+
+def request_key(generator: TextGenerator, request: DescriptionRequest) -> str:
+    """A digest of everything a description depends on: generator, item metadata and profile."""
+    payload = json.dumps(
+        [generator.identity(), asdict(request.item), asdict(request.profile)], sort_keys=True, default=str
+    )
+    return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def generate_descriptions(
+    generator: TextGenerator,
+    recommendations: pd.DataFrame,
+    profiles: Mapping[Any, Any] | None,
+    dataset: Dataset,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """A description per (user, recommended item), written for the user and grounded in the item's metadata.
+
+    Args:
+        generator: from :func:`genrec.generators.create_text_generator` (``template``, ``tiny``, ...).
+        recommendations: rows with ``user_id`` and ``item_id`` (e.g. :func:`genrec.pipelines.rank`).
+        profiles: user id -> preference profile (the encoders' profile, a :class:`UserProfile` or a
+            mapping with ``genres``/``tags``/``titles``); absent users get an empty profile.
+        out_dir: where ``descriptions.parquet`` and ``descriptions_report.json`` go (atomic writes;
+            rows whose inputs are unchanged are reused). None keeps everything in memory.
+
+    Returns:
+        One row per recommendation: user_id, item_id, (rank,) title, description, source
+        (template / llm / llm_retry / fallback / blocked), attempts, unsupported, blocked_terms,
+        generator, key, reused. ``attrs["report"]`` holds the grounding report of this call.
+    """
+    requests = build_requests(recommendations, profiles, dataset)
+    keys = [request_key(generator, request) for request in requests]
+    table_path = None if out_dir is None else Path(out_dir) / DESCRIPTIONS_TABLE
+    previous: dict[str, dict[str, Any]] = {}
+    if table_path is not None and table_path.exists():
+        previous = {row["key"]: row for row in pd.read_parquet(table_path).to_dict("records")}
+    todo = [index for index, key in enumerate(keys) if key not in previous]
+    fresh, report = generator.describe([requests[index] for index in todo], progress=progress)
+    made = dict(zip(todo, fresh, strict=True))
+    rows = []
+    for index, (request, key) in enumerate(zip(requests, keys, strict=True)):
+        if index in made:
+            description = made[index]
+            row = {
+                "description": description.text,
+                "source": description.source,
+                "attempts": description.attempts,
+                "unsupported": list(description.unsupported),
+                "blocked_terms": list(description.blocked_terms),
+            }
+        else:
+            row = {name: previous[key][name] for name in ("description", "source", "attempts")}
+            row |= {name: list(previous[key][name]) for name in ("unsupported", "blocked_terms")}
+        rows.append(
+            {
+                "user_id": request.user_id,
+                "item_id": request.item.item_id,
+                **({"rank": int(recommendations["rank"].iloc[index])} if "rank" in recommendations else {}),
+                "title": request.item.title,
+                **row,
+                "generator": generator.name,
+                "key": key,
+                "reused": index not in made,
+            }
+        )
+    table = pd.DataFrame.from_records(
+        rows,
+        columns=[
+            "user_id",
+            "item_id",
+            *(["rank"] if "rank" in recommendations else []),
+            "title",
+            "description",
+            "source",
+            "attempts",
+            "unsupported",
+            "blocked_terms",
+            "generator",
+            "key",
+            "reused",
+        ],
+    )
+    table.attrs["report"] = report.to_dict()
+    if table_path is not None:
+        with atomic_path(table_path) as temporary:
+            table.drop(columns=["reused"]).to_parquet(temporary, index=False)
+        write_json(Path(out_dir) / DESCRIPTIONS_REPORT, {"generator": generator.identity(), **report.to_dict()})
+    return table
