@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from genrec.cli_encode import encode
+from genrec.cli_generate import generate
 from genrec.config import ConfigError
 from genrec.data import DataValidationError, list_datasets, list_formats, load_dataset
 from genrec.io import write_json
@@ -138,6 +139,7 @@ def serve(
 
 
 app.command("encode")(encode)
+app.command("generate")(generate)
 
 if __name__ == "__main__":
     app()

@@ -3,6 +3,7 @@ generate -> evaluate. Flows in genrec.flows only wire these; nothing here import
 """
 
 from genrec.data import load_dataset
+from genrec.pipelines.describe import generate_descriptions
 from genrec.pipelines.encode import encode_histories, encode_items, preference_profile
 from genrec.pipelines.ranking import (
     benchmark_ranking,
@@ -21,6 +22,7 @@ __all__ = [
     "encode_items",
     "evaluate_ranker",
     "fit_ranker",
+    "generate_descriptions",
     "load_dataset",
     "preference_profile",
     "rank",
