@@ -18,12 +18,14 @@ from genrec.rankers.base import FitReport, NotFittedError, Ranker, RankerConfig
 from genrec.rankers.diffrec import DiffRecRanker
 from genrec.rankers.multvae import MultVAERanker
 from genrec.rankers.popularity import PopularityRanker
+from genrec.rankers.tiger import TigerRanker
 from genrec.registry import Registry
 
 RANKERS: Registry[type[Ranker]] = Registry("ranker")
 RANKERS.register(PopularityRanker.name)(PopularityRanker)
 RANKERS.register(MultVAERanker.name)(MultVAERanker)
 RANKERS.register(DiffRecRanker.name)(DiffRecRanker)
+RANKERS.register(TigerRanker.name)(TigerRanker)
 
 # Named configurations: name -> (ranker name, settings). A ranker's default config is its
 # best-known configuration; named ones document other published or studied settings.
