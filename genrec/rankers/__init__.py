@@ -18,6 +18,7 @@ from genrec.rankers.base import FitReport, NotFittedError, Ranker, RankerConfig
 from genrec.rankers.diffrec import DiffRecRanker
 from genrec.rankers.multvae import MultVAERanker
 from genrec.rankers.popularity import PopularityRanker
+from genrec.rankers.sasrec import HSTURanker, SASRecRanker
 from genrec.rankers.tiger import TigerRanker
 from genrec.registry import Registry
 
@@ -25,6 +26,8 @@ RANKERS: Registry[type[Ranker]] = Registry("ranker")
 RANKERS.register(PopularityRanker.name)(PopularityRanker)
 RANKERS.register(MultVAERanker.name)(MultVAERanker)
 RANKERS.register(DiffRecRanker.name)(DiffRecRanker)
+RANKERS.register(SASRecRanker.name)(SASRecRanker)
+RANKERS.register(HSTURanker.name)(HSTURanker)
 RANKERS.register(TigerRanker.name)(TigerRanker)
 
 # Named configurations: name -> (ranker name, settings). A ranker's default config is its
@@ -36,6 +39,26 @@ def register_named_config(name: str, ranker: str, settings: dict[str, Any]) -> N
     if name in NAMED_CONFIGS:
         raise ValueError(f"named config {name!r} is already registered")
     NAMED_CONFIGS[name] = (ranker, dict(settings))
+
+
+# The RecBole 1.2.1 SASRec hyper-parameters, trained all-position on each user's last 50 items: the baseline.
+register_named_config(
+    "sasrec-recbole-defaults",
+    "sasrec",
+    {
+        "layers": 2,
+        "hidden": 64,
+        "inner": 256,
+        "heads": 2,
+        "dropout": 0.5,
+        "max_len": 50,
+        "lr": 1e-3,
+        "batch_size": 128,
+        "patience": 20,
+        "train_windows": "last",
+        "warmup_steps": 0,
+    },
+)
 
 
 def list_named_configs(ranker: str | None = None) -> list[str]:

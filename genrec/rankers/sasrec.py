@@ -1,0 +1,296 @@
+"""SASRec and HSTU: causal transformers that generate the next item id.
+
+SASRec (Kang & McAuley, 2018, "Self-Attentive Sequential Recommendation"): item + position
+embeddings, pre-LN blocks of causal multi-head self-attention and a point-wise feed-forward
+network; the hidden state at position t scores every item as the item at t + 1 by a dot
+product with the (shared) item embedding table (eq. 6).
+
+HSTU (Zhai et al., 2024, "Actions Speak Louder than Words", eq. 1-3): each block computes
+U, V, Q, K = Split(SiLU(f1(X))), A = SiLU(QK^T + rab^{p,t}) / n (pointwise, not softmax,
+attention with a relative position and time bias), Y = f2(Norm(A V) * U), with a residual.
+
+Training (both): the loss at every position of a sequence in one pass, full-softmax
+cross-entropy over the catalogue by default (Klenitskiy & Vasilev, 2023; Petrov & Macdonald,
+2023, gSASRec), or a sampled softmax over N shared uniform negatives for large catalogues.
+
+Optional multimodal item features [n_items, D_f] are projected to the hidden size and added to
+the id embedding, in the input and in the output table, so an item that was never trained
+still has a content representation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import nn
+
+from genrec.data.sequences import Sequences
+from genrec.evaluation.splits import Split
+from genrec.rankers.base import FitReport, Ranker
+from genrec.rankers.training import TrainedRankerConfig, fit_with_early_stopping
+
+
+class SASRecConfig(TrainedRankerConfig):
+    """Architecture and training of the causal item-id transformer (defaults: the best-known sasrec setting)."""
+
+    block: Literal["sasrec", "hstu"] = Field("sasrec", description="transformer block type")
+    max_len: int = Field(200, ge=2, description="most recent items fed to the model")
+    hidden: int = Field(64, ge=1, description="embedding and hidden size")
+    inner: int = Field(256, ge=1, description="feed-forward width of sasrec blocks")
+    layers: int = Field(2, ge=1, description="number of blocks")
+    heads: int = Field(2, ge=1, description="attention heads; must divide hidden")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0, description="dropout on embeddings, attention and block outputs")
+    train_windows: Literal["last", "all"] = Field(
+        "all",
+        description="'last': train on each user's last max_len+1 items; 'all': cut the whole training "
+        "history into windows of max_len+1 so every interaction is a target once per epoch",
+    )
+    loss: Literal["full", "sampled"] = Field("full", description="full-softmax CE or sampled-softmax CE")
+    negatives: int = Field(256, ge=1, description="uniform negatives shared by a batch (loss='sampled')")
+    warmup_steps: int = Field(50, ge=0, description="linear learning-rate warm-up steps")
+    time_buckets: int = Field(64, ge=1, description="log-spaced time-difference buckets of the HSTU bias")
+    amp: bool = Field(True, description="bf16 autocast on CUDA (CPU always runs fp32)")
+    compile: bool = Field(False, description="torch.compile the model for training")
+    weight_decay: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> SASRecConfig:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        return self
+
+
+class HSTUConfig(SASRecConfig):
+    """SASRecConfig with HSTU blocks by default (the best-known hstu setting)."""
+
+    block: Literal["sasrec", "hstu"] = Field("hstu", description="transformer block type")
+
+
+class SASRecBlock(nn.Module):
+    """Pre-LN transformer block: causal multi-head self-attention, then a point-wise FFN."""
+
+    def __init__(self, config: SASRecConfig):
+        super().__init__()
+        self.heads, self.dropout = config.heads, config.dropout
+        self.ln1 = nn.LayerNorm(config.hidden)
+        self.qkv = nn.Linear(config.hidden, 3 * config.hidden)
+        self.proj = nn.Linear(config.hidden, config.hidden)
+        self.ln2 = nn.LayerNorm(config.hidden)
+        self.ffn = nn.Sequential(
+            nn.Linear(config.hidden, config.inner),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.inner, config.hidden),
+        )
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(B, L, 3, self.heads, D // self.heads).unbind(2)  # [B, L, H, Dh] each
+        y = F.scaled_dot_product_attention(
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            attn_mask=allowed[:, None],  # [B, 1, L, L]
+            dropout_p=self.dropout if self.training else 0.0,
+        )  # [B, H, L, Dh]
+        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(B, L, D)))
+        return x + self.drop(self.ffn(self.ln2(x)))
+
+
+class HSTUBlock(nn.Module):
+    """Hierarchical Sequential Transduction Unit (Zhai et al., 2024, eq. 1-3)."""
+
+    def __init__(self, config: SASRecConfig):
+        super().__init__()
+        self.heads, self.max_len = config.heads, config.max_len
+        self.ln_in = nn.LayerNorm(config.hidden)
+        self.f1 = nn.Linear(config.hidden, 4 * config.hidden)  # eq. 1: U, V, Q, K
+        self.ln_attn = nn.LayerNorm(config.hidden)
+        self.f2 = nn.Linear(config.hidden, config.hidden)  # eq. 3
+        # rab^{p,t}: one learned scalar per relative position and per log-time bucket, shared by heads.
+        self.position_bias = nn.Embedding(config.max_len, 1)
+        self.time_bias = nn.Embedding(config.time_buckets, 1)
+        self.time_buckets = config.time_buckets
+        self.drop = nn.Dropout(config.dropout)
+
+    def relative_bias(self, times: torch.Tensor) -> torch.Tensor:
+        L = times.shape[1]
+        index = torch.arange(L, device=times.device)
+        distance = (index[:, None] - index[None, :]).clamp(0, self.max_len - 1)  # [L, L], 0 on and above the diagonal
+        elapsed = (times[:, :, None] - times[:, None, :]).abs().clamp(min=1).float()  # [B, L, L] seconds
+        # Buckets log(dt) / 0.301 as in the reference implementation (roughly log2 spacing of dt).
+        bucket = (elapsed.log() / 0.301).long().clamp(0, self.time_buckets - 1)
+        return self.position_bias(distance)[..., 0] + self.time_bias(bucket)[..., 0]  # [B, L, L]
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        u, v, q, k = F.silu(self.f1(self.ln_in(x))).chunk(4, dim=-1)  # [B, L, D] each
+        q, k, v = (t.view(B, L, self.heads, D // self.heads).transpose(1, 2) for t in (q, k, v))  # [B, H, L, Dh]
+        scores = q @ k.transpose(-1, -2) + self.relative_bias(times)[:, None]  # [B, H, L, L]
+        # Pointwise SiLU attention normalised by the sequence length n (eq. 2), masked to the causal past.
+        weights = F.silu(scores) * allowed[:, None] / self.max_len
+        y = (self.drop(weights) @ v).transpose(1, 2).reshape(B, L, D)  # [B, L, D]
+        return x + self.f2(self.drop(self.ln_attn(y) * u))
+
+
+class ItemSequenceTransformer(nn.Module):
+    """Embeds a left-padded item sequence (0 = padding, item i is token i + 1) and runs causal blocks."""
+
+    def __init__(self, config: SASRecConfig, n_items: int, item_features: torch.Tensor | None):
+        super().__init__()
+        self.item_embedding = nn.Embedding(n_items + 1, config.hidden, padding_idx=0)
+        self.position_embedding = nn.Embedding(config.max_len, config.hidden) if config.block == "sasrec" else None
+        self.register_buffer("item_features", item_features, persistent=False)  # saved by Ranker.save_pretrained
+        self.feature_projection = None if item_features is None else nn.Linear(item_features.shape[1], config.hidden)
+        self.drop = nn.Dropout(config.dropout)
+        block = SASRecBlock if config.block == "sasrec" else HSTUBlock
+        self.blocks = nn.ModuleList(block(config) for _ in range(config.layers))
+        self.ln_out = nn.LayerNorm(config.hidden)
+        nn.init.normal_(self.item_embedding.weight, std=0.02)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
+
+    def item_table(self) -> torch.Tensor:
+        """Input/output representation of every token, padding first: [n_items + 1, D]."""
+        table = self.item_embedding.weight
+        if self.feature_projection is None:
+            return table
+        content = self.feature_projection(self.item_features)  # [n_items, D]
+        return table + F.pad(content, (0, 0, 1, 0))
+
+    def forward(self, tokens: torch.Tensor, times: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden state per position [B, L, D] for tokens [B, L] and timestamps [B, L] (seconds)."""
+        L = tokens.shape[1]
+        table = self.item_table() if table is None else table
+        x = F.embedding(tokens, table) * math.sqrt(table.shape[1])  # [B, L, D]
+        if self.position_embedding is not None:
+            x = x + self.position_embedding.weight[-L:]
+        real = tokens > 0  # [B, L]
+        x = self.drop(x) * real[..., None]
+        causal = torch.ones(L, L, dtype=torch.bool, device=tokens.device).tril()
+        # Real keys in the causal past; every position also sees itself so padded rows never go empty.
+        allowed = (causal & real[:, None, :]) | torch.eye(L, dtype=torch.bool, device=tokens.device)  # [B, L, L]
+        for block in self.blocks:
+            x = block(x, allowed, times) * real[..., None]
+        return self.ln_out(x)
+
+
+def padded_times(sequences: Sequences, max_len: int) -> torch.Tensor:
+    """Timestamps aligned with ``sequences.padded(max_len)``: [R, max_len] int64 (0 where padded)."""
+    return Sequences(sequences.offsets, sequences.timestamps, sequences.timestamps).padded(max_len, shift=0)
+
+
+def training_windows(train: Sequences, max_len: int, all_windows: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows of max_len + 1 consecutive items, left-padded, ending at each user's last item.
+
+    With ``all_windows`` a history is cut from its end into windows whose targets tile it, so
+    every interaction but the first is predicted once; otherwise one window per user.
+    Returns tokens (item + 1, 0 = padding) and timestamps, both [W, max_len + 1].
+    """
+    lengths = train.lengths
+    usable = np.flatnonzero(lengths >= 2)
+    per_user = (lengths[usable] - 2) // max_len + 1 if all_windows else np.ones(len(usable), dtype=np.int64)
+    user = np.repeat(usable, per_user)  # [W]
+    index = np.arange(per_user.sum()) - np.repeat(np.cumsum(per_user) - per_user, per_user)  # window k of its user
+    end = train.offsets[1:][user] - index * max_len  # [W] exclusive end in the flat arrays
+    position = end[:, None] - (max_len + 1) + np.arange(max_len + 1)  # [W, max_len + 1]
+    real = position >= train.offsets[:-1][user][:, None]
+    position = np.where(real, position, 0)
+    tokens = np.where(real, train.items[position] + 1, 0)
+    times = np.where(real, train.timestamps[position], 0)
+    return torch.from_numpy(tokens), torch.from_numpy(times)
+
+
+class SASRecRanker(Ranker):
+    """Causal transformer over item ids (SASRec blocks by default, HSTU blocks via ``block``)."""
+
+    name = "sasrec"
+    config_class = SASRecConfig
+    config: SASRecConfig
+
+    def build(self, n_items: int) -> None:
+        self.check_item_features(n_items)
+        torch.manual_seed(self.config.seed)
+        features = None if self.item_features is None else torch.from_numpy(self.item_features)
+        self.module = ItemSequenceTransformer(self.config, n_items, features).to(self.device)
+        self.module.eval()
+
+    def autocast(self) -> torch.autocast:
+        enabled = self.config.amp and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, generator: torch.Generator):
+        """Cross-entropy of the next item at every real position: hidden [N, D], targets [N] tokens."""
+        if self.config.loss == "full":
+            return F.cross_entropy(hidden @ table[1:].T, targets - 1)  # [N, n_items] logits
+        negatives = torch.randint(1, table.shape[0], (self.config.negatives,), generator=generator)
+        negatives = negatives.to(hidden.device)  # [K] shared by the batch
+        positive = (hidden * table[targets]).sum(-1, keepdim=True)  # [N, 1]
+        negative = (hidden @ table[negatives].T).masked_fill(negatives[None] == targets[:, None], float("-inf"))
+        logits = torch.cat([positive, negative], dim=1)  # [N, 1 + K]
+        return F.cross_entropy(logits, torch.zeros_like(targets))
+
+    def fit(self, split: Split, progress: bool = True) -> FitReport:
+        config = self.config
+        self.build(split.n_items)
+        self.n_items = split.n_items
+        tokens, times = training_windows(split.train, config.max_len, config.train_windows == "all")
+        generator = torch.Generator().manual_seed(config.seed)
+        optimizer = torch.optim.AdamW(self.module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / (config.warmup_steps + 1))
+        )
+        forward = torch.compile(self.module) if config.compile else self.module
+
+        def run_epoch(epoch: int) -> float:
+            order = torch.randperm(len(tokens), generator=generator)
+            total, count = 0.0, 0
+            for start in range(0, len(order), config.batch_size):
+                rows = order[start : start + config.batch_size]
+                batch, batch_times = tokens[rows].to(self.device), times[rows].to(self.device)  # [B, L + 1]
+                with self.autocast():
+                    table = self.module.item_table()
+                    hidden = forward(batch[:, :-1], batch_times[:, :-1], table)  # [B, L, D]
+                    targets = batch[:, 1:]
+                    real = (targets > 0) & (batch[:, :-1] > 0)  # [B, L]
+                    loss = self.loss(hidden[real], targets[real], table, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                n = int(real.sum())
+                total, count = total + loss.item() * n, count + n
+            return total / max(count, 1)
+
+        self.fit_report = fit_with_early_stopping(self, self.module, split, run_epoch, config, progress)
+        return self.fit_report
+
+    @torch.inference_mode()
+    def score(self, history: Sequences) -> torch.Tensor:
+        self.require_fitted()
+        tokens = history.padded(self.config.max_len).to(self.device)  # [B, L]
+        times = padded_times(history, self.config.max_len).to(self.device)
+        with self.autocast():
+            table = self.module.item_table()
+            last = self.module(tokens, times, table)[:, -1]  # [B, D]
+            return (last @ table[1:].T).float().cpu()  # [B, n_items]
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return dict(self.module.state_dict())
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(tensors)
+        self.module.eval()
+
+
+class HSTURanker(SASRecRanker):
+    """The same generative ranker with HSTU blocks (pointwise SiLU attention, relative position/time bias)."""
+
+    name = "hstu"
+    config_class = HSTUConfig

@@ -1,0 +1,126 @@
+"""sasrec and hstu: causal masking, training windows, loss, save/load parity, configs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genrec.config import ConfigError
+from genrec.data.sequences import Sequences
+from genrec.rankers import create_ranker, load_ranker, resolve_ranker_config
+from genrec.rankers.sasrec import ItemSequenceTransformer, SASRecConfig, padded_times, training_windows
+
+TINY = {"max_len": 8, "hidden": 16, "inner": 32, "heads": 2, "layers": 2, "dropout": 0.0, "epochs": 3, "patience": 3}
+BLOCKS = ["sasrec", "hstu"]
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_no_position_sees_the_future(block):
+    config = SASRecConfig(**TINY, block=block)
+    torch.manual_seed(0)
+    model = ItemSequenceTransformer(config, n_items=20, item_features=torch.randn(20, 5)).eval()
+    tokens = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, 8]])  # [B, L], left-padded
+    times = torch.arange(8).expand(2, -1) * 1000
+    changed, later = tokens.clone(), times.clone()
+    changed[:, 5:] = torch.tensor([11, 12, 13])
+    later[:, 5:] += 10**6
+    with torch.no_grad():
+        hidden = model(tokens, times)
+        perturbed = model(changed, later)
+    assert hidden.shape == (2, 8, 16)
+    torch.testing.assert_close(hidden[:, :5], perturbed[:, :5], rtol=0, atol=0)
+    assert not torch.allclose(hidden[:, 5:], perturbed[:, 5:])
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_padding_is_invisible(block):
+    config = SASRecConfig(**TINY, block=block)
+    torch.manual_seed(0)
+    model = ItemSequenceTransformer(config, n_items=20, item_features=None).eval()
+    long_padding = torch.tensor([[0, 0, 0, 0, 0, 3, 4, 5]])
+    with torch.no_grad():
+        out = model(long_padding, long_padding * 100)[:, -3:]
+        short = model(long_padding[:, -4:], long_padding[:, -4:] * 100)[:, -3:]
+    torch.testing.assert_close(out, short)
+
+
+def test_training_windows_tile_each_history():
+    train = Sequences.from_lists([[0, 1, 2, 3, 4, 5, 6], [7, 8], [9]], timestamps=[[1, 2, 3, 4, 5, 6, 7], [1, 2], [1]])
+    tokens, times = training_windows(train, max_len=3, all_windows=True)
+    # user 0 (7 items): two windows whose 6 targets tile items 1..6; user 1: one; user 2 (1 item): none
+    assert tokens.tolist() == [[4, 5, 6, 7], [1, 2, 3, 4], [0, 0, 8, 9]]
+    assert times.tolist()[0] == [4, 5, 6, 7]
+    targets = tokens[:, 1:][(tokens[:, 1:] > 0) & (tokens[:, :-1] > 0)]
+    assert sorted(targets.tolist()) == [2, 3, 4, 5, 6, 7, 9]  # every interaction but each user's first, once
+    last, _ = training_windows(train, max_len=3, all_windows=False)
+    assert last.tolist() == [[4, 5, 6, 7], [0, 0, 8, 9]]
+
+
+def test_padded_times_align_with_items():
+    history = Sequences.from_lists([[5, 6, 7], [8]], timestamps=[[10, 20, 30], [40]])
+    assert history.padded(4).tolist() == [[0, 6, 7, 8], [0, 0, 0, 9]]
+    assert padded_times(history, 4).tolist() == [[0, 10, 20, 30], [0, 0, 0, 40]]
+
+
+@pytest.mark.parametrize(("name", "loss"), [("sasrec", "full"), ("hstu", "sampled")])
+def test_fit_lowers_loss_and_ranks_unseen_items(toy_split, name, loss):
+    ranker = create_ranker(name, {**TINY, "epochs": 6, "patience": 6, "lr": 1e-2, "loss": loss, "negatives": 8})
+    report = ranker.fit(toy_split, progress=False)
+    losses = [row["loss"] for row in report.history]
+    assert losses[-1] < losses[0]
+    assert report.best_valid_ndcg10 is not None and report.best_valid_ndcg10 > 0
+    history = toy_split.test.history
+    items, scores = ranker.rank(history, k=5)
+    assert items.shape == scores.shape == (len(history), 5)
+    for row, top in enumerate(items):
+        assert not set(top.tolist()) & set(history[row].tolist())
+        assert (np.diff(scores[row]) <= 0).all()
+
+
+@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+def test_save_load_ranks_bit_identically(toy_split, tmp_path, name):
+    features = np.random.default_rng(0).normal(size=(toy_split.n_items, 6)).astype(np.float32)
+    ranker = create_ranker(name, {**TINY, "dropout": 0.2}, item_features=features)
+    ranker.fit(toy_split, progress=False)
+    loaded = load_ranker(str(ranker.save_pretrained(tmp_path / name)))
+    assert type(loaded) is type(ranker) and loaded.config == ranker.config
+    history = toy_split.test.history
+    torch.testing.assert_close(loaded.score(history), ranker.score(history), rtol=0, atol=0)
+    np.testing.assert_array_equal(loaded.rank(history, k=5)[0], ranker.rank(history, k=5)[0])
+
+
+def test_same_seed_same_model(toy_split):
+    first, second = (create_ranker("sasrec", {**TINY, "dropout": 0.3, "seed": 3}) for _ in range(2))
+    for ranker in (first, second):
+        ranker.fit(toy_split, progress=False)
+    torch.testing.assert_close(first.score(toy_split.test.history), second.score(toy_split.test.history))
+
+
+def test_item_features_give_untrained_items_a_representation(toy_split):
+    features = np.eye(toy_split.n_items, dtype=np.float32)
+    ranker = create_ranker("sasrec", TINY, item_features=features)
+    ranker.build(toy_split.n_items)
+    table = ranker.module.item_table()
+    assert table.shape == (toy_split.n_items + 1, 16)
+    with pytest.raises(ValueError, match="item_features has 3 rows"):
+        create_ranker("sasrec", TINY, item_features=features[:3]).fit(toy_split, progress=False)
+
+
+def test_bad_config_values_are_rejected_clearly():
+    with pytest.raises(ConfigError, match=r"hidden \(10\) must be divisible by heads \(3\)"):
+        resolve_ranker_config("sasrec", {"hidden": 10, "heads": 3})
+    with pytest.raises(ConfigError, match="dropout"):
+        resolve_ranker_config("hstu", {"dropout": 1.0})
+    with pytest.raises(ConfigError, match="loss"):
+        resolve_ranker_config("sasrec", {"loss": "bpr"})
+    with pytest.raises(ConfigError, match="max_len"):
+        resolve_ranker_config("sasrec", {"max_len": 1})
+
+
+def test_named_configs_and_defaults():
+    baseline = resolve_ranker_config("sasrec", "sasrec-recbole-defaults")
+    assert (baseline.layers, baseline.hidden, baseline.inner, baseline.heads) == (2, 64, 256, 2)
+    assert (baseline.dropout, baseline.max_len, baseline.lr, baseline.train_windows) == (0.5, 50, 1e-3, "last")
+    assert resolve_ranker_config("hstu").block == "hstu"
+    assert resolve_ranker_config("sasrec").block == "sasrec"
