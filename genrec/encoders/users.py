@@ -144,7 +144,8 @@ def encode_histories(
 
     # u = W @ E with W a sparse [U, n_items] matrix of history weights: no [nnz, D] intermediate.
     indices = torch.from_numpy(np.stack([rows.row_ids(), rows.items]))  # [2, nnz]
-    matrix = torch.sparse_coo_tensor(indices, torch.from_numpy(weights), (len(rows), dataset.n_items))
+    shape = (len(rows), dataset.n_items)
+    matrix = torch.sparse_coo_tensor(indices, torch.from_numpy(weights), shape, check_invariants=True)
     pooled = torch.sparse.mm(matrix, torch.from_numpy(np.asarray(item_embeddings, dtype=np.float32)))  # [U, D]
     embeddings = torch.nn.functional.normalize(pooled, dim=-1).numpy()  # a zero row stays zero
     return UserEmbeddings(user_idx, dataset.user_ids[user_idx], embeddings, config)
