@@ -31,7 +31,8 @@ from pydantic import Field, field_validator
 from genrec.config import StrictModel
 from genrec.generators.text_base import ItemFacts, UserProfile, display_title
 
-_WORD = re.compile(r"\w+")
+# Punctuation marks are tokens too, so a match never spans "space, action" for the tag "space action".
+_WORD = re.compile(r"\w+|[^\w\s]")
 _SENTENCE_END = re.compile(r"[.!?:]\s*$")
 _YEAR = re.compile(r"^(18[89]\d|19\d\d|20[0-4]\d)$")
 CLAIM_KINDS = ("title", "year", "genre", "tag", "person")
@@ -48,7 +49,9 @@ class GroundingConfig(StrictModel):
     )
     min_title_chars: int = Field(4, ge=1, description="shorter one-word titles ('It', 'Up') are not treated as claims")
     min_tag_chars: int = Field(4, ge=1, description="shorter tags are not treated as claims")
-    max_ngram: int = Field(12, ge=1, le=40, description="longest title/tag (in words) recognised in a text")
+    max_ngram: int = Field(
+        24, ge=1, le=64, description="longest title/tag (in words and punctuation marks) recognised in a text"
+    )
 
     @field_validator("check")
     @classmethod
@@ -144,19 +147,26 @@ class GroundingChecker:
         spans = [(m.start(), m.group(0)) for m in _WORD.finditer(text)]
         words = tuple(word for _, word in spans)
         lower = tuple(word.lower() for word in words)
-        allowed_titles = {_words(t) for t in (item.title, item.display_title, *profile.titles)}
-        allowed_titles |= {_words(display_title(t)) for t in profile.titles}
-        item_genres = {_lower_words(g) for g in item.genres}
+        allowed = _allowed_spans(words, (item.title, item.display_title, *profile.titles))
+        item_genres = {_lower_words(g) for g in item.genres} | {_lower_words(t) for t in item.tags}
         item_tags = {_lower_words(t) for t in item.tags} | item_genres
         item_people = {_lower_words(p) for p in item.people} | {_lower_words(t) for t in item.tags}
         check = set(self.config.check)
         found: list[Claim] = []
         position = 0
         while position < len(words):
-            sentence_start = position == 0 or bool(_SENTENCE_END.search(text[: spans[position][0]]))
             title = self._longest(words, position, self.titles)
-            if title and (len(title) > 1 or not sentence_start):
-                if title not in allowed_titles and "title" in check:
+            if position in allowed and (title is None or len(title) <= allowed[position]):
+                position += allowed[position]  # the item's own title or a liked title: words inside claim nothing
+                continue
+            sentence_start = position == 0 or bool(_SENTENCE_END.search(text[: spans[position][0]]))
+            # A title that is also a genre, tag, name or year ("Romance", "Casino", "1969") is read as that.
+            ambiguous = title is not None and (
+                any(tuple(w.lower() for w in title) in v for v in (self.genres, self.tags, self.people))
+                or (len(title) == 1 and _YEAR.match(title[0]) is not None)
+            )
+            if title and not ambiguous and (len(title) > 1 or not sentence_start):
+                if "title" in check:
                     found.append(Claim("title", " ".join(words[position : position + len(title)]), False))
                 position += len(title)  # words inside a title claim nothing else
                 continue
@@ -191,6 +201,17 @@ class GroundingChecker:
             if key in vocabulary:
                 return key
         return None
+
+
+def _allowed_spans(words: tuple[str, ...], titles: Iterable[str]) -> dict[int, int]:
+    """Start position -> length of every occurrence of the allowed titles (any length), longest first."""
+    spans: dict[int, int] = {}
+    keys = {_words(variant) for title in titles for variant in (title, display_title(title))} - {()}
+    for key in sorted(keys, key=len, reverse=True):
+        for start in range(len(words) - len(key) + 1):
+            if words[start : start + len(key)] == key and start not in spans:
+                spans[start] = len(key)
+    return spans
 
 
 def _words(text: str) -> tuple[str, ...]:

@@ -161,6 +161,15 @@ class LLMGenerator(TextGenerator):
         self.model.to(device=config.device, dtype=self.dtype).eval()
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        # Strings the tokenizer would read as control tokens: removed from untrusted metadata.
+        self.special_tokens = tuple(
+            sorted(
+                {*self.tokenizer.all_special_tokens}
+                | {token.content for token in self.tokenizer.added_tokens_decoder.values() if token.special},
+                key=len,
+                reverse=True,
+            )
+        )
         stop = [self.tokenizer.eos_token_id, *self.tokenizer.convert_tokens_to_ids(["<|end|>", "<|im_end|>"])]
         self.generation_config = GenerationConfig(
             max_new_tokens=config.max_new_tokens,
@@ -175,18 +184,18 @@ class LLMGenerator(TextGenerator):
 
     def messages(self, request: DescriptionRequest) -> list[dict[str, str]]:
         """The chat: a constant system prompt; metadata and profile, quoted and capped, in the user turn."""
-        item, profile, safety = request.item, request.profile, self.config.safety
+        item, profile, safety, forbidden = request.item, request.profile, self.config.safety, self.special_tokens
         lines = [
             INSTRUCTION,
             "ITEM",
-            f"title: {quote_untrusted(item.display_title, safety.max_field_chars)}",
+            f"title: {quote_untrusted(item.display_title, safety.max_field_chars, forbidden)}",
             *([f"year: {item.year}"] if item.year is not None else []),
-            f"genres: {quote_list(item.genres, safety)}",
-            f"tags: {quote_list(item.tags, safety)}",
+            f"genres: {quote_list(item.genres, safety, forbidden)}",
+            f"tags: {quote_list(item.tags, safety, forbidden)}",
             "USER",
-            f"favourite genres: {quote_list(profile.genres, safety)}",
-            f"favourite tags: {quote_list(profile.tags, safety)}",
-            f"liked titles: {quote_list(profile.titles[: self.config.max_liked_titles], safety)}",
+            f"favourite genres: {quote_list(profile.genres, safety, forbidden)}",
+            f"favourite tags: {quote_list(profile.tags, safety, forbidden)}",
+            f"liked titles: {quote_list(profile.titles[: self.config.max_liked_titles], safety, forbidden)}",
         ]
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
 

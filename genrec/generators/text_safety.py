@@ -21,6 +21,7 @@ from pydantic import Field, field_validator
 from genrec.config import StrictModel
 
 ELLIPSIS = "…"
+_MARKER = re.compile(r"<\|([^|<>]*)\|>")  # <|name|>: the shape of chat-template special tokens
 
 DEFAULT_BLOCKLIST = (
     "ignore previous instructions",
@@ -51,21 +52,27 @@ class SafetyConfig(StrictModel):
         return tuple(" ".join(phrase.lower().split()) for phrase in value)
 
 
-def quote_untrusted(text: Any, max_chars: int) -> str:
+def quote_untrusted(text: Any, max_chars: int, forbidden: tuple[str, ...] = ()) -> str:
     """One JSON string literal holding ``text``: control characters removed, whitespace collapsed, capped.
 
-    A quote inside ``text`` comes out escaped (``\\"``), so it cannot end the literal early.
+    A quote inside ``text`` comes out escaped (``\\"``), so it cannot end the literal early, and
+    chat-template markers (``<|user|>``, ``<|im_start|>``) lose their bars: tokenizers would
+    otherwise read them as the special tokens that start a new turn. ``forbidden`` lists the
+    model's other special-token strings (``</s>``, ``[INST]``); they are removed.
     """
     cleaned = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in str(text))
-    cleaned = " ".join(cleaned.split())
+    for token in forbidden:
+        cleaned = cleaned.replace(token, " ")
+    cleaned = _MARKER.sub(lambda match: "<" + match.group(1) + ">", " ".join(cleaned.split()))
     if len(cleaned) > max_chars:
         cleaned = cleaned[: max_chars - 1].rstrip() + ELLIPSIS
     return json.dumps(cleaned, ensure_ascii=False)
 
 
-def quote_list(values: Any, config: SafetyConfig) -> str:
+def quote_list(values: Any, config: SafetyConfig, forbidden: tuple[str, ...] = ()) -> str:
     """A JSON-style list of quoted, capped strings (at most ``max_list_items``): ``["a", "b"]``."""
-    quoted = [quote_untrusted(value, config.max_field_chars) for value in list(values)[: config.max_list_items]]
+    values = list(values)[: config.max_list_items]
+    quoted = [quote_untrusted(value, config.max_field_chars, forbidden) for value in values]
     return "[" + ", ".join(quoted) + "]"
 
 
