@@ -1,0 +1,44 @@
+"""Personalised content for recommended items: images (diffusers) and descriptions (transformers).
+
+>>> from genrec.generators import create_image_generator
+>>> generator = create_image_generator("tiny")                 # random 64x64 SD + IP-Adapter, no download
+>>> generator = create_image_generator("standard")             # sd-turbo, 1 step, 512x512
+>>> generator = create_image_generator("standard", pretrained=False)  # same architecture, random weights
+>>> describer = create_text_generator("template")              # grounded, deterministic, no model
+>>> describer = create_text_generator("tiny", dataset=ds)       # tiny Llama + catalogue tokenizer, offline
+"""
+
+from genrec.generators.image_safety import ImageSafetyChecker, ImageSafetyConfig
+from genrec.generators.images import (
+    IMAGE_GENERATORS,
+    ImageGenerator,
+    ImageGeneratorConfig,
+    create_image_generator,
+    list_image_generators,
+)
+from genrec.generators.prompts import ImagePrompt, build_image_prompt
+from genrec.generators.template import TemplateConfig, TemplateGenerator
+from genrec.generators.text import LLMConfig, LLMGenerator, create_text_generator, list_text_generators
+from genrec.generators.text_base import TEXT_GENERATORS, ItemFacts, TextGenerator, UserProfile
+
+__all__ = [
+    "IMAGE_GENERATORS",
+    "TEXT_GENERATORS",
+    "ImageGenerator",
+    "ImageGeneratorConfig",
+    "ImagePrompt",
+    "ImageSafetyChecker",
+    "ImageSafetyConfig",
+    "ItemFacts",
+    "LLMConfig",
+    "LLMGenerator",
+    "TemplateConfig",
+    "TemplateGenerator",
+    "TextGenerator",
+    "UserProfile",
+    "build_image_prompt",
+    "create_image_generator",
+    "create_text_generator",
+    "list_image_generators",
+    "list_text_generators",
+]
