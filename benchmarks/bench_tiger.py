@@ -1,0 +1,64 @@
+"""tiger on movielens-latest-small over several seeds: accuracy, cold start, invalid ids, timings.
+
+Each seed runs exactly what ``genrec benchmark ranking --ranker tiger --seed N`` runs
+(:func:`genrec.pipelines.ranking.benchmark_ranking`); the per-seed JSON results are written
+to ``--out`` and the mean over seeds is printed. Prints figures only, asserts nothing.
+
+    .venv/bin/python benchmarks/bench_tiger.py --seeds 0 1 2 --out /tmp/tiger-bench
+    .venv/bin/python benchmarks/bench_tiger.py --set quantiser=rqvae --out /tmp/tiger-rqvae
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from genrec.pipelines.ranking import benchmark_ranking
+
+COLUMNS = (
+    ("NDCG@10", lambda r: r["metrics"]["NDCG@10"]),
+    ("HR@10", lambda r: r["metrics"]["HR@10"]),
+    ("MRR@10", lambda r: r["metrics"]["MRR@10"]),
+    ("cold NDCG@10", lambda r: r["cold_start"].get("NDCG@10", 0.0)),
+    ("cold HR@10", lambda r: r["cold_start"].get("HR@10", 0.0)),
+    ("invalid ids", lambda r: r["extra"].get("invalid_id_share", float("nan"))),
+    ("fit s", lambda r: r["fit_seconds"]),
+    ("epochs", lambda r: r["epochs"]),
+    ("s/epoch", lambda r: r["seconds_per_epoch"]),
+    ("s to best", lambda r: r["best_epoch"] * r["seconds_per_epoch"]),
+)
+
+
+def parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="movielens-latest-small")
+    parser.add_argument("--config", default=None, help="named config or JSON file (default: tiger's default)")
+    parser.add_argument("--set", action="append", default=[], help="override, e.g. quantiser=rqvae")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, required=True, help="directory for one JSON result per seed")
+    args = parser.parse_args()
+    overrides = {key: parse_value(value) for key, value in (item.split("=", 1) for item in args.set)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for seed in args.seeds:
+        result = benchmark_ranking(args.dataset, "tiger", args.config, overrides, seed=seed, progress=False)
+        (args.out / f"seed{seed}.json").write_text(json.dumps(result, indent=2))
+        results.append(result)
+        print(f"seed {seed}: " + "  ".join(f"{name} {get(result):.4g}" for name, get in COLUMNS), flush=True)
+    print("mean: " + "  ".join(f"{name} {statistics.mean(get(r) for r in results):.4g}" for name, get in COLUMNS))
+    extra = results[0]["extra"]
+    print("semantic ids (seed 0): " + "  ".join(f"{k} {v:.4g}" for k, v in extra.items() if k != "invalid_id_share"))
+    print(f"cold-start users: {results[0]['cold_start']['n_users']} of {results[0]['n_users']}")
+
+
+if __name__ == "__main__":
+    main()
