@@ -184,8 +184,10 @@ def generate(
             seed,
             progress,
         )
-    except (DataValidationError, ConfigError, UnknownNameError, KeyError, ValueError) as err:
+    except (DataValidationError, ConfigError, UnknownNameError, ValueError) as err:
         raise fail(str(err)) from None
+    except KeyError as err:  # unknown user or item id; str() of a KeyError would add quotes
+        raise fail(err.args[0]) from None
     images_done, text = metrics["images"], metrics["descriptions"]
     console.print(
         f"{metrics['recommendations']} recommendations; images: {images_done['generated']} new, "

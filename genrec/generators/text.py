@@ -311,7 +311,7 @@ TEXT_GENERATORS.register("tiny")(
             "random_weights": True,
             "architecture": TINY_ARCHITECTURE,
             "tokenizer_vocab_size": 2000,
-            "max_new_tokens": 32,
+            "max_new_tokens": 24,
             "grounding": {"max_retries": 1},
         }
     )
