@@ -220,6 +220,7 @@ class SASRecRanker(Ranker):
         features = None if self.item_features is None else torch.from_numpy(self.item_features)
         self.module = ItemSequenceTransformer(self.config, n_items, features).to(self.device)
         self.module.eval()
+        self.compiled: nn.Module | None = None
 
     def autocast(self) -> torch.autocast:
         enabled = self.config.amp and self.device.type == "cuda"
@@ -236,37 +237,55 @@ class SASRecRanker(Ranker):
         logits = torch.cat([positive, negative], dim=1)  # [N, 1 + K]
         return F.cross_entropy(logits, torch.zeros_like(targets))
 
+    def optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        """AdamW with a linear learning-rate warm-up over ``warmup_steps`` steps."""
+        config = self.config
+        optimizer = torch.optim.AdamW(self.module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        warmup = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / (config.warmup_steps + 1))
+        )
+        return optimizer, warmup
+
+    def train_epoch(
+        self,
+        tokens: torch.Tensor,
+        times: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        schedule: torch.optim.lr_scheduler.LRScheduler,
+        generator: torch.Generator,
+    ) -> float:
+        """One shuffled pass over training windows [W, L + 1] with the loss at every real position; mean loss."""
+        forward = self.compiled if self.compiled is not None else self.module
+        order = torch.randperm(len(tokens), generator=generator)
+        total, count = 0.0, 0
+        for start in range(0, len(order), self.config.batch_size):
+            rows = order[start : start + self.config.batch_size]
+            batch, batch_times = tokens[rows].to(self.device), times[rows].to(self.device)  # [B, L + 1]
+            with self.autocast():
+                table = self.module.item_table()
+                hidden = forward(batch[:, :-1], batch_times[:, :-1], table)  # [B, L, D]
+                targets = batch[:, 1:]
+                real = (targets > 0) & (batch[:, :-1] > 0)  # [B, L]
+                loss = self.loss(hidden[real], targets[real], table, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            n = int(real.sum())
+            total, count = total + loss.item() * n, count + n
+        return total / max(count, 1)
+
     def fit(self, split: Split, progress: bool = True) -> FitReport:
         config = self.config
         self.build(split.n_items)
         self.n_items = split.n_items
+        self.compiled = torch.compile(self.module) if config.compile else None
         tokens, times = training_windows(split.train, config.max_len, config.train_windows == "all")
         generator = torch.Generator().manual_seed(config.seed)
-        optimizer = torch.optim.AdamW(self.module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: min(1.0, (step + 1) / (config.warmup_steps + 1))
-        )
-        forward = torch.compile(self.module) if config.compile else self.module
+        optimizer, schedule = self.optimizer()
 
         def run_epoch(epoch: int) -> float:
-            order = torch.randperm(len(tokens), generator=generator)
-            total, count = 0.0, 0
-            for start in range(0, len(order), config.batch_size):
-                rows = order[start : start + config.batch_size]
-                batch, batch_times = tokens[rows].to(self.device), times[rows].to(self.device)  # [B, L + 1]
-                with self.autocast():
-                    table = self.module.item_table()
-                    hidden = forward(batch[:, :-1], batch_times[:, :-1], table)  # [B, L, D]
-                    targets = batch[:, 1:]
-                    real = (targets > 0) & (batch[:, :-1] > 0)  # [B, L]
-                    loss = self.loss(hidden[real], targets[real], table, generator)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                n = int(real.sum())
-                total, count = total + loss.item() * n, count + n
-            return total / max(count, 1)
+            return self.train_epoch(tokens, times, optimizer, schedule, generator)
 
         self.fit_report = fit_with_early_stopping(self, self.module, split, run_epoch, config, progress)
         return self.fit_report
