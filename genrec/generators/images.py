@@ -23,7 +23,7 @@ from pydantic import Field, field_validator, model_validator
 
 from genrec.config import ConfigError, StrictModel
 from genrec.encoders.base import Precision, batches, resolve_precision
-from genrec.generators.architectures import architecture_config, build_random_pipeline, random_ip_adapter_state_dict
+from genrec.generators.architectures import build_random_pipeline, random_ip_adapter_state_dict
 from genrec.generators.prompts import DEFAULT_NEGATIVE_PROMPT
 from genrec.io import write_json
 from genrec.progress import progress_bar
@@ -105,10 +105,9 @@ class ImageGenerator:
         self.adapter_encoder = None
         if config.ip_adapter is not None:
             self._load_ip_adapter()
-        size = architecture_config(config.architecture) if config.random_weights else {}
-        default = self.pipeline.unet.config.sample_size * self.pipeline.vae_scale_factor
-        self.height = config.height or size.get("height", default)
-        self.width = config.width or size.get("width", default)
+        default = self.pipeline.unet.config.sample_size * self.pipeline.vae_scale_factor  # its training size
+        self.height = config.height or default
+        self.width = config.width or default
 
     @property
     def model_id(self) -> str:
