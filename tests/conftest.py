@@ -48,3 +48,15 @@ def toy_split(tmp_path_factory: pytest.TempPathFactory) -> Split:
     """Leave-one-out split of 40 users x 24 items where neighbouring users share items (learnable)."""
     directory = write_toy_latest(tmp_path_factory.mktemp("toy_split"), n_users=40, n_items=24, per_user=8)
     return split(load_dataset(directory))
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One intra-op torch thread for tiny models: on the shared 2-core machine two OpenMP threads
+    made the tiny LLM's generate() about 100x slower (spin-waiting on busy cores); results are identical."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

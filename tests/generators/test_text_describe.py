@@ -1,8 +1,4 @@
-"""generate_descriptions (atomic, resumable table) and the `genrec generate` command on the tiny preset.
-
-Resuming is tested on generate_descriptions (here) and generate_images (test_images.py); the
-command test runs once, since every run rebuilds the tiny models.
-"""
+"""generate_descriptions (atomic, resumable table) and the `genrec generate` command on the tiny preset."""
 
 from __future__ import annotations
 
@@ -21,6 +17,8 @@ from genrec.pipelines import generate_descriptions
 from genrec.pipelines.describe import DESCRIPTIONS_REPORT, DESCRIPTIONS_TABLE, build_requests
 
 RECS = pd.DataFrame({"user_id": [1, 1, 2], "rank": [1, 2, 1], "item_id": [1, 2, 1]})
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_encoder_profiles_coerce_to_names_without_scores():
@@ -70,7 +68,7 @@ def toy_dir(tmp_path_factory):
     return directory
 
 
-def test_generate_command_writes_a_complete_run(toy_dir, tmp_path, monkeypatch):
+def test_generate_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("GENREC_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "run"
     args = ["generate", "--dataset", str(toy_dir), "--preset", "tiny", "--users", "1,2", "--top-k", "2"]
@@ -91,6 +89,11 @@ def test_generate_command_writes_a_complete_run(toy_dir, tmp_path, monkeypatch):
     assert metrics["recommendations"] == 4 and metrics["images"]["generated"] == 4
     assert metrics["grounding_report"]["descriptions"] == 4
     assert json.loads((out / "config.json").read_text())["ranker"] == "popular"
+
+    result = CliRunner().invoke(app, args)  # a rerun reuses every image and description
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images"]["reused"] == 4 and metrics["grounding_report"]["descriptions"] == 0
 
 
 def test_generate_command_with_explicit_items_and_bad_input(toy_dir, tmp_path, monkeypatch):
