@@ -1,15 +1,21 @@
 """Image generation metrics on CLIP embeddings: CLIP score, personalization score, cross-user diversity.
 
-All functions take unit-length embeddings (rows of an encoder's output) and are plain numpy:
-embed once, score many ways. Text metrics live in :mod:`genrec.evaluation.text_metrics`.
+The metric functions take embeddings (rows of an encoder's output) and are plain numpy: embed
+once, score many ways; :func:`image_metrics` embeds a generated-images table and applies them.
+Text metrics live in :mod:`genrec.evaluation.text_metrics`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from genrec.data import Dataset
+    from genrec.encoders import Encoder
 
 
 def clip_score(image_embeddings: np.ndarray, text_embeddings: np.ndarray) -> np.ndarray:
@@ -74,3 +80,55 @@ def _unit(matrix: np.ndarray) -> np.ndarray:
     if matrix.ndim != 2:
         raise ValueError(f"expected a 2-d array of embeddings [N, D], got shape {matrix.shape}")
     return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
+def image_metrics(
+    images: pd.DataFrame,
+    encoder: Encoder,
+    dataset: Dataset,
+    user_embeddings: Mapping[Any, np.ndarray] | None = None,
+    baseline: pd.DataFrame | None = None,
+) -> dict[str, float]:
+    """The image metrics of a :func:`~genrec.pipelines.generate.generate_images` table, in ``encoder``'s space.
+
+    Args:
+        images: rows with user_id, item_id, seed and an ``image`` (PIL) or ``path`` column.
+        encoder: a CLIP-family encoder (image and text towers).
+        user_embeddings: user id -> history vector [D] in the same space (e.g. from
+            :func:`~genrec.encoders.users.encode_histories` over this encoder's item vectors).
+        baseline: the non-personalised table for the same (user, item, seed) rows; with
+            ``user_embeddings`` it yields the personalization score.
+
+    Returns:
+        ``clip_score`` (mean), ``cross_user_diversity`` and, when possible, ``personalization_*``
+        (see :func:`personalization_score`) and ``baseline_cross_user_diversity``.
+    """
+    from genrec.encoders.items import item_text
+
+    vectors = _embed_images(images, encoder)  # [N, D]
+    items = dataset.items.iloc[dataset.item_index(images["item_id"].tolist())].to_dict("records")
+    texts = encoder.encode_texts([item_text(item) for item in items]).numpy()  # [N, D]
+    metrics = {
+        "clip_score": float(clip_score(vectors, texts).mean()) if len(vectors) else float("nan"),
+        "cross_user_diversity": cross_user_diversity(vectors, images["item_id"].tolist()),
+    }
+    if baseline is not None:
+        key = ["user_id", "item_id", "seed"]
+        aligned = images[key].merge(baseline.reset_index(drop=True).reset_index()[[*key, "index"]], on=key, how="left")
+        if aligned["index"].isna().any():
+            missing = aligned.loc[aligned["index"].isna(), key].iloc[0].tolist()
+            raise ValueError(f"baseline has no image for (user, item, seed) = {tuple(missing)}")
+        base_vectors = _embed_images(baseline, encoder)[aligned["index"].astype(int).to_numpy()]  # [N, D]
+        metrics["baseline_cross_user_diversity"] = cross_user_diversity(base_vectors, images["item_id"].tolist())
+        if user_embeddings is not None:
+            history = np.stack([np.asarray(user_embeddings[user], dtype=np.float64) for user in images["user_id"]])
+            scores = personalization_score(vectors, base_vectors, history)
+            metrics |= {f"personalization_{name}": value for name, value in scores.items()}
+    return metrics
+
+
+def _embed_images(table: pd.DataFrame, encoder: Encoder) -> np.ndarray:
+    column = "image" if "image" in table.columns else "path"
+    if column not in table.columns:
+        raise ValueError("the images table needs an 'image' (PIL) or a 'path' column")
+    return encoder.encode_images(table[column].tolist()).numpy()  # [N, D]

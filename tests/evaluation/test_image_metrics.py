@@ -42,3 +42,31 @@ def test_cross_user_diversity_averages_pairs_within_items_then_items():
     assert math.isnan(cross_user_diversity(embeddings[:1], ["a"]))
     with pytest.raises(ValueError, match="item ids"):
         cross_user_diversity(embeddings, items[:2])
+
+
+def test_image_metrics_on_a_generated_table(movielens_small):
+    import pandas as pd
+    from PIL import Image
+
+    from genrec.encoders import create_encoder
+    from genrec.encoders.items import item_text
+    from genrec.evaluation.generation import image_metrics
+
+    encoder = create_encoder("tiny")
+    red, blue = Image.new("RGB", (64, 64), (200, 0, 0)), Image.new("RGB", (64, 64), (0, 0, 200))
+    keys = {"user_id": [1, 2], "item_id": [1, 1], "seed": [0, 0]}
+    personal = pd.DataFrame({**keys, "image": [red, blue]})
+    baseline = pd.DataFrame({**keys, "image": [red, red]}).iloc[::-1]  # row order must not matter
+    history = {1: encoder.encode_images([red])[0].numpy(), 2: encoder.encode_images([red])[0].numpy()}
+
+    metrics = image_metrics(personal, encoder, movielens_small, history, baseline)
+    vectors = encoder.encode_images([red, blue]).numpy()
+    text = encoder.encode_texts([item_text(movielens_small.items.iloc[0])]).numpy()
+    assert metrics["clip_score"] == pytest.approx(clip_score(vectors, np.repeat(text, 2, axis=0)).mean(), abs=1e-4)
+    assert metrics["baseline_cross_user_diversity"] == pytest.approx(0.0, abs=1e-6)  # both users got the same
+    assert metrics["cross_user_diversity"] == pytest.approx(1 - float(vectors[0] @ vectors[1]), abs=1e-5)
+    # user 1's personalised image is the baseline itself; user 2's moved away from the (red) history.
+    assert metrics["personalization_baseline"] == pytest.approx(1.0, abs=1e-5)
+    assert metrics["personalization_lift"] < 0 and metrics["personalization_win_rate"] == 0.0
+    with pytest.raises(ValueError, match="baseline has no image"):
+        image_metrics(personal, encoder, movielens_small, history, baseline.iloc[:1])
