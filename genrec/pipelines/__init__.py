@@ -5,6 +5,7 @@ generate -> evaluate. Flows in genrec.flows only wire these; nothing here import
 from genrec.data import load_dataset
 from genrec.pipelines.describe import generate_descriptions
 from genrec.pipelines.encode import encode_histories, encode_items, preference_profile
+from genrec.pipelines.generate import generate_images
 from genrec.pipelines.ranking import (
     benchmark_ranking,
     build_ranker,
@@ -23,6 +24,7 @@ __all__ = [
     "evaluate_ranker",
     "fit_ranker",
     "generate_descriptions",
+    "generate_images",
     "load_dataset",
     "preference_profile",
     "rank",
