@@ -151,7 +151,9 @@ class LLMGenerator(TextGenerator):
         self.dtype = resolve_precision(config.precision, torch.device(config.device))
         if config.random_weights:
             self.tokenizer = train_catalogue_tokenizer(item_texts(dataset.items), config.tokenizer_vocab_size)
-            settings = {**config.architecture, "vocab_size": len(self.tokenizer)}
+            special = {"bos_token_id": None, "eos_token_id": self.tokenizer.eos_token_id}
+            settings = {**config.architecture, **special, "vocab_size": len(self.tokenizer)}
+            settings["pad_token_id"] = self.tokenizer.pad_token_id
             torch.manual_seed(config.seed)  # the weights are a function of the seed alone
             self.model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**settings))
         else:

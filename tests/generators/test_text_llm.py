@@ -140,6 +140,14 @@ def test_empty_output_counts_as_rejected(tiny, movielens_small, monkeypatch):
     assert description.source == "fallback" and "empty:" in description.unsupported
 
 
+def test_any_causal_lm_architecture_works_for_example_gpt2(movielens_small):
+    gpt2 = {"model_type": "gpt2", "n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 512}
+    generator = create_text_generator("tiny", {**FAST, "architecture": gpt2}, movielens_small)
+    descriptions, report = generator.describe(requests(movielens_small, n=2))
+    assert type(generator.model).__name__ == "GPT2LMHeadModel"
+    assert len(descriptions) == 2 and report.llm_attempts >= 2
+
+
 def test_saved_generator_reloads_to_identical_output(tiny, movielens_small, tmp_path):
     batch = requests(movielens_small, n=2)
     tiny.save_pretrained(tmp_path / "saved")
