@@ -6,6 +6,10 @@ to ``--out`` and the mean over seeds is printed. Prints figures only, asserts no
 
     .venv/bin/python benchmarks/bench_tiger.py --seeds 0 1 2 --out /tmp/tiger-bench
     .venv/bin/python benchmarks/bench_tiger.py --set quantiser=rqvae --out /tmp/tiger-rqvae
+    .venv/bin/python benchmarks/bench_tiger.py --summarise /tmp/tiger-bench   # table from existing JSONs
+
+``--summarise DIR`` reads ``*.json`` written by ``genrec benchmark ranking --json`` (e.g. seeds
+run in parallel) instead of running anything. "s to best" is best_epoch x mean seconds per epoch.
 """
 
 from __future__ import annotations
@@ -38,14 +42,11 @@ def parse_value(text: str):
         return text
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="movielens-latest-small")
-    parser.add_argument("--config", default=None, help="named config or JSON file (default: tiger's default)")
-    parser.add_argument("--set", action="append", default=[], help="override, e.g. quantiser=rqvae")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, required=True, help="directory for one JSON result per seed")
-    args = parser.parse_args()
+def print_row(label: str, *results: dict) -> None:
+    print(f"{label}: " + "  ".join(f"{name} {statistics.mean(get(r) for r in results):.4g}" for name, get in COLUMNS))
+
+
+def run_seeds(args: argparse.Namespace) -> list[dict]:
     overrides = {key: parse_value(value) for key, value in (item.split("=", 1) for item in args.set)}
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -53,10 +54,31 @@ def main() -> None:
         result = benchmark_ranking(args.dataset, "tiger", args.config, overrides, seed=seed, progress=False)
         (args.out / f"seed{seed}.json").write_text(json.dumps(result, indent=2))
         results.append(result)
-        print(f"seed {seed}: " + "  ".join(f"{name} {get(result):.4g}" for name, get in COLUMNS), flush=True)
-    print("mean: " + "  ".join(f"{name} {statistics.mean(get(r) for r in results):.4g}" for name, get in COLUMNS))
+        print_row(f"seed {seed}", result)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="movielens-latest-small")
+    parser.add_argument("--config", default=None, help="named config or JSON file (default: tiger's default)")
+    parser.add_argument("--set", action="append", default=[], help="override, e.g. quantiser=rqvae")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, help="directory for one JSON result per seed")
+    parser.add_argument("--summarise", type=Path, help="print the table of the JSON results in this directory")
+    args = parser.parse_args()
+    if (args.out is None) == (args.summarise is None):
+        parser.error("give exactly one of --out and --summarise")
+    if args.summarise:
+        results = [json.loads(path.read_text()) for path in sorted(args.summarise.glob("*.json"))]
+        for result in results:
+            print_row(f"seed {result['seed']}", result)
+    else:
+        results = run_seeds(args)
+    print_row("mean", *results)
     extra = results[0]["extra"]
-    print("semantic ids (seed 0): " + "  ".join(f"{k} {v:.4g}" for k, v in extra.items() if k != "invalid_id_share"))
+    figures = "  ".join(f"{k} {v:.4g}" for k, v in extra.items() if k != "invalid_id_share")
+    print(f"semantic ids (seed {results[0]['seed']}): {figures}")
     print(f"cold-start users: {results[0]['cold_start']['n_users']} of {results[0]['n_users']}")
 
 

@@ -96,12 +96,15 @@ class Attention(nn.Module):
         self.key_value = nn.Linear(d_model, 2 * d_model)
         self.proj = nn.Linear(d_model, d_model)
 
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        n, length, d = x.shape
+        return x.view(n, length, self.n_heads, d // self.n_heads).transpose(1, 2)  # [N, H, length, d/H]
+
     def forward(self, x: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [N, S, D], memory [N, T, D], mask [N, S, T] (True = may attend) -> [N, S, D]."""
         n, s, d = x.shape
-        heads = lambda t: t.view(n, -1, self.n_heads, d // self.n_heads).transpose(1, 2)  # noqa: E731
-        q = heads(self.query(x))  # [N, H, S, d/H]
-        k, v = (heads(t) for t in self.key_value(memory).chunk(2, dim=-1))  # [N, H, T, d/H]
+        q = self.split_heads(self.query(x))  # [N, H, S, d/H]
+        k, v = (self.split_heads(t) for t in self.key_value(memory).chunk(2, dim=-1))  # [N, H, T, d/H]
         dropout = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], dropout_p=dropout)
         return self.proj(y.transpose(1, 2).reshape(n, s, d))
@@ -225,7 +228,7 @@ class TigerRanker(Ranker):
     config_class = TigerConfig
     config: TigerConfig
 
-    def __init__(self, config=None, item_features=None):
+    def __init__(self, config: TigerConfig | dict | None = None, item_features: np.ndarray | None = None):
         super().__init__(config, item_features)
         self.model: TigerModel | None = None
         self.trie: PrefixTrie | None = None
