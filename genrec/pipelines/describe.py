@@ -17,12 +17,15 @@ from typing import Any
 import pandas as pd
 
 from genrec.data import Dataset
+from genrec.encoders.base import batches
+from genrec.generators.grounding import GroundingReport
 from genrec.generators.text_base import DescriptionRequest, ItemFacts, TextGenerator, UserProfile
 from genrec.io import atomic_path, write_json
 
 DESCRIPTIONS_TABLE = "descriptions.parquet"
 DESCRIPTIONS_REPORT = "descriptions_report.json"
 LIKED_TITLES = 3  # recent history titles shown when a profile lists none
+STORED = ("description", "source", "attempts", "unsupported", "blocked_terms")  # generated columns
 
 
 def build_requests(
@@ -68,6 +71,7 @@ def generate_descriptions(
     dataset: Dataset,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    checkpoint_every: int = 64,
 ) -> pd.DataFrame:
     """A description per (user, recommended item), written for the user and grounded in the item's metadata.
 
@@ -78,67 +82,66 @@ def generate_descriptions(
             mapping with ``genres``/``tags``/``titles``); absent users get an empty profile.
         out_dir: where ``descriptions.parquet`` and ``descriptions_report.json`` go (atomic writes;
             rows whose inputs are unchanged are reused). None keeps everything in memory.
+        checkpoint_every: descriptions generated between two writes of the table, so a killed
+            run loses at most this many.
 
     Returns:
         One row per recommendation: user_id, item_id, (rank,) title, description, source
         (template / llm / llm_retry / fallback / blocked), attempts, unsupported, blocked_terms,
         generator, key, reused. ``attrs["report"]`` holds the grounding report of this call.
     """
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     requests = build_requests(recommendations, profiles, dataset)
     keys = [request_key(generator, request) for request in requests]
+    ranks = recommendations["rank"].tolist() if "rank" in recommendations else None
     table_path = None if out_dir is None else Path(out_dir) / DESCRIPTIONS_TABLE
     previous: dict[str, dict[str, Any]] = {}
     if table_path is not None and table_path.exists():
         previous = {row["key"]: row for row in pd.read_parquet(table_path).to_dict("records")}
-    todo = [index for index, key in enumerate(keys) if key not in previous]
-    fresh, report = generator.describe([requests[index] for index in todo], progress=progress)
-    made = dict(zip(todo, fresh, strict=True))
-    rows = []
-    for index, (request, key) in enumerate(zip(requests, keys, strict=True)):
-        if index in made:
-            description = made[index]
-            row = {
-                "description": description.text,
-                "source": description.source,
-                "attempts": description.attempts,
-                "unsupported": list(description.unsupported),
-                "blocked_terms": list(description.blocked_terms),
-            }
-        else:
-            row = {name: previous[key][name] for name in ("description", "source", "attempts")}
-            row |= {name: list(previous[key][name]) for name in ("unsupported", "blocked_terms")}
-        rows.append(
+    done = {index: _stored(previous[key]) for index, key in enumerate(keys) if key in previous}
+    todo = [index for index in range(len(requests)) if index not in done]
+    report, fresh = GroundingReport(), set()
+
+    def table(indices: list[int]) -> pd.DataFrame:
+        rows = [
             {
-                "user_id": request.user_id,
-                "item_id": request.item.item_id,
-                **({"rank": int(recommendations["rank"].iloc[index])} if "rank" in recommendations else {}),
-                "title": request.item.title,
-                **row,
+                "user_id": requests[index].user_id,
+                "item_id": requests[index].item.item_id,
+                **({"rank": int(ranks[index])} if ranks is not None else {}),
+                "title": requests[index].item.title,
+                **done[index],
                 "generator": generator.name,
-                "key": key,
-                "reused": index not in made,
+                "key": keys[index],
+                "reused": index not in fresh,
             }
-        )
-    table = pd.DataFrame.from_records(
-        rows,
-        columns=[
-            "user_id",
-            "item_id",
-            *(["rank"] if "rank" in recommendations else []),
-            "title",
-            "description",
-            "source",
-            "attempts",
-            "unsupported",
-            "blocked_terms",
-            "generator",
-            "key",
-            "reused",
-        ],
-    )
-    table.attrs["report"] = report.to_dict()
+            for index in indices
+        ]
+        columns = ["user_id", "item_id", *(["rank"] if ranks is not None else []), "title", *STORED, "generator"]
+        return pd.DataFrame.from_records(rows, columns=[*columns, "key", "reused"])
+
+    for chunk in batches(len(todo), checkpoint_every):
+        part = todo[chunk]
+        descriptions, part_report = generator.describe([requests[index] for index in part], progress=progress)
+        report.merge(part_report)
+        for index, description in zip(part, descriptions, strict=True):
+            done[index] = _stored(asdict(description) | {"description": description.text})
+            fresh.add(index)
+        if table_path is not None:
+            _write(table(sorted(done)), table_path)
+    result = table(list(range(len(requests))))
+    result.attrs["report"] = report.to_dict()
     if table_path is not None:
-        with atomic_path(table_path) as temporary:
-            table.drop(columns=["reused"]).to_parquet(temporary, index=False)
+        _write(result, table_path)
         write_json(Path(out_dir) / DESCRIPTIONS_REPORT, {"generator": generator.identity(), **report.to_dict()})
-    return table
+    return result
+
+
+def _stored(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The generated part of a row, lists as lists (parquet reads them back as arrays)."""
+    return {name: list(row[name]) if name in ("unsupported", "blocked_terms") else row[name] for name in STORED}
+
+
+def _write(table: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as temporary:
+        table.drop(columns=["reused"]).to_parquet(temporary, index=False)

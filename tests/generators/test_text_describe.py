@@ -61,6 +61,24 @@ def test_descriptions_are_written_atomically_and_reused_on_rerun(movielens_small
     assert "Adventure" in edited["description"].iloc[2]
 
 
+def test_a_killed_run_keeps_its_finished_checkpoints(movielens_small, tmp_path, monkeypatch):
+    generator = create_text_generator("template")
+    describe, calls = generator.describe, []
+
+    def dies_on_second_chunk(requests, progress=False):
+        calls.append(len(requests))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return describe(requests, progress)
+
+    monkeypatch.setattr(generator, "describe", dies_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        generate_descriptions(generator, RECS, None, movielens_small, tmp_path, progress=False, checkpoint_every=2)
+    assert len(pd.read_parquet(tmp_path / DESCRIPTIONS_TABLE)) == 2
+    resumed = generate_descriptions(generator, RECS, None, movielens_small, tmp_path, False, checkpoint_every=2)
+    assert resumed["reused"].tolist() == [True, True, False] and calls == [2, 1, 1]
+
+
 @pytest.fixture(scope="module")
 def toy_dir(tmp_path_factory):
     directory = write_toy_latest(tmp_path_factory.mktemp("generate") / "toy", n_users=4, n_items=8, per_user=4)
