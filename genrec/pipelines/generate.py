@@ -57,11 +57,12 @@ def user_image_embeddings(generator: ImageGenerator, dataset: Dataset, users: Se
     paths = image_paths(dataset.items)
     seen = np.unique(np.concatenate([dataset.sequence(int(idx)) for idx in dataset.user_index(list(users))]))
     wanted = [int(item) for item in seen if paths[item] is not None]
-    vectors, ok, _ = encoder.encode_image_files(
-        [paths[item] for item in wanted], [f"item {dataset.item_ids[item]!r}" for item in wanted]
-    )
     item_vectors = np.zeros((dataset.n_items, encoder.dim), dtype=np.float32)  # [n_items, E]
-    item_vectors[wanted] = np.where(ok[:, None], vectors, 0.0)
+    if wanted:
+        vectors, ok, _ = encoder.encode_image_files(
+            [paths[item] for item in wanted], [f"item {dataset.item_ids[item]!r}" for item in wanted]
+        )
+        item_vectors[wanted] = np.where(ok[:, None], vectors, 0.0)
     pooled = encode_histories(dataset, item_vectors, users=list(users))
     return {user: torch.from_numpy(row) for user, row in zip(users, pooled.embeddings, strict=True)}
 
@@ -93,8 +94,9 @@ def generate_images(
 
     Returns:
         One row per image: user_id, item_id, (rank,) seed, noise_seed, personalization, prompt,
-        negative_prompt, model, path (None without ``out_dir``), reused, unsafe_score, flagged,
-        and ``image`` (PIL) when ``out_dir`` is None.
+        negative_prompt, model, history (digest of the history behind an IP-Adapter image), path
+        (None without ``out_dir``), reused, unsafe_score, flagged, and ``image`` (PIL) when
+        ``out_dir`` is None.
     """
     mode = personalization or generator.config.personalization
     if mode == "ip_adapter" and generator.adapter_encoder is None:
@@ -125,6 +127,7 @@ def generate_images(
                     "prompt": prompt.prompt,
                     "negative_prompt": prompt.negative_prompt,
                     "model": generator.model_id,
+                    "history": _history_digest(dataset, row["user_id"]) if mode == "ip_adapter" else "",
                 }
             )
     table = pd.DataFrame.from_records(records)
@@ -183,6 +186,11 @@ def generate_images(
     return table
 
 
+def _history_digest(dataset: Dataset, user_id: Any) -> str:
+    history = dataset.sequence(int(dataset.user_index([user_id])[0]))
+    return hashlib.blake2b(dataset.item_ids[history].astype(str).tobytes(), digest_size=8).hexdigest()
+
+
 def _png_path(out_dir: Path, record: dict[str, Any]) -> Path:
     name = f"user-{record['user_id']}_item-{record['item_id']}_seed-{record['seed']}_{record['personalization']}.png"
     return out_dir / "images" / name
@@ -200,6 +208,7 @@ def _metadata(record: dict[str, Any], generator: ImageGenerator) -> dict[str, st
         "steps": str(config.steps),
         "guidance_scale": str(config.guidance_scale),
         "size": f"{generator.width}x{generator.height}",
+        "history": record["history"],  # the image prompt's source: a changed history is a new image
         "user_id": str(record["user_id"]),
         "item_id": str(record["item_id"]),
     }

@@ -133,11 +133,20 @@ def test_prompt_personalization_changes_images_and_the_baseline_ignores_the_user
     assert baseline["noise_seed"].tolist() == personal["noise_seed"].tolist()
 
 
-def test_ip_adapter_personalization_uses_each_users_history_images(generator, posters_dataset):
+def test_ip_adapter_personalization_uses_each_users_history_images(generator, posters_dataset, tmp_path: Path):
     recs = recommendations(items=(5,))
-    images = generate_images(generator, recs, None, posters_dataset, personalization="ip_adapter", progress=False)
-    assert images["prompt"].nunique() == 1  # only the image prompt differs between the two users
-    assert png_bytes(images["image"].iloc[0]) != png_bytes(images["image"].iloc[1])
+    table = generate_images(
+        generator, recs, None, posters_dataset, tmp_path, personalization="ip_adapter", progress=False
+    )
+    assert table["prompt"].nunique() == 1  # only the image prompt differs between the two users
+    first, second = (Image.open(path) for path in table["path"])
+    assert png_bytes(first) != png_bytes(second)
+    assert first.text["personalization"] == "ip_adapter" and first.text["history"] == table["history"].iloc[0]
+    assert table["history"].nunique() == 2  # a changed history is a different image, never a stale reuse
+    again = generate_images(
+        generator, recs, None, posters_dataset, tmp_path, personalization="ip_adapter", progress=False
+    )
+    assert again["reused"].all()
 
 
 def test_pngs_carry_metadata_and_a_rerun_reuses_them(generator, posters_dataset, tmp_path: Path):
