@@ -145,7 +145,9 @@ class ItemSequenceTransformer(nn.Module):
     def __init__(self, config: SASRecConfig, n_items: int, item_features: torch.Tensor | None):
         super().__init__()
         self.item_embedding = nn.Embedding(n_items + 1, config.hidden, padding_idx=0)
-        self.position_embedding = nn.Embedding(config.max_len, config.hidden) if config.block == "sasrec" else None
+        # Absolute positions (counted from the most recent item) for both block types, as HSTU's reference input
+        # preprocessor also adds them under its relative bias.
+        self.position_embedding = nn.Embedding(config.max_len, config.hidden)
         self.register_buffer("item_features", item_features, persistent=False)  # saved by Ranker.save_pretrained
         self.feature_projection = None if item_features is None else nn.Linear(item_features.shape[1], config.hidden)
         self.drop = nn.Dropout(config.dropout)
@@ -169,8 +171,7 @@ class ItemSequenceTransformer(nn.Module):
         L = tokens.shape[1]
         table = self.item_table() if table is None else table
         x = F.embedding(tokens, table) * math.sqrt(table.shape[1])  # [B, L, D]
-        if self.position_embedding is not None:
-            x = x + self.position_embedding.weight[-L:]
+        x = x + self.position_embedding.weight[-L:]
         real = tokens > 0  # [B, L]
         x = self.drop(x) * real[..., None]
         causal = torch.ones(L, L, dtype=torch.bool, device=tokens.device).tril()
