@@ -6,7 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import write_toy_latest
 from typer.testing import CliRunner
 
 from genrec.cli import app
@@ -79,11 +78,11 @@ def test_a_killed_run_keeps_its_finished_checkpoints(movielens_small, tmp_path, 
     assert resumed["reused"].tolist() == [True, True, False] and calls == [2, 1, 1]
 
 
-@pytest.fixture(scope="module")
-def toy_dir(tmp_path_factory):
-    directory = write_toy_latest(tmp_path_factory.mktemp("generate") / "toy", n_users=4, n_items=8, per_user=4)
-    (directory / "tags.csv").write_text("userId,movieId,tag,timestamp\n1,3,heist,1\n2,4,robin williams,2\n")
-    return directory
+@pytest.fixture
+def toy_dir(toy_latest_dir):
+    """The shared toy MovieLens directory (6 users, 8 items) with two tags added."""
+    (toy_latest_dir / "tags.csv").write_text("userId,movieId,tag,timestamp\n1,3,heist,1\n2,4,robin williams,2\n")
+    return toy_latest_dir
 
 
 def test_generate_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, monkeypatch):
