@@ -9,6 +9,8 @@ Building a generator is timed apart from generating.
 
     .venv/bin/python benchmarks/bench_descriptions.py --no-progress --json descriptions.json
     .venv/bin/python benchmarks/bench_descriptions.py --threads 1 --no-progress --json descriptions-1t.json
+    .venv/bin/python benchmarks/bench_descriptions.py --llm standard-random --users 10 --llm-users 2 --llm-top-k 2 \\
+        --max-new-tokens 24 --max-retries 1 --seeds 0 --threads 1 --no-progress
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ def main() -> None:
     parser.add_argument("--llm-users", type=int, default=8, help="users described by the tiny LLM")
     parser.add_argument("--llm-top-k", type=int, default=4, help="items per user for the tiny LLM")
     parser.add_argument("--llm-batch-size", type=int, default=8, help="prompts per generate() call")
+    parser.add_argument("--llm", default="tiny", help="LLM preset: tiny, or standard-random (real size, offline)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="LLM tokens per attempt (default: preset)")
+    parser.add_argument("--max-retries", type=int, default=None, help="guard regenerations (default: preset)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--encoder", default="minilm", help="encoder preset for the preference profiles")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -93,9 +98,13 @@ def main() -> None:
     checker = GroundingChecker(dataset.items)
     plan = {
         "template": requests_for(dataset, users[: args.users], args.top_k, profiles),
-        "tiny": requests_for(dataset, users[: args.llm_users], args.llm_top_k, profiles),
+        args.llm: requests_for(dataset, users[: args.llm_users], args.llm_top_k, profiles),
     }
     llm = {"batch_size": args.llm_batch_size}
+    if args.max_new_tokens is not None:
+        llm["max_new_tokens"] = args.max_new_tokens
+    if args.max_retries is not None:
+        llm["grounding"] = {"max_retries": args.max_retries}
     runs = [
         run(name, seed, requests, dataset, checker, args.progress, llm)
         for name, requests in plan.items()
