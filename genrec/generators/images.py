@@ -25,7 +25,8 @@ from genrec.config import ConfigError, StrictModel
 from genrec.encoders.base import Precision, batches, resolve_precision
 from genrec.generators.architectures import build_random_pipeline, random_ip_adapter_state_dict
 from genrec.generators.prompts import DEFAULT_NEGATIVE_PROMPT
-from genrec.io import write_json
+from genrec.hub import resolve_pretrained_dir
+from genrec.io import read_json, write_json
 from genrec.progress import progress_bar
 from genrec.registry import Registry
 
@@ -238,21 +239,23 @@ class ImageGenerator:
             arguments["ip_adapter_image_embeds"] = [embeds]
         return arguments
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """The diffusers pipeline plus this generator's resolved config; :meth:`from_pretrained` rebuilds it."""
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """The diffusers pipeline, then this generator's resolved config (written last, atomically, so a
+        directory without it is an unfinished save); :meth:`from_pretrained` rebuilds the generator."""
         directory = Path(directory)
         if self.adapter_encoder is not None:
             raise ConfigError("saving a generator with an IP-Adapter is not supported; save the base model instead")
         self.pipeline.save_pretrained(directory)
         fields = self.config.model_dump(mode="json") | {"model": str(directory), "random_weights": False}
-        write_json(directory / CONFIG_FILE, {"name": self.name, "config": fields})
+        write_json(directory / CONFIG_FILE, {"name": self.name, "model_id": self.model_id, "config": fields})
+        return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **overrides: Any) -> ImageGenerator:
-        """A generator saved by :meth:`save_pretrained` (same weights, sampler and settings)."""
-        from genrec.io import read_json
-
-        saved = read_json(Path(directory) / CONFIG_FILE)
+        """A generator saved by :meth:`save_pretrained` (same weights, sampler and settings); a local
+        directory or a hub id of one."""
+        directory = resolve_pretrained_dir(directory, required=(CONFIG_FILE,))
+        saved = read_json(directory / CONFIG_FILE)
         fields = saved["config"] | {"model": str(directory)} | overrides
         return cls(ImageGeneratorConfig.from_dict(fields, source=str(directory)), saved["name"])
 
