@@ -79,7 +79,7 @@ def encode_catalogue(
     parts = ItemParts.empty(len(texts), encoder.dim)
     todo = np.arange(len(texts))
     if cache is not None:
-        keys = content_keys(texts, paths if encoder.supports_images else None)
+        keys = content_keys(texts, paths)  # [n, 16]; image bytes only count for encoders that read them
         rows = cache.lookup(keys)  # [n] row in the cache file, -1 when absent
         hits = np.flatnonzero(rows >= 0)
         cache.read_into(parts, hits, rows[hits])

@@ -6,6 +6,7 @@ becomes a zero placeholder plus a problem string; the caller encodes that item f
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -63,6 +64,10 @@ def image_loader(files: ImageFiles, batch_size: int, num_workers: int, pin_memor
     """
     n_batches = -(-len(files) // batch_size)
     workers = max(0, min(num_workers, n_batches - 1))
+    # Forked workers start in milliseconds; spawned ones (the default under spawn/forkserver, e.g.
+    # inside a spawned process) re-import torch and open_clip for the pickled transform: ~10 s each.
+    # They only decode on the CPU, so forking a process that holds CUDA state is safe.
+    context = "fork" if workers and "fork" in multiprocessing.get_all_start_methods() else None
     return DataLoader(
         files,
         batch_size=batch_size,
@@ -70,4 +75,5 @@ def image_loader(files: ImageFiles, batch_size: int, num_workers: int, pin_memor
         num_workers=workers,
         pin_memory=pin_memory,
         prefetch_factor=4 if workers else None,
+        multiprocessing_context=context,
     )

@@ -51,8 +51,8 @@ def image_paths(items: pd.DataFrame) -> list[str | None]:
     return [value if isinstance(value, str) and value else None for value in items["image_path"].tolist()]
 
 
-def content_keys(texts: list[str], paths: list[str | None] | None) -> np.ndarray:
-    """A 16-byte key per item from its text and (when ``paths`` is given) its image *bytes*: [n, 16] uint8.
+def content_keys(texts: list[str], paths: list[str | None]) -> np.ndarray:
+    """A 16-byte key per item from its text and its image file's *bytes* (if any): [n, 16] uint8.
 
     Hashing the file content, not its name or mtime, means a replaced poster is re-encoded and
     a touched-but-identical one is not. An unreadable file hashes by its path, so it is retried
@@ -61,7 +61,7 @@ def content_keys(texts: list[str], paths: list[str | None] | None) -> np.ndarray
     keys = np.empty((len(texts), KEY_BYTES), dtype=np.uint8)
     for row, text in enumerate(texts):
         digest = hashlib.blake2b(text.encode("utf-8"), digest_size=KEY_BYTES)
-        path = paths[row] if paths is not None else None
+        path = paths[row]
         if path is not None:
             digest.update(b"\0image\0")
             try:
