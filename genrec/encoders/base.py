@@ -2,6 +2,9 @@
 
 An :class:`Encoder` holds weights; :func:`genrec.encoders.catalogue.encode_catalogue` is the
 stateless algorithm that turns a catalogue into item vectors with it (and the cache).
+``save_pretrained`` writes the backend's weights plus ``genrec_encoder.json`` (backend, name,
+resolved config with paths relative to the directory), last, so a directory holding that
+file is complete; ``from_pretrained`` rebuilds the exact encoder from it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
@@ -21,6 +24,7 @@ from pydantic import Field
 
 from genrec.config import StrictModel
 from genrec.encoders.items import NO_IMAGE
+from genrec.io import read_json, write_json
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
     from genrec.encoders.catalogue import EncodeReport
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
+ENCODER_FILE = "genrec_encoder.json"  # not config.json: Hugging Face models write their own
 
 
 class EncoderConfig(StrictModel):
@@ -62,6 +67,7 @@ class Encoder(ABC):
 
     backend: ClassVar[str]
     supports_images: ClassVar[bool] = False
+    path_fields: ClassVar[tuple[str, ...]] = ()  # config fields saved relative to the save directory
 
     def __init__(self, config: EncoderConfig, name: str):
         self.config = config
@@ -118,6 +124,35 @@ class Encoder(ABC):
     @abstractmethod
     def identity_fields(self) -> dict:
         """What :attr:`identity` is made of; weights as a pretrained tag, a file hash or a seed."""
+
+    @abstractmethod
+    def save_weights(self, directory: Path) -> dict[str, Any]:
+        """Write the weights (and tokenizer) into ``directory``; returns the config fields to load them."""
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write weights + ``genrec_encoder.json``; ``from_pretrained`` rebuilds this exact encoder."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        fields = self.config.model_dump(mode="json") | self.save_weights(directory) | {"random_weights": False}
+        write_json(directory / ENCODER_FILE, {"backend": self.backend, "name": self.name, "config": fields})
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, **overrides: Any) -> Self:
+        """Rebuild a saved encoder from a directory (or a Hugging Face hub repo id); ``overrides``
+        are config fields such as ``device``."""
+        from genrec.encoders.presets import BACKENDS
+        from genrec.hub import resolve_pretrained_dir
+
+        directory = resolve_pretrained_dir(name_or_path, required=(ENCODER_FILE,))
+        saved = read_json(directory / ENCODER_FILE)
+        backends = {backend.backend: (config_class, backend) for config_class, backend in BACKENDS.items()}
+        if saved.get("backend") not in backends:
+            raise ValueError(f"{directory / ENCODER_FILE}: unknown encoder backend {saved.get('backend')!r}")
+        config_class, backend = backends[saved["backend"]]
+        fields = saved["config"] | {name: str(directory / saved["config"][name]) for name in backend.path_fields}
+        config = config_class.from_dict(fields | overrides, source=str(directory / ENCODER_FILE))
+        return backend(config, saved["name"])
 
     def autocast(self) -> AbstractContextManager:
         """Mixed precision on CUDA (bf16 if supported, else fp16); plain fp32 elsewhere unless asked."""

@@ -2,7 +2,8 @@
 
 Architectures are open_clip names (``open_clip.list_models()``) plus genrec's own configs in
 ``model_configs/`` (``genrec-tiny``). Weights come from an open_clip pretrained tag or a
-checkpoint file, or are random (seeded) for offline benchmarks of real-size compute.
+checkpoint file (``save_pretrained``), or are random (seeded) for offline benchmarks of
+real-size compute.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ import numpy as np
 import torch
 from PIL import Image
 from pydantic import Field, model_validator
+from safetensors.torch import save_file
 
 from genrec.config import ConfigError
 from genrec.encoders.base import Encoder, EncoderConfig, batches
 from genrec.encoders.images import ImageFiles, image_loader, load_rgb
+from genrec.io import atomic_path
 from genrec.progress import progress_bar
 
 MODEL_CONFIGS = Path(__file__).parent / "model_configs"
+WEIGHTS_FILE = "model.safetensors"
 
 
 class OpenCLIPConfig(EncoderConfig):
@@ -32,7 +36,10 @@ class OpenCLIPConfig(EncoderConfig):
 
     architecture: str = Field("ViT-B-32", description="open_clip architecture, e.g. 'ViT-B-32', 'genrec-tiny'")
     pretrained: str | None = Field(
-        "laion2b_s34b_b79k", description="open_clip pretrained tag or checkpoint file; None needs random_weights"
+        "laion2b_s34b_b79k", description="open_clip pretrained tag: the weights to download and their preprocessing"
+    )
+    checkpoint: str | None = Field(
+        None, description="weights file (open_clip state dict, e.g. from save_pretrained); used instead of the tag's"
     )
     image_weight: float = Field(0.5, ge=0.0, le=1.0, description="fused = normalise(w * image + (1 - w) * text)")
     num_workers: int = Field(2, ge=0, description="DataLoader worker processes decoding and preprocessing images")
@@ -42,7 +49,7 @@ class OpenCLIPConfig(EncoderConfig):
 
     @model_validator(mode="after")
     def _has_weights(self) -> Self:
-        if self.pretrained is None and not self.random_weights:
+        if self.pretrained is None and self.checkpoint is None and not self.random_weights:
             raise ValueError(f"{self.architecture}: give a pretrained tag or checkpoint, or set random_weights=True")
         return self
 
@@ -60,6 +67,7 @@ class OpenCLIPEncoder(Encoder):
 
     backend = "open_clip"
     supports_images = True
+    path_fields = ("checkpoint",)
 
     def __init__(self, config: OpenCLIPConfig, name: str):
         import open_clip
@@ -72,16 +80,18 @@ class OpenCLIPEncoder(Encoder):
             close = difflib.get_close_matches(architecture, open_clip.list_models(), n=5)
             raise ConfigError(f"unknown open_clip architecture {architecture!r}; close matches: {close}")
         tag_config = open_clip.get_pretrained_cfg(architecture, tag) if tag else {}
-        if tag and not tag_config and not Path(tag).is_file():
+        if tag and not tag_config:
             known = open_clip.list_pretrained_tags_by_model(architecture)
-            raise ConfigError(f"{architecture}: {tag!r} is neither a pretrained tag ({known}) nor a checkpoint file")
+            raise ConfigError(f"{architecture}: unknown pretrained tag {tag!r}; known tags: {known}")
+        if config.checkpoint is not None and not Path(config.checkpoint).is_file():
+            raise ConfigError(f"{config.checkpoint}: checkpoint file not found")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             # A tag's preprocessing (mean, std, resize) is applied even with random weights, so a
             # random-weight benchmark runs exactly the pipeline of the real model.
             self.model, _, self.preprocess = open_clip.create_model_and_transforms(
                 architecture,
-                pretrained=None if config.random_weights else tag,
+                pretrained=None if config.random_weights else config.checkpoint or tag,
                 device=self.device,
                 image_mean=tag_config.get("mean"),
                 image_std=tag_config.get("std"),
@@ -114,8 +124,8 @@ class OpenCLIPEncoder(Encoder):
         config = self.config
         if config.random_weights:
             weights = f"random(seed={config.seed}, torch={torch.__version__})"
-        elif Path(config.pretrained).is_file():
-            weights = "file:" + hashlib.blake2b(Path(config.pretrained).read_bytes(), digest_size=16).hexdigest()
+        elif config.checkpoint is not None:
+            weights = "file:" + hashlib.blake2b(Path(config.checkpoint).read_bytes(), digest_size=16).hexdigest()
         else:
             weights = config.pretrained
         return {
@@ -126,6 +136,12 @@ class OpenCLIPEncoder(Encoder):
             "preprocess": self.model.visual.preprocess_cfg,
             "context_length": self.tokenizer.context_length,
         }
+
+    def save_weights(self, directory: Path) -> dict:
+        state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.model.state_dict().items()}
+        with atomic_path(directory / WEIGHTS_FILE) as temporary:
+            save_file(state, str(temporary))
+        return {"checkpoint": WEIGHTS_FILE}
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], progress: bool = False) -> torch.Tensor:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from genrec.config import ConfigError
-from genrec.encoders.base import Encoder, EncoderConfig
+from genrec.encoders.base import ENCODER_FILE, Encoder, EncoderConfig
 from genrec.encoders.clip import OpenCLIPConfig, OpenCLIPEncoder
 from genrec.encoders.text import HFTextConfig, HFTextEncoder
 from genrec.registry import Registry, UnknownNameError
@@ -59,9 +60,10 @@ def create_encoder(
     """Build an encoder.
 
     Args:
-        spec: a preset name (:func:`list_encoders`); ``"hf:<hub id or directory>"`` for any
-            Hugging Face sentence-embedding model; an open_clip ``(architecture, pretrained tag)``
-            pair such as ``("ViT-B-32", "laion2b_s34b_b79k")``; or a config object.
+        spec: a preset name (:func:`list_encoders`); a ``save_pretrained`` directory;
+            ``"hf:<hub id or directory>"`` for any Hugging Face sentence-embedding model; an
+            open_clip ``(architecture, pretrained tag)`` pair such as
+            ``("ViT-B-32", "laion2b_s34b_b79k")``; or a config object.
         pretrained: ``False`` builds the same architecture with random (seeded) weights and
             downloads nothing: benchmarks of real-size compute offline.
         overrides: config fields, e.g. ``device="cuda"``, ``batch_size=256``, ``image_weight=0.3``.
@@ -70,6 +72,7 @@ def create_encoder(
         UnknownNameError: an unknown preset name; the message lists the valid ones.
         ConfigError: an invalid override or an unknown architecture / tag.
     """
+    random = {} if pretrained else {"random_weights": True}
     if isinstance(spec, EncoderConfig):
         config_class, fields, name = type(spec), spec.model_dump(), type(spec).__name__
     elif isinstance(spec, tuple):
@@ -79,6 +82,8 @@ def create_encoder(
             {"architecture": architecture, "pretrained": tag},
             f"{architecture}/{tag}",
         )
+    elif (Path(spec).expanduser() / ENCODER_FILE).is_file():
+        return Encoder.from_pretrained(spec, **overrides | random)
     elif spec.startswith(HF_PREFIX):
         config_class, fields, name = HFTextConfig, {"model": spec[len(HF_PREFIX) :]}, spec
     elif spec in ENCODERS:
@@ -89,6 +94,6 @@ def create_encoder(
             f"unknown encoder {spec!r}; valid names: {', '.join(list_encoders())}, "
             "or 'hf:<hub id or directory>', or an open_clip (architecture, pretrained tag) pair"
         )
-    fields = fields | overrides | ({} if pretrained else {"random_weights": True})
+    fields = fields | overrides | random
     config = config_class.from_dict(fields, source=f"encoder {name!r}")
     return BACKENDS[config_class](config, name)

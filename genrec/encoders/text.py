@@ -34,6 +34,7 @@ class HFTextEncoder(Encoder):
     """Sentence embeddings: mean of the last hidden states over real tokens, L2-normalised."""
 
     backend = "hf"
+    path_fields = ("model",)
 
     def __init__(self, config: HFTextConfig, name: str):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -65,6 +66,11 @@ class HFTextEncoder(Encoder):
             "max_length": self.max_length,
             "pooling": "mean",
         }
+
+    def save_weights(self, directory: Path) -> dict:
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        return {"model": ".", "max_length": self.max_length}
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], progress: bool = False) -> torch.Tensor:

@@ -25,8 +25,10 @@ def test_invalid_configs_name_the_field():
         create_encoder(("ViT-B-32", None))
     with pytest.raises(ConfigError, match=r"close matches: .*ViT-B-32"):
         create_encoder(("ViT-B-23", "laion2b_s34b_b79k"), pretrained=False)
-    with pytest.raises(ConfigError, match=r"neither a pretrained tag .*laion2b_s34b_b79k"):
+    with pytest.raises(ConfigError, match=r"unknown pretrained tag 'laion9b'; known tags: .*laion2b_s34b_b79k"):
         create_encoder(("ViT-B-32", "laion9b"), pretrained=False)
+    with pytest.raises(ConfigError, match=r"nowhere\.safetensors: checkpoint file not found"):
+        create_encoder("tiny", checkpoint="nowhere.safetensors")
 
 
 def test_tiny_texts_and_images_are_unit_vectors_and_seeded(tiny):
@@ -111,6 +113,25 @@ def test_text_encoder_ignores_images_and_says_so_for_image_only_items(minilm, tm
     dataset = make_dataset([{"item_id": 3, "title": "", "image_path": write_jpeg(tmp_path / "3.jpg")}])
     with pytest.raises(ItemContentError, match="encoder 'minilm' reads no images"):
         minilm.encode_items(dataset)
+
+
+def test_saved_clip_encoder_rebuilds_exactly(tiny, tmp_path):
+    directory = tiny.save_pretrained(tmp_path / "saved")
+    loaded = create_encoder(str(directory))  # a save_pretrained directory is a valid spec
+    assert loaded.name == "tiny" and not loaded.config.random_weights
+    assert torch.equal(loaded.encode_texts(["a heist movie"]), tiny.encode_texts(["a heist movie"]))
+    image = Image.new("RGB", (40, 60), (1, 2, 3))
+    assert torch.allclose(loaded.encode_images([image]), tiny.encode_images([image]), atol=1e-6)
+    assert "file:" in loaded.identity
+    moved = directory.rename(tmp_path / "moved")  # paths are stored relative to the directory
+    assert type(loaded).from_pretrained(moved).dim == 64
+
+
+def test_saved_text_encoder_rebuilds_exactly(minilm, tmp_path):
+    loaded = type(minilm).from_pretrained(minilm.save_pretrained(tmp_path / "saved"))
+    assert loaded.max_length == minilm.max_length == 256
+    assert loaded.identity == minilm.identity  # same weights, same computation
+    assert torch.allclose(loaded.encode_texts(["toy story"]), minilm.encode_texts(["toy story"]), atol=1e-6)
 
 
 @pytest.mark.slow
