@@ -56,7 +56,6 @@ class SASRecConfig(TrainedRankerConfig):
     time_buckets: int = Field(64, ge=1, description="log-spaced time-difference buckets of the HSTU bias")
     amp: bool = Field(True, description="bf16 autocast on CUDA (CPU always runs fp32)")
     compile: bool = Field(False, description="torch.compile the model for training")
-    weight_decay: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> SASRecConfig:
