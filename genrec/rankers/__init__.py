@@ -59,6 +59,15 @@ register_named_config(
         "warmup_steps": 0,
     },
 )
+# The DiffRec authors' released ML-1M (clean) checkpoint settings; their dims [200, 600] are the layers 600-200-600.
+register_named_config(
+    "diffrec-paper-ml1m",
+    "diffrec",
+    {"hidden_dims": [600, 200, 600], "steps": 40, "noise_scale": 0.005, "noise_min": 0.005, "noise_max": 0.01},
+)
+# Mult-VAE for a few hundred users (movielens-latest-small): more updates per epoch and beta reaching its cap
+# after 200 updates; measured in benchmarks/RESULTS.md ("Set-based rankers").
+register_named_config("multvae-small-data", "multvae", {"batch_size": 100, "total_anneal_steps": 1000})
 
 
 def list_named_configs(ranker: str | None = None) -> list[str]:
