@@ -21,6 +21,8 @@ without sampling noise; the result scores the items.
 
 Not implemented: the paper's latent (L-DiffRec) and temporal (T-DiffRec) variants; the
 x_0-prediction ("mean_type=x0") is the only parameterisation, as in the paper's best runs.
+Deviation from the authors' code: it overrides beta_1 with 1e-5 and recomputes abar as the
+cumulative product; here abar follows the paper's schedule exactly.
 """
 
 from __future__ import annotations
