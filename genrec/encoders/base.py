@@ -92,12 +92,12 @@ class Encoder(ABC):
     def encode_texts(self, texts: Sequence[str], progress: bool = False) -> torch.Tensor:
         """Unit-length text embeddings [N, D] float32 on CPU, batched."""
 
-    def encode_images(self, images: Sequence[Image.Image | str | Path]) -> torch.Tensor:
-        """Unit-length image embeddings [N, D] float32 on CPU; only CLIP-family encoders have them."""
+    def encode_images(self, images: Sequence[Image.Image | str | Path], normalize: bool = True) -> torch.Tensor:
+        """Image embeddings [N, D] float32 on CPU (unit length unless ``normalize=False``); CLIP-family only."""
         raise NotImplementedError(f"encoder {self.name!r} ({self.backend}) has no image tower")
 
     def encode_image_files(
-        self, paths: Sequence[str], labels: Sequence[str], progress: bool = False
+        self, paths: Sequence[str], labels: Sequence[str], progress: bool = False, normalize: bool = True
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Embed image files, tolerating bad ones: (vectors [n, D], ok [n] bool, problem lines)."""
         raise NotImplementedError(f"encoder {self.name!r} ({self.backend}) has no image tower")

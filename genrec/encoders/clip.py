@@ -156,8 +156,11 @@ class OpenCLIPEncoder(Encoder):
         return out
 
     @torch.inference_mode()
-    def encode_images(self, images: Sequence[Image.Image | str | Path]) -> torch.Tensor:
-        """Unit image embeddings [N, D]; a path that cannot be decoded raises, naming the file."""
+    def encode_images(self, images: Sequence[Image.Image | str | Path], normalize: bool = True) -> torch.Tensor:
+        """Image embeddings [N, D]; a path that cannot be decoded raises, naming the file.
+
+        ``normalize=False`` gives the raw projected embeddings, the scale IP-Adapters were trained on.
+        """
         pixels = []
         for image in images:
             if not isinstance(image, Image.Image):
@@ -168,12 +171,12 @@ class OpenCLIPEncoder(Encoder):
             pixels.append(self.preprocess(image))  # [3, H, W]
         out = torch.empty(len(pixels), self.dim)
         for span in batches(len(pixels), self.config.batch_size):
-            out[span] = self.forward_images(torch.stack(pixels[span]))
+            out[span] = self.forward_images(torch.stack(pixels[span]), normalize)
         return out
 
     @torch.inference_mode()
     def encode_image_files(
-        self, paths: Sequence[str], labels: Sequence[str], progress: bool = False
+        self, paths: Sequence[str], labels: Sequence[str], progress: bool = False, normalize: bool = True
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         files = ImageFiles(paths, self.preprocess, self.image_size)
         loader = image_loader(files, self.config.batch_size, self.config.num_workers, self.device.type == "cuda")
@@ -187,7 +190,7 @@ class OpenCLIPEncoder(Encoder):
                 good = np.array([not error for error in errors])
                 rows = np.arange(start, start + len(errors))
                 if good.any():
-                    vectors[rows[good]] = self.forward_images(pixels[torch.from_numpy(good)]).numpy()
+                    vectors[rows[good]] = self.forward_images(pixels[torch.from_numpy(good)], normalize).numpy()
                 ok[rows] = good
                 problems += [
                     f"{labels[row]}: {paths[row]}: {error}; encoded from text only"
@@ -198,9 +201,9 @@ class OpenCLIPEncoder(Encoder):
                 bar.advance(task, len(errors))
         return vectors, ok, problems
 
-    def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Preprocessed pixels [B, 3, H, W] -> unit embeddings [B, D] float32 on CPU."""
+    def forward_images(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """Preprocessed pixels [B, 3, H, W] -> embeddings [B, D] float32 on CPU (unit rows if ``normalize``)."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         pixels = pixels.to(self.device, non_blocking=True, memory_format=memory_format)
         with self.autocast():
-            return self.model.encode_image(pixels, normalize=True).float().cpu()
+            return self.model.encode_image(pixels, normalize=normalize).float().cpu()

@@ -38,6 +38,8 @@ def test_tiny_texts_and_images_are_unit_vectors_and_seeded(tiny):
     images = tiny.encode_images([Image.new("RGB", (50, 80), (10, 200, 30)), Image.new("L", (64, 64), 128)])
     assert images.shape == (2, 64)
     assert torch.allclose(images.norm(dim=1), torch.ones(2), atol=1e-5)
+    raw = tiny.encode_images([Image.new("RGB", (50, 80), (10, 200, 30))], normalize=False)
+    assert torch.allclose(raw / raw.norm(dim=1, keepdim=True), images[:1], atol=1e-5)
     again = create_encoder("tiny", num_workers=0)
     assert again.identity == tiny.identity
     assert torch.equal(again.encode_texts(["a heist movie"]), texts[:1])
