@@ -115,10 +115,12 @@ class Encoder(ABC):
     def identity(self) -> str:
         """A stable string naming the exact computation (architecture, weights, preprocessing).
 
-        Two encoders with equal identities produce equal vectors; the cache is keyed by it.
+        Two encoders with equal identities produce equal vectors (up to the device's arithmetic);
+        the cache is keyed by it. The autocast dtype is part of it: bf16 vectors are not fp32 ones.
         """
         if self._identity is None:
-            self._identity = json.dumps(self.identity_fields(), sort_keys=True, default=str)
+            dtype = str(resolve_precision(self.config.precision, self.device))
+            self._identity = json.dumps(self.identity_fields() | {"dtype": dtype}, sort_keys=True, default=str)
         return self._identity
 
     @abstractmethod

@@ -99,6 +99,7 @@ class OpenCLIPEncoder(Encoder):
                 image_resize_mode=tag_config.get("resize_mode"),
             )
         self.model.eval()
+        self.embed_dim = int(open_clip.get_model_config(architecture)["embed_dim"])  # the joint space's width
         self.tokenizer = open_clip.get_tokenizer(architecture)
         size = self.model.visual.preprocess_cfg["size"]
         self.image_size = (size, size) if isinstance(size, int) else tuple(size)  # (H, W)
@@ -112,7 +113,7 @@ class OpenCLIPEncoder(Encoder):
 
     @property
     def dim(self) -> int:
-        return int(self.model.text_projection.shape[1])
+        return self.embed_dim
 
     @property
     def image_weight(self) -> float:
