@@ -20,7 +20,6 @@ still has a content representation.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import numpy as np
@@ -153,9 +152,18 @@ class ItemSequenceTransformer(nn.Module):
         block = SASRecBlock if config.block == "sasrec" else HSTUBlock
         self.blocks = nn.ModuleList(block(config) for _ in range(config.layers))
         self.ln_out = nn.LayerNorm(config.hidden)
-        nn.init.normal_(self.item_embedding.weight, std=0.02)
+        self.apply(self._init_weights)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        # N(0, 0.02) for every embedding and projection (RecBole's SASRec, nanoGPT): item and position
+        # embeddings start at the same scale, so neither drowns the other in the first blocks.
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
 
     def item_table(self) -> torch.Tensor:
         """Input/output representation of every token, padding first: [n_items + 1, D]."""
@@ -169,7 +177,7 @@ class ItemSequenceTransformer(nn.Module):
         """Hidden state per position [B, L, D] for tokens [B, L] and timestamps [B, L] (seconds)."""
         L = tokens.shape[1]
         table = self.item_table() if table is None else table
-        x = F.embedding(tokens, table) * math.sqrt(table.shape[1])  # [B, L, D]
+        x = F.embedding(tokens, table)  # [B, L, D]
         x = x + self.position_embedding.weight[-L:]
         real = tokens > 0  # [B, L]
         x = self.drop(x) * real[..., None]
