@@ -34,6 +34,7 @@ from genrec.evaluation.metrics import exclude_seen, top_k
 from genrec.evaluation.splits import Split
 from genrec.progress import progress_bar
 from genrec.rankers.base import FitReport, Ranker
+from genrec.rankers.sasrec import training_windows
 from genrec.rankers.semantic_ids import (
     RQVAE,
     PrefixTrie,
@@ -51,7 +52,7 @@ class TigerConfig(TrainedRankerConfig):
 
     epochs: int = Field(100, ge=1, description="maximum number of epochs")
     patience: int = Field(5, ge=1, description="epochs without validation NDCG@10 improvement before stopping")
-    batch_size: int = Field(64, ge=1, description="user sequences per step")
+    batch_size: int = Field(64, ge=1, description="training windows (max_len + 1 items) per step")
     lr: float = Field(2e-3, gt=0)
     encoder: str = Field("minilm", description="genrec.encoders preset embedding item text when no item_features")
     embedding_cache_dir: str | None = Field(None, description="encode_items cache (None: genrec's default cache)")
@@ -290,7 +291,8 @@ class TigerRanker(Ranker):
         model = self.model
         self.n_items = split.n_items
         generator = seed_everything(config.seed)
-        train = split.train.rows(np.flatnonzero(split.train.lengths >= 2))
+        # every training interaction is a target once per epoch (the paper slides windows over histories too)
+        windows, _ = training_windows(split.train, config.max_len, all_windows=True)  # [W, max_len + 1]
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         loss_fn = torch.compile(model.loss) if config.compile else model.loss
         autocast = (
@@ -299,9 +301,9 @@ class TigerRanker(Ranker):
 
         def run_epoch(epoch: int) -> float:
             total = 0.0
-            order = torch.randperm(len(train), generator=generator).numpy()
-            for start in range(0, len(train), config.batch_size):
-                batch = train.rows(order[start : start + config.batch_size]).padded(config.max_len + 1)
+            order = torch.randperm(len(windows), generator=generator)
+            for start in range(0, len(windows), config.batch_size):
+                batch = windows[order[start : start + config.batch_size]]
                 with autocast:
                     loss = loss_fn(batch.to(self.device))
                 optimiser.zero_grad(set_to_none=True)
@@ -309,7 +311,7 @@ class TigerRanker(Ranker):
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimiser.step()
                 total += loss.item() * len(batch)
-            return total / len(train)
+            return total / len(windows)
 
         # validation during training ranks with the constraint only; the invalid-id share is a test figure
         self.measuring_invalid = False
