@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,18 @@ from genrec.evaluation import Split, split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTERS = REPO_ROOT.parent / "shared" / "data" / "posters" / "images"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never read or fill the user's embedding cache (~/.cache/genrec)."""
+    previous = os.environ.get("GENREC_CACHE_DIR")
+    os.environ["GENREC_CACHE_DIR"] = str(tmp_path_factory.mktemp("genrec-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("GENREC_CACHE_DIR", None)
+    else:
+        os.environ["GENREC_CACHE_DIR"] = previous
 
 
 @pytest.fixture(scope="session")
