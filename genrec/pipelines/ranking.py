@@ -104,6 +104,7 @@ def ranking_result(
         "best_epoch": report.best_epoch,
         "seconds_per_epoch": report.seconds_per_epoch,
         "best_valid_NDCG@10": report.best_valid_ndcg10,
+        "history": report.history,
         "n_users": dataset.n_users,
         "n_items": dataset.n_items,
     }
