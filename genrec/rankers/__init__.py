@@ -68,6 +68,8 @@ register_named_config(
 # Mult-VAE for a few hundred users (movielens-latest-small): more updates per epoch and beta reaching its cap
 # after 200 updates; measured in benchmarks/RESULTS.md ("Set-based rankers").
 register_named_config("multvae-small-data", "multvae", {"batch_size": 100, "total_anneal_steps": 1000})
+# TIGER's quantiser (RQ-VAE, 3 x 256 codes, latent 32, MLP 512-256-128, beta 0.25) instead of residual k-means.
+register_named_config("tiger-rqvae", "tiger", {"quantiser": "rqvae"})
 
 
 def list_named_configs(ranker: str | None = None) -> list[str]:

@@ -12,7 +12,7 @@ from conftest import write_toy_latest
 from genrec.config import ConfigError
 from genrec.data import load_dataset
 from genrec.evaluation import split
-from genrec.rankers import create_ranker, load_ranker
+from genrec.rankers import create_ranker, load_ranker, resolve_ranker_config
 from genrec.rankers.semantic_ids import RQVAE, PrefixTrie, append_dedup_code, residual_kmeans, train_rqvae
 from genrec.rankers.tiger import TigerConfig, TigerModel
 
@@ -145,6 +145,10 @@ def test_semantic_ids_unique_after_fit(fitted, toy_split):
     codes = fitted.model.codes[1:]
     assert codes.shape == (toy_split.n_items, TINY["levels"] + 1)
     assert len(torch.unique(codes, dim=0)) == toy_split.n_items
+
+
+def test_named_config_selects_rqvae():
+    assert resolve_ranker_config("tiger", "tiger-rqvae").quantiser == "rqvae"
 
 
 def test_rqvae_quantiser_fits(toy_split, features):
