@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_toy_latest
 
 from genrec.config import ConfigError
 from genrec.data import load_dataset
@@ -15,6 +14,7 @@ from genrec.evaluation import split
 from genrec.rankers import create_ranker, load_ranker, resolve_ranker_config
 from genrec.rankers.semantic_ids import RQVAE, PrefixTrie, append_dedup_code, residual_kmeans, train_rqvae
 from genrec.rankers.tiger import TigerConfig, TigerModel
+from tests.conftest import write_toy_latest
 
 TINY = {
     "levels": 2,
