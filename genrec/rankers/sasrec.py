@@ -31,6 +31,7 @@ from torch import nn
 from genrec.data.sequences import Sequences
 from genrec.evaluation.splits import Split
 from genrec.rankers.base import FitReport, Ranker
+from genrec.rankers.init import normal_init
 from genrec.rankers.training import TrainedRankerConfig, fit_with_early_stopping
 
 
@@ -152,18 +153,9 @@ class ItemSequenceTransformer(nn.Module):
         block = SASRecBlock if config.block == "sasrec" else HSTUBlock
         self.blocks = nn.ModuleList(block(config) for _ in range(config.layers))
         self.ln_out = nn.LayerNorm(config.hidden)
-        self.apply(self._init_weights)
+        self.apply(normal_init)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        # N(0, 0.02) for every embedding and projection (RecBole's SASRec, nanoGPT): item and position
-        # embeddings start at the same scale, so neither drowns the other in the first blocks.
-        if isinstance(module, nn.Linear | nn.Embedding):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
     def item_table(self) -> torch.Tensor:
         """Input/output representation of every token, padding first: [n_items + 1, D]."""

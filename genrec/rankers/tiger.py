@@ -34,6 +34,7 @@ from genrec.evaluation.metrics import exclude_seen, top_k
 from genrec.evaluation.splits import Split
 from genrec.progress import progress_bar
 from genrec.rankers.base import FitReport, Ranker
+from genrec.rankers.init import normal_init
 from genrec.rankers.sasrec import training_windows
 from genrec.rankers.semantic_ids import (
     RQVAE,
@@ -167,16 +168,9 @@ class TigerModel(nn.Module):
         self.norm_encoder, self.norm_decoder = nn.LayerNorm(d), nn.LayerNorm(d)
         self.head = nn.Parameter(torch.empty(self.depth, self.vocab, d))  # one output layer per level
         self.dropout = nn.Dropout(config.dropout)
-        self.apply(self._init_weights)
+        self.apply(normal_init)
         nn.init.normal_(self.head, std=0.02)
         nn.init.normal_(self.bos, std=0.02)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear | nn.Embedding):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
     def encode(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """items [B, T] (left-padded, shifted by one, 0 = pad) -> states [B, T, D], attention mask [B, T, T].
