@@ -69,6 +69,7 @@ def run_generate(
     """
     from genrec.data import load_dataset
     from genrec.encoders import create_encoder
+    from genrec.evaluation.generation import image_metrics
     from genrec.evaluation.text_metrics import description_metrics
     from genrec.generators import create_image_generator, create_text_generator
     from genrec.generators.grounding import GroundingChecker
@@ -118,6 +119,20 @@ def run_generate(
     image_table = generate_images(
         image_generator, recommendations, profiles, loaded, out_dir=out, seeds=(seed,), progress=progress
     )
+    # The non-personalised image of the same (user, item, seed) is the baseline the
+    # personalization score is measured against.
+    baseline_table = generate_images(
+        image_generator,
+        recommendations,
+        profiles,
+        loaded,
+        out_dir=out,
+        seeds=(seed,),
+        personalization="none",
+        progress=progress,
+    )
+    user_vectors = dict(zip(histories.user_ids.tolist(), histories.embeddings, strict=True))
+    images_scored = image_metrics(image_table, encoder, loaded, user_vectors, baseline=baseline_table)
     sampling = None if text_name == "template" else {"seed": seed}  # the template generator has no randomness
     describer = create_text_generator(text_name, sampling, loaded)
     descriptions = generate_descriptions(describer, recommendations, profiles, loaded, out_dir=out, progress=progress)
@@ -131,6 +146,7 @@ def run_generate(
         "descriptions": {name: None if math.isnan(value) else value for name, value in text_metrics.items()},
         "grounding_report": descriptions.attrs["report"],
         "images": {
+            **{name: None if math.isnan(value) else value for name, value in images_scored.items()},
             "generated": int((~image_table["reused"]).sum()) if len(image_table) else 0,
             "reused": int(image_table["reused"].sum()) if len(image_table) else 0,
             "flagged": int(image_table["flagged"].sum()) if len(image_table) else 0,

@@ -95,7 +95,9 @@ def test_generate_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, m
     assert {"config.json", "recommendations.parquet", "images.parquet", "descriptions.parquet", "metrics.json"} <= {
         path.name for path in out.iterdir()
     }
-    assert len(list((out / "images").glob("*.png"))) == 4
+    # Each personalised image has its non-personalised baseline for the personalization score.
+    assert len(list((out / "images").glob("*_prompt.png"))) == 4
+    assert len(list((out / "images").glob("*_none.png"))) == 4
     recommendations = pd.read_parquet(out / "recommendations.parquet")
     descriptions = pd.read_parquet(out / "descriptions.parquet")
     assert (
@@ -105,6 +107,7 @@ def test_generate_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, m
     metrics = json.loads((out / "metrics.json").read_text())  # strict JSON: NaN is written as null
     assert metrics["recommendations"] == 4 and metrics["images"]["generated"] == 4
     assert metrics["grounding_report"]["descriptions"] == 4
+    assert {"clip_score", "personalization_lift", "personalization_win_rate"} <= metrics["images"].keys()
     assert json.loads((out / "config.json").read_text())["ranker"] == "popular"
 
     result = CliRunner().invoke(app, args)  # a rerun reuses every image and description
