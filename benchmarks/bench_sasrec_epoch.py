@@ -19,7 +19,8 @@ import torch
 from genrec.data import load_dataset
 from genrec.evaluation import split
 from genrec.rankers import create_ranker
-from genrec.rankers.sasrec import SASRecRanker, training_windows
+from genrec.rankers.sasrec import SASRecRanker
+from genrec.rankers.training import training_windows
 
 
 def prefix_samples(tokens: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

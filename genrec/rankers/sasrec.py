@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
@@ -32,7 +31,7 @@ from genrec.data.sequences import Sequences
 from genrec.evaluation.splits import Split
 from genrec.rankers.base import FitReport, Ranker
 from genrec.rankers.init import normal_init
-from genrec.rankers.training import TrainedRankerConfig, fit_with_early_stopping
+from genrec.rankers.training import TrainedRankerConfig, fit_with_early_stopping, training_windows
 
 
 class SASRecConfig(TrainedRankerConfig):
@@ -184,27 +183,6 @@ class ItemSequenceTransformer(nn.Module):
 def padded_times(sequences: Sequences, max_len: int) -> torch.Tensor:
     """Timestamps aligned with ``sequences.padded(max_len)``: [R, max_len] int64 (0 where padded)."""
     return Sequences(sequences.offsets, sequences.timestamps, sequences.timestamps).padded(max_len, shift=0)
-
-
-def training_windows(train: Sequences, max_len: int, all_windows: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Windows of max_len + 1 consecutive items, left-padded, ending at each user's last item.
-
-    With ``all_windows`` a history is cut from its end into windows whose targets tile it, so
-    every interaction but the first is predicted once; otherwise one window per user.
-    Returns tokens (item + 1, 0 = padding) and timestamps, both [W, max_len + 1].
-    """
-    lengths = train.lengths
-    usable = np.flatnonzero(lengths >= 2)
-    per_user = (lengths[usable] - 2) // max_len + 1 if all_windows else np.ones(len(usable), dtype=np.int64)
-    user = np.repeat(usable, per_user)  # [W]
-    index = np.arange(per_user.sum()) - np.repeat(np.cumsum(per_user) - per_user, per_user)  # window k of its user
-    end = train.offsets[1:][user] - index * max_len  # [W] exclusive end in the flat arrays
-    position = end[:, None] - (max_len + 1) + np.arange(max_len + 1)  # [W, max_len + 1]
-    real = position >= train.offsets[:-1][user][:, None]
-    position = np.where(real, position, 0)
-    tokens = np.where(real, train.items[position] + 1, 0)
-    times = np.where(real, train.timestamps[position], 0)
-    return torch.from_numpy(tokens), torch.from_numpy(times)
 
 
 class SASRecRanker(Ranker):

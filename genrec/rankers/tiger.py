@@ -35,7 +35,6 @@ from genrec.evaluation.splits import Split
 from genrec.progress import progress_bar
 from genrec.rankers.base import FitReport, Ranker
 from genrec.rankers.init import normal_init
-from genrec.rankers.sasrec import training_windows
 from genrec.rankers.semantic_ids import (
     RQVAE,
     PrefixTrie,
@@ -44,7 +43,7 @@ from genrec.rankers.semantic_ids import (
     residual_kmeans,
     train_rqvae,
 )
-from genrec.rankers.training import TrainedRankerConfig, fit_with_early_stopping
+from genrec.rankers.training import TrainedRankerConfig, fit_with_early_stopping, training_windows
 from genrec.seeding import seed_everything
 
 

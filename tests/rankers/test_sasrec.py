@@ -9,7 +9,8 @@ import torch
 from genrec.config import ConfigError
 from genrec.data.sequences import Sequences
 from genrec.rankers import create_ranker, load_ranker, resolve_ranker_config
-from genrec.rankers.sasrec import ItemSequenceTransformer, SASRecConfig, padded_times, training_windows
+from genrec.rankers.sasrec import ItemSequenceTransformer, SASRecConfig, padded_times
+from genrec.rankers.training import training_windows
 
 TINY = {"max_len": 8, "hidden": 16, "inner": 32, "heads": 2, "layers": 2, "dropout": 0.0, "epochs": 3, "patience": 3}
 BLOCKS = ["sasrec", "hstu"]
