@@ -7,6 +7,11 @@ to ``--out`` and the mean over seeds is printed. Prints figures only, asserts no
     .venv/bin/python benchmarks/bench_tiger.py --seeds 0 1 2 --out /tmp/tiger-bench
     .venv/bin/python benchmarks/bench_tiger.py --set quantiser=rqvae --out /tmp/tiger-rqvae
     .venv/bin/python benchmarks/bench_tiger.py --summarise /tmp/tiger-bench   # table from existing JSONs
+    .venv/bin/python benchmarks/bench_tiger.py --cold-start-shares 0.1 0.2 --out /tmp/tiger-cold
+
+``--cold-start-shares`` evaluates each fitted model again with that ``cold_start_share`` (the
+share of every top-k list reserved for items without training interactions, TIGER's epsilon);
+those results go to ``--out``/cold<share>/seed<N>.json.
 
 ``--summarise DIR`` reads ``*.json`` written by ``genrec benchmark ranking --json`` (e.g. seeds
 run in parallel) instead of running anything. "s to best" is best_epoch x mean seconds per epoch.
@@ -17,9 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 from pathlib import Path
 
-from genrec.pipelines.ranking import benchmark_ranking
+from genrec.data import load_dataset
+from genrec.pipelines.ranking import build_ranker, evaluate_ranker, fit_ranker, ranking_result, split
 
 COLUMNS = (
     ("NDCG@10", lambda r: r["metrics"]["NDCG@10"]),
@@ -28,6 +35,7 @@ COLUMNS = (
     ("cold NDCG@10", lambda r: r["cold_start"].get("NDCG@10", 0.0)),
     ("cold HR@10", lambda r: r["cold_start"].get("HR@10", 0.0)),
     ("invalid ids", lambda r: r["extra"].get("invalid_id_share", float("nan"))),
+    ("cold share of top-10", lambda r: r["extra"].get("cold_item_share_of_recommendations", 0.0)),
     ("fit s", lambda r: r["fit_seconds"]),
     ("epochs", lambda r: r["epochs"]),
     ("s/epoch", lambda r: r["seconds_per_epoch"]),
@@ -49,12 +57,25 @@ def print_row(label: str, *results: dict) -> None:
 def run_seeds(args: argparse.Namespace) -> list[dict]:
     overrides = {key: parse_value(value) for key, value in (item.split("=", 1) for item in args.set)}
     args.out.mkdir(parents=True, exist_ok=True)
+    dataset = load_dataset(args.dataset)
+    the_split = split(dataset)
     results = []
     for seed in args.seeds:
-        result = benchmark_ranking(args.dataset, "tiger", args.config, overrides, seed=seed, progress=False)
+        # the steps of genrec.pipelines.benchmark_ranking, keeping the model for the cold-start evaluations
+        ranker = build_ranker("tiger", args.config, overrides, seed)
+        start = time.perf_counter()
+        fit_ranker(ranker, the_split, progress=False)
+        fit_seconds = time.perf_counter() - start
+        result = ranking_result(dataset, the_split, ranker, fit_seconds, evaluate_ranker(ranker, the_split))
         (args.out / f"seed{seed}.json").write_text(json.dumps(result, indent=2))
         results.append(result)
         print_row(f"seed {seed}", result)
+        for share in args.cold_start_shares:
+            ranker.config = type(ranker.config).from_dict({**ranker.config.model_dump(), "cold_start_share": share})
+            cold = ranking_result(dataset, the_split, ranker, fit_seconds, evaluate_ranker(ranker, the_split))
+            (args.out / f"cold{share}").mkdir(exist_ok=True)
+            (args.out / f"cold{share}" / f"seed{seed}.json").write_text(json.dumps(cold, indent=2))
+            print_row(f"seed {seed}, cold_start_share {share}", cold)
     return results
 
 
@@ -65,6 +86,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="override, e.g. quantiser=rqvae")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, help="directory for one JSON result per seed")
+    parser.add_argument(
+        "--cold-start-shares", type=float, nargs="*", default=[], help="also evaluate with these cold_start_share"
+    )
     parser.add_argument("--summarise", type=Path, help="print the table of the JSON results in this directory")
     args = parser.parse_args()
     if (args.out is None) == (args.summarise is None):

@@ -73,6 +73,13 @@ class TigerConfig(TrainedRankerConfig):
     decoder_layers: int = Field(2, ge=1)
     dropout: float = Field(0.2, ge=0, lt=1)
     beam_size: int = Field(20, ge=1, description="beams kept per step; rank(k) uses max(beam_size, k)")
+    cold_start_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of each top-k list reserved for items with no training interaction (TIGER's "
+        "cold-start epsilon): they are scored by their generated prefix, the unlearnt de-dup code ignored",
+    )
     measure_invalid: bool = Field(
         True, description="after fit, also run unconstrained beam search to report the invalid-id share"
     )
@@ -208,6 +215,23 @@ class TigerModel(nn.Module):
         return F.cross_entropy(logits[scored].flatten(0, 1), target_codes[scored].flatten())
 
 
+def top_k_with_reserved(
+    scores: torch.Tensor, reserved: torch.Tensor, k: int, slots: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` per row where up to ``slots`` places go to the best ``reserved`` items [N] (bool)
+    with a finite score, the rest to the best others; ordered and tie-broken like ``top_k``."""
+    n = scores.shape[1]
+    k = min(k, n)
+    reserved_index, reserved_scores = top_k(scores.masked_fill(~reserved, float("-inf")), min(slots, k))
+    taken = (reserved_index >= 0).sum(dim=1, keepdim=True)  # [B, 1]
+    other_index, other_scores = top_k(scores.masked_fill(reserved, float("-inf")), k)
+    other_index = other_index.masked_fill(torch.arange(k) >= k - taken, -1)  # leave room for the reserved
+    kept = torch.full((len(scores), n + 1), float("-inf"))  # last column collects empty slots
+    for index, values in ((reserved_index, reserved_scores), (other_index, other_scores)):
+        kept.scatter_(1, index.where(index >= 0, n), values)
+    return top_k(kept[:, :n], k)
+
+
 class TigerRanker(Ranker):
     """TIGER generative retrieval; see the module docstring.
 
@@ -216,6 +240,11 @@ class TigerRanker(Ranker):
     seen items set to -inf, and the top ``k`` taken with the shared deterministic tie-break. A
     user whose beams hold fewer than ``k`` unseen items gets -1 padding. ``score()`` returns the
     same beam scores for ``beam_size`` beams, -inf for items the beams did not reach.
+
+    Cold start (TIGER section 4.2): items without a training interaction keep their content-derived
+    semantic ids in the trie, but their de-duplication code was never a target, so with
+    ``cold_start_share`` > 0 a cold item the beams reach is scored by its prefix ``c_1..c_levels``
+    alone, and up to ``floor(cold_start_share * k)`` slots of each list go to the best such items.
     """
 
     name = "tiger"
@@ -228,6 +257,8 @@ class TigerRanker(Ranker):
         self.trie: PrefixTrie | None = None
         self.quantiser_report: dict[str, float] = {}
         self.invalid_counts = [0, 0]  # [invalid, generated] ids of the latest rank() call
+        self.cold_counts = [0, 0]  # [cold, all] recommended slots of the latest rank() call
+        self.trained_items: torch.Tensor | None = None  # [n_items] bool: item has a training interaction
         self.measuring_invalid = self.config.measure_invalid
 
     # -- semantic ids --------------------------------------------------------------------
@@ -269,9 +300,10 @@ class TigerRanker(Ranker):
         return codes
 
     # -- Ranker interface ------------------------------------------------------------------
-    def build(self, n_items: int, codes: torch.Tensor | None = None) -> None:
+    def build(self, n_items: int, codes: torch.Tensor | None = None, trained_items: torch.Tensor | None = None) -> None:
         """Allocate the transformer for ``codes`` [n_items, levels + 1] (zeros until loaded)."""
         codes = torch.zeros(n_items, self.config.levels + 1, dtype=torch.int64) if codes is None else codes
+        self.trained_items = torch.ones(n_items, dtype=torch.bool) if trained_items is None else trained_items
         torch.manual_seed(self.config.seed)
         self.model = TigerModel(codes, self.config).to(self.device)
         self.trie = PrefixTrie.build(codes, self.config.codebook_size)
@@ -280,7 +312,8 @@ class TigerRanker(Ranker):
         self.check_item_features(split.n_items)
         config = self.config
         codes = self.semantic_ids(self.content_embeddings(split, progress))
-        self.build(split.n_items, codes)
+        trained_items = torch.from_numpy(np.bincount(split.train.items, minlength=split.n_items) > 0)
+        self.build(split.n_items, codes, trained_items)
         model = self.model
         self.n_items = split.n_items
         generator = seed_everything(config.seed)
@@ -338,7 +371,11 @@ class TigerRanker(Ranker):
             if constrained:
                 total = total.masked_fill(children.to(self.device) < 0, float("-inf"))
             if level == model.depth - 1:
-                return trie.item(children), total.cpu()
+                items = trie.item(children)  # [B, W, vocab]
+                if constrained and self.config.cold_start_share > 0:
+                    cold = (items >= 0) & ~self.trained_items[items.clamp(min=0)]
+                    total = torch.where(cold.to(self.device), score[..., None], total)
+                return items, total.cpu()
             score, flat = total.flatten(1).topk(min(width, total[0].numel()), dim=1)  # [B, W']
             beam, code = flat // model.vocab, flat % model.vocab
             prefix = torch.cat([prefix.gather(1, beam[..., None].expand(-1, -1, level)), code[..., None]], dim=2)
@@ -368,14 +405,21 @@ class TigerRanker(Ranker):
         self.model.eval()
         exclude = history if exclude is None else exclude
         width, batch = max(self.config.beam_size, k), self.config.eval_batch_size
-        self.invalid_counts = [0, 0]
+        self.invalid_counts, self.cold_counts = [0, 0], [0, 0]
+        cold_slots = int(self.config.cold_start_share * k)
         indices, scores = [], []
         with progress_bar(progress) as bar:
             task = bar.add_task(f"ranking ({self.name})", total=len(history), status="")
             for start in range(0, len(history), batch):
                 rows = np.arange(start, min(start + batch, len(history)))
                 batch_scores = exclude_seen(self.candidate_scores(history.rows(rows), width), exclude.rows(rows))
-                top_index, top_scores = top_k(batch_scores, k)
+                if cold_slots:
+                    top_index, top_scores = top_k_with_reserved(batch_scores, ~self.trained_items, k, cold_slots)
+                else:
+                    top_index, top_scores = top_k(batch_scores, k)
+                real = top_index[top_index >= 0]
+                self.cold_counts[0] += int((~self.trained_items[real]).sum())
+                self.cold_counts[1] += real.numel()
                 indices.append(top_index.numpy())
                 scores.append(top_scores.numpy())
                 if self.measuring_invalid:
@@ -400,13 +444,16 @@ class TigerRanker(Ranker):
         }
         if self.invalid_counts[1]:
             extras["invalid_id_share"] = self.invalid_counts[0] / self.invalid_counts[1]
+        if self.cold_counts[1]:
+            extras["cold_item_share_of_recommendations"] = self.cold_counts[0] / self.cold_counts[1]
+        extras["untrained_items"] = float((~self.trained_items).sum())
         return extras
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {"semantic_ids": self.model.codes[1:], **self.model.state_dict()}
+        return {"semantic_ids": self.model.codes[1:], "trained_items": self.trained_items, **self.model.state_dict()}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         tensors = dict(tensors)
-        self.build(len(tensors["semantic_ids"]), tensors.pop("semantic_ids"))
+        self.build(len(tensors["semantic_ids"]), tensors.pop("semantic_ids"), tensors.pop("trained_items"))
         self.model.load_state_dict(tensors)
         self.model.eval()

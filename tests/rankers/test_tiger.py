@@ -13,7 +13,7 @@ from genrec.data import load_dataset
 from genrec.evaluation import split
 from genrec.rankers import create_ranker, load_ranker, resolve_ranker_config
 from genrec.rankers.semantic_ids import RQVAE, PrefixTrie, append_dedup_code, residual_kmeans, train_rqvae
-from genrec.rankers.tiger import TigerConfig, TigerModel
+from genrec.rankers.tiger import TigerConfig, TigerModel, top_k_with_reserved
 from tests.conftest import write_toy_latest
 
 TINY = {
@@ -139,6 +139,33 @@ def test_constrained_decoding_only_emits_catalogue_items(fitted, toy_split):
     extras = fitted.evaluation_extras()
     assert 0.0 <= extras["invalid_id_share"] <= 1.0
     assert 0.0 <= extras["semantic_id_collision_share"] <= 1.0
+
+
+def test_top_k_with_reserved_gives_slots_to_reserved_items_only_up_to_the_cap():
+    inf = float("-inf")
+    scores = torch.tensor(
+        [
+            [5.0, 4.0, 3.0, 2.0, 1.0, 0.5],  # reserved items score lowest: one of them still gets a slot
+            [5.0, 4.0, 3.0, 2.0, inf, inf],  # no reserved item reached: a plain top-k
+            [1.0, 2.0, 0.5, 0.0, 9.0, 8.0],  # reserved items score highest: still only one slot
+        ]
+    )
+    reserved = torch.tensor([False, False, False, False, True, True])
+    index, values = top_k_with_reserved(scores, reserved, k=4, slots=1)
+    assert index.tolist() == [[0, 1, 2, 4], [0, 1, 2, 3], [4, 1, 0, 2]]
+    assert values.tolist() == [[5.0, 4.0, 3.0, 1.0], [5.0, 4.0, 3.0, 2.0], [9.0, 2.0, 1.0, 0.5]]
+
+
+def test_cold_start_share_reserves_slots_for_untrained_items(toy_split, features):
+    ranker = create_ranker("tiger", {**TINY, "epochs": 1, "cold_start_share": 0.5}, item_features=features)
+    ranker.fit(toy_split, progress=False)
+    trained = np.bincount(toy_split.train.items, minlength=toy_split.n_items) > 0
+    assert np.array_equal(ranker.trained_items.numpy(), trained)
+    ranker.trained_items[: toy_split.n_items // 2] = False  # half the catalogue as if it had no interactions
+    recommended, _ = ranker.rank(toy_split.test.history, k=4)
+    cold_per_list = (~ranker.trained_items.numpy()[recommended.clip(min=0)] & (recommended >= 0)).sum(axis=1)
+    assert cold_per_list.max() <= 2 and cold_per_list.sum() > 0
+    assert 0 < ranker.evaluation_extras()["cold_item_share_of_recommendations"] <= 0.5
 
 
 def test_semantic_ids_unique_after_fit(fitted, toy_split):
