@@ -59,6 +59,26 @@ register_named_config(
         "warmup_steps": 0,
     },
 )
+# genrec's best measured sasrec on movielens-latest-small (benchmarks/RESULTS.md, "sasrec and hstu"): every
+# interaction a target once per epoch through windows over the whole history, longer windows, dropout 0.2.
+register_named_config(
+    "sasrec-full-history",
+    "sasrec",
+    {
+        "layers": 2,
+        "hidden": 64,
+        "inner": 256,
+        "heads": 2,
+        "dropout": 0.2,
+        "max_len": 200,
+        "lr": 1e-3,
+        "batch_size": 128,
+        "patience": 20,
+        "train_windows": "all",
+        "warmup_steps": 50,
+        "loss": "full",
+    },
+)
 # The DiffRec authors' released ML-1M (clean) checkpoint settings; their dims [200, 600] are the layers 600-200-600.
 register_named_config(
     "diffrec-paper-ml1m",

@@ -43,7 +43,7 @@ class SASRecConfig(TrainedRankerConfig):
     inner: int = Field(256, ge=1, description="feed-forward width of sasrec blocks")
     layers: int = Field(2, ge=1, description="number of blocks")
     heads: int = Field(2, ge=1, description="attention heads; must divide hidden")
-    dropout: float = Field(0.5, ge=0.0, lt=1.0, description="dropout on embeddings, attention and block outputs")
+    dropout: float = Field(0.2, ge=0.0, lt=1.0, description="dropout on embeddings, attention and block outputs")
     train_windows: Literal["last", "all"] = Field(
         "all",
         description="'last': train on each user's last max_len+1 items; 'all': cut the whole training "

@@ -132,5 +132,7 @@ def test_named_configs_and_defaults():
     baseline = resolve_ranker_config("sasrec", "sasrec-recbole-defaults")
     assert (baseline.layers, baseline.hidden, baseline.inner, baseline.heads) == (2, 64, 256, 2)
     assert (baseline.dropout, baseline.max_len, baseline.lr, baseline.train_windows) == (0.5, 50, 1e-3, "last")
+    best = resolve_ranker_config("sasrec", "sasrec-full-history")
+    assert (best.dropout, best.max_len, best.train_windows, best.loss) == (0.2, 200, "all", "full")
     assert resolve_ranker_config("hstu").block == "hstu"
     assert resolve_ranker_config("sasrec").block == "sasrec"
