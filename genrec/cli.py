@@ -6,14 +6,16 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from genrec.cli_encode import encode
 from genrec.cli_generate import generate
 from genrec.config import ConfigError
-from genrec.data import DataValidationError, list_datasets, list_formats, load_dataset
+from genrec.data import Dataset, DataValidationError, list_datasets, list_formats, load_dataset
 from genrec.io import write_json
 from genrec.registry import UnknownNameError
 
@@ -31,7 +33,8 @@ DatasetArg = Annotated[
 
 
 def fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # escaped: messages quote user paths and shapes such as "[n_items, D]", which are not rich markup
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code=2)
 
 
@@ -86,6 +89,25 @@ def data_list() -> None:
     console.print("formats: " + ", ".join(list_formats()))
 
 
+def load_item_features(source: str, dataset: Dataset, progress: bool) -> np.ndarray:
+    """Item vectors [n_items, D] float32 from a .npy file (row = item index) or an encoder preset."""
+    if source.endswith(".npy"):
+        path = Path(source)
+        if not path.exists():
+            raise ConfigError(f"{path}: item-features file not found")
+        features = np.load(path, allow_pickle=False)
+        if features.ndim != 2 or features.shape[0] != dataset.n_items:
+            raise ConfigError(
+                f"{path}: expected an array [n_items={dataset.n_items}, D] with one row per item index, "
+                f"got shape {features.shape}"
+            )
+        return features.astype(np.float32, copy=False)
+    from genrec.encoders import create_encoder
+    from genrec.pipelines import encode_items
+
+    return encode_items(dataset, create_encoder(source), progress=progress)
+
+
 @benchmark_app.command("ranking")
 def benchmark_ranking(
     dataset: Annotated[str, typer.Option(help="bundled name, path, or FORMAT:PATH")] = "movielens-latest-small",
@@ -94,17 +116,30 @@ def benchmark_ranking(
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a config field: key=value")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed (overrides the config)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the result as JSON here")] = None,
+    item_features: Annotated[
+        str | None,
+        typer.Option(help="item vectors fused into the ranker: an encoder preset (e.g. minilm) or a .npy [n_items, D]"),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Fit on the training split (early stopping on validation), evaluate on test, print metrics."""
     from genrec.pipelines import benchmark_ranking as run_benchmark
 
     try:
+        loaded = load_dataset(dataset)
+        features = None if item_features is None else load_item_features(item_features, loaded, progress)
         result = run_benchmark(
-            dataset, ranker, config=config, overrides=parse_overrides(set_ or []), seed=seed, progress=progress
+            loaded,
+            ranker,
+            config=config,
+            overrides=parse_overrides(set_ or []),
+            seed=seed,
+            item_features=features,
+            progress=progress,
         )
     except (DataValidationError, ConfigError, UnknownNameError) as err:
         raise fail(str(err)) from None
+    result["item_features"] = item_features
     table = Table(title=f"{result['ranker']} on {result['dataset']} ({result['split']}, full ranking)")
     table.add_column("metric")
     table.add_column("value", justify="right")

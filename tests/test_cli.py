@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -90,6 +91,23 @@ def test_benchmark_ranking_on_native_formats(tmp_path: Path, writer, spec: str):
     assert result.exit_code == 0, result.output
     saved = json.loads(out.read_text())
     assert (saved["n_users"], saved["n_items"]) == (USERS, ITEMS)
+
+
+def test_benchmark_ranking_fuses_item_features_from_npy(tmp_path: Path):
+    directory = write_recbole(tmp_path / "data")
+    features = tmp_path / "items.npy"
+    np.save(features, np.random.default_rng(0).normal(size=(ITEMS, 6)).astype(np.float32))
+    out = tmp_path / "r.json"
+    tiny = ["--set", "hidden=8", "--set", "inner=16", "--set", "max_len=8", "--set", "epochs=1"]
+    args = ["benchmark", "ranking", "--dataset", f"recbole:{directory}", "--ranker", "sasrec", *tiny, "--no-progress"]
+    result = runner.invoke(app, [*args, "--item-features", str(features), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["item_features"] == str(features)
+    np.save(features, np.zeros((ITEMS + 1, 6), dtype=np.float32))
+    wrong_rows = runner.invoke(app, [*args, "--item-features", str(features)])
+    assert wrong_rows.exit_code == 2 and f"expected an array [n_items={ITEMS}, D]" in wrong_rows.output
+    unknown = runner.invoke(app, [*args, "--item-features", "no-such-encoder"])
+    assert unknown.exit_code == 2 and "minilm" in unknown.output
 
 
 def test_cli_errors_are_clear(tmp_path: Path):
