@@ -7,11 +7,12 @@ to ``--out`` and the mean over seeds is printed. Prints figures only, asserts no
     .venv/bin/python benchmarks/bench_tiger.py --seeds 0 1 2 --out /tmp/tiger-bench
     .venv/bin/python benchmarks/bench_tiger.py --set quantiser=rqvae --out /tmp/tiger-rqvae
     .venv/bin/python benchmarks/bench_tiger.py --summarise /tmp/tiger-bench   # table from existing JSONs
-    .venv/bin/python benchmarks/bench_tiger.py --cold-start-shares 0.1 0.2 --out /tmp/tiger-cold
+    .venv/bin/python benchmarks/bench_tiger.py --seeds 0 --cold-start-shares 0.1 --cold-start-prefixes 1 2 3 --out DIR
 
 ``--cold-start-shares`` evaluates each fitted model again with that ``cold_start_share`` (the
 share of every top-k list reserved for items without training interactions, TIGER's epsilon);
-those results go to ``--out``/cold<share>/seed<N>.json.
+with ``--cold-start-prefixes`` once per prefix length a cold item must share with a beam;
+those results go to ``--out``/cold<share>-prefix<length>/seed<N>.json.
 
 ``--summarise DIR`` reads ``*.json`` written by ``genrec benchmark ranking --json`` (e.g. seeds
 run in parallel) instead of running anything. "s to best" is best_epoch x mean seconds per epoch.
@@ -20,6 +21,7 @@ run in parallel) instead of running anything. "s to best" is best_epoch x mean s
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -70,12 +72,14 @@ def run_seeds(args: argparse.Namespace) -> list[dict]:
         (args.out / f"seed{seed}.json").write_text(json.dumps(result, indent=2))
         results.append(result)
         print_row(f"seed {seed}", result)
-        for share in args.cold_start_shares:
-            ranker.config = type(ranker.config).from_dict({**ranker.config.model_dump(), "cold_start_share": share})
+        for share, prefix in itertools.product(args.cold_start_shares, args.cold_start_prefixes or [None]):
+            cold_settings = {"cold_start_share": share, "cold_start_prefix": prefix}
+            ranker.config = type(ranker.config).from_dict({**ranker.config.model_dump(), **cold_settings})
             cold = ranking_result(dataset, the_split, ranker, fit_seconds, evaluate_ranker(ranker, the_split))
-            (args.out / f"cold{share}").mkdir(exist_ok=True)
-            (args.out / f"cold{share}" / f"seed{seed}.json").write_text(json.dumps(cold, indent=2))
-            print_row(f"seed {seed}, cold_start_share {share}", cold)
+            directory = args.out / f"cold{share}-prefix{prefix or ranker.config.levels}"
+            directory.mkdir(exist_ok=True)
+            (directory / f"seed{seed}.json").write_text(json.dumps(cold, indent=2))
+            print_row(f"seed {seed}, cold_start_share {share}, cold_start_prefix {prefix}", cold)
     return results
 
 
@@ -88,6 +92,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="directory for one JSON result per seed")
     parser.add_argument(
         "--cold-start-shares", type=float, nargs="*", default=[], help="also evaluate with these cold_start_share"
+    )
+    parser.add_argument(
+        "--cold-start-prefixes", type=int, nargs="*", default=[], help="with each share, these cold_start_prefix"
     )
     parser.add_argument("--summarise", type=Path, help="print the table of the JSON results in this directory")
     args = parser.parse_args()

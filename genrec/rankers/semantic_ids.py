@@ -222,6 +222,13 @@ class PrefixTrie:
         children = self.children[node.clamp(min=0)]
         return children.masked_fill((node < 0)[..., None], -1)
 
+    def prefix_nodes(self, codes: torch.Tensor, length: int) -> torch.Tensor:
+        """Node of each id's first ``length`` codes: codes [N, depth] of catalogue ids -> [N]."""
+        node = torch.zeros(len(codes), dtype=torch.int64)
+        for level in range(length):
+            node = self.children[node, codes[:, level]]
+        return node
+
     def item(self, leaf: torch.Tensor) -> torch.Tensor:
         """Item index of leaf nodes [...] (-1 stays -1)."""
         return torch.where(leaf >= 0, self.items[(leaf - self.n_internal).clamp(min=0)], -1)

@@ -78,7 +78,13 @@ class TigerConfig(TrainedRankerConfig):
         ge=0,
         le=1,
         description="share of each top-k list reserved for items with no training interaction (TIGER's "
-        "cold-start epsilon): they are scored by their generated prefix, the unlearnt de-dup code ignored",
+        "cold-start epsilon), matched to the generated ids by their first cold_start_prefix codes",
+    )
+    cold_start_prefix: int | None = Field(
+        None,
+        ge=1,
+        description="codes a cold item must share with a generated id prefix to be recommended (None: every "
+        "code but the de-dup code, TIGER's rule; fewer reach more cold items)",
     )
     measure_invalid: bool = Field(
         True, description="after fit, also run unconstrained beam search to report the invalid-id share"
@@ -89,6 +95,8 @@ class TigerConfig(TrainedRankerConfig):
     def check_shapes(self) -> TigerConfig:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.cold_start_prefix is not None and self.cold_start_prefix > self.levels:
+            raise ValueError(f"cold_start_prefix ({self.cold_start_prefix}) must be at most levels ({self.levels})")
         if not self.rqvae_hidden or min(self.rqvae_hidden) < 1:
             raise ValueError(f"rqvae_hidden must be a non-empty list of positive widths, got {self.rqvae_hidden}")
         return self
@@ -218,18 +226,23 @@ class TigerModel(nn.Module):
 def top_k_with_reserved(
     scores: torch.Tensor, reserved: torch.Tensor, k: int, slots: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-``k`` per row where up to ``slots`` places go to the best ``reserved`` items [N] (bool)
-    with a finite score, the rest to the best others; ordered and tie-broken like ``top_k``."""
-    n = scores.shape[1]
-    k = min(k, n)
+    """Top-``k`` per row whose last places, up to ``slots`` of them, go to the best ``reserved`` items
+    [N] (bool) with a finite score; the places before them to the best others. Each part is ordered
+    and tie-broken like ``top_k``; the two parts' scores need not be comparable."""
+    k = min(k, scores.shape[1])
     reserved_index, reserved_scores = top_k(scores.masked_fill(~reserved, float("-inf")), min(slots, k))
-    taken = (reserved_index >= 0).sum(dim=1, keepdim=True)  # [B, 1]
     other_index, other_scores = top_k(scores.masked_fill(reserved, float("-inf")), k)
-    other_index = other_index.masked_fill(torch.arange(k) >= k - taken, -1)  # leave room for the reserved
-    kept = torch.full((len(scores), n + 1), float("-inf"))  # last column collects empty slots
-    for index, values in ((reserved_index, reserved_scores), (other_index, other_scores)):
-        kept.scatter_(1, index.where(index >= 0, n), values)
-    return top_k(kept[:, :n], k)
+    # per row: the others' first (k - taken) places, then the taken reserved items; empty slots last
+    taken = (reserved_index >= 0).sum(dim=1, keepdim=True)  # [B, 1]
+    position = torch.arange(k)
+    slot = torch.cat([position.expand_as(other_index), k - taken + position[: reserved_index.shape[1]]], dim=1)
+    keep = torch.cat([position < k - taken, reserved_index >= 0], dim=1)  # [B, k + slots]
+    slot = slot.where(keep, k)  # dropped entries go to a spare column
+    index = torch.full((len(scores), k + 1), -1).scatter_(1, slot, torch.cat([other_index, reserved_index], 1))
+    values = torch.full((len(scores), k + 1), float("-inf")).scatter_(
+        1, slot, torch.cat([other_scores, reserved_scores], 1)
+    )
+    return index[:, :k], values[:, :k]
 
 
 class TigerRanker(Ranker):
@@ -242,9 +255,10 @@ class TigerRanker(Ranker):
     same beam scores for ``beam_size`` beams, -inf for items the beams did not reach.
 
     Cold start (TIGER section 4.2): items without a training interaction keep their content-derived
-    semantic ids in the trie, but their de-duplication code was never a target, so with
-    ``cold_start_share`` > 0 a cold item the beams reach is scored by its prefix ``c_1..c_levels``
-    alone, and up to ``floor(cold_start_share * k)`` slots of each list go to the best such items.
+    semantic ids in the trie, but their codes were never a target, so the decoder rarely generates
+    them whole. With ``cold_start_share`` > 0 a cold item is a candidate when its first
+    ``cold_start_prefix`` codes equal a beam's prefix, scored by that prefix's log-probability, and
+    up to ``floor(cold_start_share * k)`` places at the end of each list go to the best such items.
     """
 
     name = "tiger"
@@ -348,9 +362,10 @@ class TigerRanker(Ranker):
     @torch.inference_mode()
     def beam_search(
         self, history: Sequences, width: int, constrained: bool = True
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         """Generate ids for each history row; returns the last step's candidates as
-        (items [B, W, vocab] with -1 for ids that are no catalogue item, log-probabilities [B, W, vocab]).
+        (items [B, W, vocab] with -1 for ids that are no catalogue item, log-probabilities [B, W, vocab])
+        and the beams kept at each shorter prefix length: [(trie nodes [B, W], log-probabilities [B, W])].
 
         Constrained: at every step codes without a child in the prefix trie get -inf, so only real
         items survive. Unconstrained: plain beam search, used to measure the invalid-id share.
@@ -364,6 +379,7 @@ class TigerRanker(Ranker):
         prefix = torch.zeros(b, 1, 0, dtype=torch.int64, device=self.device)  # [B, W, s]
         node = torch.zeros(b, 1, dtype=torch.int64)  # trie node of each beam (CPU), -1 = off the trie
         score = torch.zeros(b, 1, device=self.device)  # [B, W] sequence log-probability
+        beams = []  # (trie node, log-probability) [B, W] each of the beams kept at prefix lengths 1..depth-1
         for level in range(model.depth):
             logits = model.decode(prefix, memory, visible[:, None].expand(-1, prefix.shape[1], -1))[:, :, -1]
             children = trie.step(node)  # [B, W, vocab]
@@ -371,23 +387,28 @@ class TigerRanker(Ranker):
             if constrained:
                 total = total.masked_fill(children.to(self.device) < 0, float("-inf"))
             if level == model.depth - 1:
-                items = trie.item(children)  # [B, W, vocab]
-                if constrained and self.config.cold_start_share > 0:
-                    cold = (items >= 0) & ~self.trained_items[items.clamp(min=0)]
-                    total = torch.where(cold.to(self.device), score[..., None], total)
-                return items, total.cpu()
+                return trie.item(children), total.cpu(), beams
             score, flat = total.flatten(1).topk(min(width, total[0].numel()), dim=1)  # [B, W']
             beam, code = flat // model.vocab, flat % model.vocab
             prefix = torch.cat([prefix.gather(1, beam[..., None].expand(-1, -1, level)), code[..., None]], dim=2)
             node = children.flatten(1).gather(1, flat.cpu())
+            beams.append((node, score.cpu()))
         raise AssertionError("unreachable: depth >= 1")
 
     def candidate_scores(self, history: Sequences, width: int) -> torch.Tensor:
         """Constrained-beam log-probabilities scattered over the catalogue: [B, n_items], -inf elsewhere."""
         n_items = self.require_fitted()
-        items, logp = self.beam_search(history, width)
+        items, logp, beams = self.beam_search(history, width)
         scores = torch.full((len(history), n_items + 1), float("-inf"))  # last column collects non-items
-        return scores.scatter_(1, items.flatten(1).where(items.flatten(1) >= 0, n_items), logp.flatten(1))[:, :-1]
+        scores = scores.scatter_(1, items.flatten(1).where(items.flatten(1) >= 0, n_items), logp.flatten(1))[:, :-1]
+        if self.config.cold_start_share > 0:
+            cold = torch.nonzero(~self.trained_items).squeeze(1)  # [C]
+            length = self.config.cold_start_prefix or self.config.levels
+            node, prefix_logp = beams[length - 1]  # [B, W]
+            best = torch.full((len(history), self.trie.n_internal), float("-inf"))  # best beam per trie node
+            best.scatter_reduce_(1, node.clamp(min=0), prefix_logp, reduce="amax")  # -1: a -inf beam
+            scores[:, cold] = best[:, self.trie.prefix_nodes(self.model.codes[1:][cold].cpu(), length)]
+        return scores
 
     def score(self, history: Sequences) -> torch.Tensor:
         return self.candidate_scores(history, self.config.beam_size)
@@ -428,7 +449,7 @@ class TigerRanker(Ranker):
         return np.concatenate(indices), np.concatenate(scores)
 
     def count_invalid(self, history: Sequences, width: int, k: int) -> None:
-        items, logp = self.beam_search(history, width, constrained=False)
+        items, logp, _ = self.beam_search(history, width, constrained=False)
         best = logp.flatten(1).topk(min(k, logp[0].numel()), dim=1).indices  # [B, k]
         self.invalid_counts[0] += int((items.flatten(1).gather(1, best) < 0).sum())
         self.invalid_counts[1] += best.numel()
