@@ -34,10 +34,12 @@ COLUMNS = (
     ("NDCG@10", lambda r: r["metrics"]["NDCG@10"]),
     ("HR@10", lambda r: r["metrics"]["HR@10"]),
     ("MRR@10", lambda r: r["metrics"]["MRR@10"]),
-    ("cold NDCG@10", lambda r: r["cold_start"].get("NDCG@10", 0.0)),
-    ("cold HR@10", lambda r: r["cold_start"].get("HR@10", 0.0)),
+    ("HR@20", lambda r: r["metrics"]["HR@20"]),
+    # reserved cold-start places are the last of the evaluated top-20 lists, so the cold slice is read at 20
+    ("cold NDCG@20", lambda r: r["cold_start"].get("NDCG@20", 0.0)),
+    ("cold HR@20", lambda r: r["cold_start"].get("HR@20", 0.0)),
     ("invalid ids", lambda r: r["extra"].get("invalid_id_share", float("nan"))),
-    ("cold share of top-10", lambda r: r["extra"].get("cold_item_share_of_recommendations", 0.0)),
+    ("cold share of lists", lambda r: r["extra"].get("cold_item_share_of_recommendations", 0.0)),
     ("fit s", lambda r: r["fit_seconds"]),
     ("epochs", lambda r: r["epochs"]),
     ("s/epoch", lambda r: r["seconds_per_epoch"]),
@@ -72,11 +74,12 @@ def run_seeds(args: argparse.Namespace) -> list[dict]:
         (args.out / f"seed{seed}.json").write_text(json.dumps(result, indent=2))
         results.append(result)
         print_row(f"seed {seed}", result)
-        for share, prefix in itertools.product(args.cold_start_shares, args.cold_start_prefixes or [None]):
+        prefixes = args.cold_start_prefixes or [ranker.config.cold_start_prefix]
+        for share, prefix in itertools.product(args.cold_start_shares, prefixes):
             cold_settings = {"cold_start_share": share, "cold_start_prefix": prefix}
             ranker.config = type(ranker.config).from_dict({**ranker.config.model_dump(), **cold_settings})
             cold = ranking_result(dataset, the_split, ranker, fit_seconds, evaluate_ranker(ranker, the_split))
-            directory = args.out / f"cold{share}-prefix{prefix or ranker.config.levels}"
+            directory = args.out / f"cold{share}-prefix{ranker.config.cold_start_prefix}"
             directory.mkdir(exist_ok=True)
             (directory / f"seed{seed}.json").write_text(json.dumps(cold, indent=2))
             print_row(f"seed {seed}, cold_start_share {share}, cold_start_prefix {prefix}", cold)

@@ -80,11 +80,11 @@ class TigerConfig(TrainedRankerConfig):
         description="share of each top-k list reserved for items with no training interaction (TIGER's "
         "cold-start epsilon), matched to the generated ids by their first cold_start_prefix codes",
     )
-    cold_start_prefix: int | None = Field(
-        None,
+    cold_start_prefix: int = Field(
+        1,
         ge=1,
-        description="codes a cold item must share with a generated id prefix to be recommended (None: every "
-        "code but the de-dup code, TIGER's rule; fewer reach more cold items)",
+        description="leading codes a cold item must share with a generated id to be recommended; TIGER's rule is "
+        "levels (all but the de-dup code), which reached no cold item on movielens-latest-small",
     )
     measure_invalid: bool = Field(
         True, description="after fit, also run unconstrained beam search to report the invalid-id share"
@@ -95,7 +95,7 @@ class TigerConfig(TrainedRankerConfig):
     def check_shapes(self) -> TigerConfig:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        if self.cold_start_prefix is not None and self.cold_start_prefix > self.levels:
+        if self.cold_start_prefix > self.levels:
             raise ValueError(f"cold_start_prefix ({self.cold_start_prefix}) must be at most levels ({self.levels})")
         if not self.rqvae_hidden or min(self.rqvae_hidden) < 1:
             raise ValueError(f"rqvae_hidden must be a non-empty list of positive widths, got {self.rqvae_hidden}")
@@ -403,7 +403,7 @@ class TigerRanker(Ranker):
         scores = scores.scatter_(1, items.flatten(1).where(items.flatten(1) >= 0, n_items), logp.flatten(1))[:, :-1]
         if self.config.cold_start_share > 0:
             cold = torch.nonzero(~self.trained_items).squeeze(1)  # [C]
-            length = self.config.cold_start_prefix or self.config.levels
+            length = self.config.cold_start_prefix
             node, prefix_logp = beams[length - 1]  # [B, W]
             best = torch.full((len(history), self.trie.n_internal), float("-inf"))  # best beam per trie node
             best.scatter_reduce_(1, node.clamp(min=0), prefix_logp, reduce="amax")  # -1: a -inf beam
