@@ -24,11 +24,9 @@ import argparse
 import itertools
 import json
 import statistics
-import time
 from pathlib import Path
 
-from genrec.data import load_dataset
-from genrec.pipelines.ranking import build_ranker, evaluate_ranker, fit_ranker, ranking_result, split
+from genrec.pipelines import build_ranker, evaluate_ranker, fit_and_evaluate, load_dataset, ranking_result, split
 
 COLUMNS = (
     ("NDCG@10", lambda r: r["metrics"]["NDCG@10"]),
@@ -65,12 +63,8 @@ def run_seeds(args: argparse.Namespace) -> list[dict]:
     the_split = split(dataset)
     results = []
     for seed in args.seeds:
-        # the steps of genrec.pipelines.benchmark_ranking, keeping the model for the cold-start evaluations
-        ranker = build_ranker("tiger", args.config, overrides, seed)
-        start = time.perf_counter()
-        fit_ranker(ranker, the_split, progress=False)
-        fit_seconds = time.perf_counter() - start
-        result = ranking_result(dataset, the_split, ranker, fit_seconds, evaluate_ranker(ranker, the_split))
+        ranker = build_ranker("tiger", args.config, overrides, seed)  # kept for the cold-start evaluations
+        result = fit_and_evaluate(dataset, the_split, ranker, progress=False)
         (args.out / f"seed{seed}.json").write_text(json.dumps(result, indent=2))
         results.append(result)
         print_row(f"seed {seed}", result)
@@ -78,7 +72,8 @@ def run_seeds(args: argparse.Namespace) -> list[dict]:
         for share, prefix in itertools.product(args.cold_start_shares, prefixes):
             cold_settings = {"cold_start_share": share, "cold_start_prefix": prefix}
             ranker.config = type(ranker.config).from_dict({**ranker.config.model_dump(), **cold_settings})
-            cold = ranking_result(dataset, the_split, ranker, fit_seconds, evaluate_ranker(ranker, the_split))
+            evaluation = evaluate_ranker(ranker, the_split)
+            cold = ranking_result(dataset, the_split, ranker, result["fit_seconds"], evaluation)
             directory = args.out / f"cold{share}-prefix{ranker.config.cold_start_prefix}"
             directory.mkdir(exist_ok=True)
             (directory / f"seed{seed}.json").write_text(json.dumps(cold, indent=2))

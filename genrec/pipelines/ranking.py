@@ -124,7 +124,16 @@ def benchmark_ranking(
     loaded = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     the_split = split(loaded, split_config)
     model = build_ranker(ranker, config, overrides, seed, item_features)
+    return fit_and_evaluate(loaded, the_split, model, progress)
+
+
+def fit_and_evaluate(dataset: Dataset, split: Split, ranker: Ranker, progress: bool = True) -> dict[str, Any]:
+    """Fit ``ranker`` (timed as a whole: features, quantisers and epochs) and evaluate it on test.
+
+    The benchmark step for callers that keep the fitted ranker, e.g. to evaluate it again under
+    other ranking settings; returns :func:`ranking_result`'s dict.
+    """
     start = time.perf_counter()
-    fit_ranker(model, the_split, progress=progress)
+    fit_ranker(ranker, split, progress=progress)
     fit_seconds = time.perf_counter() - start
-    return ranking_result(loaded, the_split, model, fit_seconds, evaluate_ranker(model, the_split))
+    return ranking_result(dataset, split, ranker, fit_seconds, evaluate_ranker(ranker, split))
