@@ -107,7 +107,7 @@ def test_benchmark_ranking_fuses_item_features_from_npy(tmp_path: Path):
     wrong_rows = runner.invoke(app, [*args, "--item-features", str(features)])
     assert wrong_rows.exit_code == 2 and f"expected an array [n_items={ITEMS}, D]" in wrong_rows.output
     missing = runner.invoke(app, [*args, "--item-features", str(tmp_path / "absent.npy")])
-    assert missing.exit_code == 2 and "absent.npy: item-features file not found" in missing.output
+    assert missing.exit_code == 2 and "absent.npy: item-features file not found" in " ".join(missing.output.split())
     unknown = runner.invoke(app, [*args, "--item-features", "no-such-encoder"])
     assert unknown.exit_code == 2 and "minilm" in unknown.output
 
