@@ -42,7 +42,9 @@ def test_tiny_texts_and_images_are_unit_vectors_and_seeded(tiny):
     assert torch.allclose(raw / raw.norm(dim=1, keepdim=True), images[:1], atol=1e-5)
     again = create_encoder("tiny", num_workers=0)
     assert again.identity == tiny.identity
-    assert torch.equal(again.encode_texts(["a heist movie"]), texts[:1])
+    # Equal batches are bit-identical; batch size itself changes the float reduction order.
+    assert torch.equal(again.encode_texts(["a heist movie", "a quiet drama", "space opera"]), texts)
+    assert torch.allclose(again.encode_texts(["a heist movie"]), texts[:1], atol=1e-5)
     assert create_encoder("tiny", seed=1).identity != tiny.identity
 
 
