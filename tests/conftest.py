@@ -11,7 +11,6 @@ from genrec.data import Dataset, load_dataset
 from genrec.evaluation import Split, split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-POSTERS = REPO_ROOT.parent / "shared" / "data" / "posters" / "images"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,6 +42,22 @@ def write_toy_latest(directory: Path, n_users: int = 6, n_items: int = 8, per_us
     movies = ["movieId,title,genres"] + [f"{i},Movie {i} ({1990 + i}),Drama|Comedy" for i in range(1, n_items + 1)]
     (directory / "ratings.csv").write_text("\n".join(ratings) + "\n")
     (directory / "movies.csv").write_text("\n".join(movies) + "\n")
+    return directory
+
+
+def write_posters(directory: Path, item_ids, size: tuple[int, int] = (48, 72)) -> Path:
+    """Synthetic posters ``<item_id>.jpg``: seeded noise over a per-item colour, so every item's image differs."""
+    import zlib
+
+    import numpy as np
+    from PIL import Image
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for item in item_ids:
+        rng = np.random.default_rng(zlib.crc32(str(item).encode()))
+        base = rng.integers(0, 256, size=3)
+        pixels = np.clip(base + rng.normal(0, 40, size=(size[1], size[0], 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels, "RGB").save(directory / f"{item}.jpg", format="JPEG")
     return directory
 
 

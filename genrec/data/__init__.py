@@ -16,7 +16,7 @@ from genrec.data.dataset import Dataset, LoadOptions, build_dataset
 from genrec.data.images import attach_images
 from genrec.data.loaders import FORMATS, detect_format
 from genrec.data.parsing import match_id_types
-from genrec.data.validation import DataValidationError, ValidationReport
+from genrec.data.validation import MISSING_PATH, DataValidationError, ValidationReport, located, path_problem
 
 FORMAT_PREFIX = re.compile(r"[a-z][a-z0-9_-]+")  # two letters or more, so "C:" stays a drive
 
@@ -66,6 +66,8 @@ def resolve_source(source: str | Path, format: str | None = None) -> tuple[str, 
                 f"{text}: unknown data format {prefix!r} in FORMAT:PATH; valid formats: {', '.join(list_formats())}"
             )
         format, path = format or prefix, Path(rest).expanduser()
+    if not path.exists() and path_problem(path) != MISSING_PATH:
+        raise DataValidationError(located(path, f"{path_problem(path)}; expected a data file or directory"))
     if format is None:
         if not path.exists():
             raise DataValidationError(f"{text}: not a bundled data set ({', '.join(list_datasets())}) and no such path")

@@ -15,7 +15,7 @@ import pandas as pd
 from pydantic import Field
 
 from genrec.config import StrictModel
-from genrec.data.validation import DataValidationError, ValidationReport, located, value_at
+from genrec.data.validation import DROP_UNKNOWN_ITEMS, DataValidationError, ValidationReport, located, value_at
 
 RawId = int | str
 
@@ -125,6 +125,26 @@ def _lookup(index: dict, raw_ids: list[RawId], kind: str, dataset: str) -> np.nd
     return out
 
 
+def count_repeats(table: pd.DataFrame, report: ValidationReport) -> None:
+    """Count re-consumption in a table sorted by user then time: interactions with an item the
+    user had before, and users whose last interaction (the leave-one-out test item) is one.
+
+    Evaluation excludes seen items, so such a test item can never be hit unless the split
+    allows repeats (``SplitConfig(allow_repeats=True)``).
+    """
+    repeat = table.duplicated(["user_idx", "item_idx"], keep="first").to_numpy()
+    report.repeat_interactions = int(repeat.sum())
+    last = np.flatnonzero(np.r_[table["user_idx"].to_numpy()[1:] != table["user_idx"].to_numpy()[:-1], True])
+    report.test_items_already_seen = int(repeat[last].sum())
+    if report.repeat_interactions:
+        report.note(
+            f"{report.repeat_interactions} interactions repeat an item the user had before; "
+            f"{report.test_items_already_seen} users' leave-one-out test item is already in their history, "
+            "so with seen items excluded it can never be hit (split with SplitConfig(allow_repeats=True) "
+            "for re-purchase data)"
+        )
+
+
 def build_dataset(
     name: str,
     interactions: pd.DataFrame,
@@ -178,7 +198,7 @@ def build_dataset(
             column=source_columns.get("item_id", "item_id"),
         )
         if options.unknown_items == "raise":
-            raise DataValidationError(message + " (use unknown_items='drop' to drop and report them)")
+            raise DataValidationError(message, DROP_UNKNOWN_ITEMS)
         report.unknown_item_rows_dropped = int((~known).sum())
         report.note(message + " (dropped)")
         interactions = interactions.loc[known]
@@ -216,4 +236,5 @@ def build_dataset(
 
     items = items.reset_index(drop=True)
     report.items_without_interactions = int(items.shape[0] - np.unique(item_codes).size)
+    count_repeats(table, report)
     return Dataset(name=name, interactions=table, items=items, user_ids=user_ids, report=report)

@@ -12,10 +12,11 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from genrec.data.validation import DataValidationError, ValidationReport, located, value_at
+from genrec.data.validation import MISSING_PATH, DataValidationError, ValidationReport, located, path_problem, value_at
 
 JPEG_END = b"\xff\xd9"
 MISSING = "file not found"
+OVERSIZED = "more pixels than the decompression-bomb limit"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
 
@@ -27,6 +28,11 @@ def image_problem(path: Path) -> str | None:
     """Why a local image is unusable (missing, empty, unreadable, cut off), or None when it opens."""
     try:
         size = path.stat().st_size
+    except FileNotFoundError:  # also a dangling symbolic link
+        return MISSING
+    except OSError:
+        return path_problem(path)  # a symbolic link loop
+    try:
         if size == 0:
             return "empty file"
         with Image.open(path) as image:
@@ -36,6 +42,8 @@ def image_problem(path: Path) -> str | None:
             return "truncated JPEG (no end-of-image marker)"
     except FileNotFoundError:
         return MISSING
+    except Image.DecompressionBombError as err:  # a valid image, too large to decode safely
+        return f"{OVERSIZED} ({err})"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         return f"not a readable image ({err.__class__.__name__}: {err})"
     return None
@@ -67,9 +75,10 @@ def attach_images(
     if images_dir is not None:
         directory = Path(images_dir)
         if not directory.is_dir():
-            raise DataValidationError(
-                located(directory, "image directory not found; expected a directory of <item_id>.<ext> images")
+            problem = (
+                "image directory not found" if path_problem(directory) == MISSING_PATH else path_problem(directory)
             )
+            raise DataValidationError(located(directory, f"{problem}; expected a directory of <item_id>.<ext> images"))
         by_stem: dict[str, str] = {}
         for entry in os.scandir(directory):
             stem, ext = os.path.splitext(entry.name)
@@ -80,7 +89,7 @@ def attach_images(
         items["image_path"] = None
     paths = [value if isinstance(value, str) and value else None for value in items["image_path"].tolist()]
 
-    missing = corrupt = 0
+    missing = corrupt = oversized = 0
     for position, value in enumerate(paths):
         if value is None or is_url(value) or not verify:
             continue
@@ -89,6 +98,8 @@ def attach_images(
             continue
         if problem == MISSING:
             missing += 1
+        elif problem.startswith(OVERSIZED):
+            oversized += 1
         else:
             corrupt += 1
         report.note(
@@ -97,6 +108,8 @@ def attach_images(
         paths[position] = None
     items["image_path"] = pd.Series(paths, dtype=object, index=items.index)
     report.items_with_image = sum(value is not None for value in paths)
+    report.items_without_image = len(paths) - report.items_with_image - missing - corrupt - oversized
     report.items_missing_image = missing
     report.items_corrupt_image = corrupt
+    report.items_oversized_image = oversized
     return items

@@ -15,10 +15,22 @@ import pandas as pd
 
 from genrec.data.images import is_url
 from genrec.data.parsing import parse_ids, parse_interactions, read_delimited, require_columns
-from genrec.data.validation import DataValidationError, ValidationReport, first_bad_row, located, value_at
+from genrec.data.validation import (
+    DataValidationError,
+    Remedy,
+    ValidationReport,
+    first_bad_row,
+    located,
+    path_problem,
+    value_at,
+)
 from genrec.registry import Registry
 
+KEEP_ITEMS_WITHOUT_YEAR = Remedy("invalid_rows", "drop", "keep those items without a year and report them")
+YEAR = r"[+-]?\d{1,4}(?:\.0*)?"  # "1995" or "1995.0" (a Parquet float column)
 YEAR_IN_TITLE = re.compile(r"\s*\((\d{4})\)\s*$")
+MOVIELENS_LATEST_RATINGS = (0.5, 5.0)  # half stars
+MOVIELENS_STARS = (1.0, 5.0)  # 100K and 1M: whole stars
 ML100K_GENRES = [
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
     "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
@@ -63,15 +75,20 @@ def item_table(item_ids: pd.Series, titles: pd.Series, genres: list[list[str]], 
     return table
 
 
-def parse_item_ids(table: pd.DataFrame, path: Path, column: str = "item_id", unique: bool = True) -> pd.Series:
-    """Parse an item id column; every id must be non-empty and, in an item table, listed once."""
-    ids, ok = parse_ids(table[column])
+def parse_item_ids(
+    table: pd.DataFrame, path: Path, column: str = "item_id", unique: bool = True, integer: bool = False
+) -> pd.Series:
+    """Parse an item id column; every id must be non-empty (an integer where the format says
+    so) and, in an item table, listed once."""
+    ids, ok = parse_ids(table[column], integer)
     bad = first_bad_row(ok)
     if bad is not None:
+        value = value_at(table[column], bad)
+        expected = "an integer item id (this format's ids are integers)" if integer and value.strip() else None
         raise DataValidationError(
             located(
                 path,
-                f"expected a non-empty item id, got {value_at(table[column], bad)!r}",
+                f"expected {expected or 'a non-empty item id'}, got {value!r}",
                 line=int(table["line"].iloc[bad]),
                 column=column,
             )
@@ -88,6 +105,38 @@ def parse_item_ids(table: pd.DataFrame, path: Path, column: str = "item_id", uni
             )
         )
     return ids
+
+
+def parse_years(
+    table: pd.DataFrame,
+    column: str,
+    path: Path,
+    policy: str,
+    report: ValidationReport,
+    source_column: str | None = None,
+) -> pd.Series:
+    """An item table's year column as nullable Int64 (reset index); an empty cell is a missing year.
+
+    A value that is not an integer raises, or, under ``invalid_rows='drop'``, leaves that
+    item without a year (the item stays) and is counted in ``report.invalid_years_cleared``.
+    """
+    stripped = table[column].str.strip()
+    valid = (stripped == "") | stripped.str.fullmatch(YEAR)
+    bad = first_bad_row(valid)
+    if bad is not None:
+        message = located(
+            path,
+            f"expected a year (an integer of up to 4 digits) or an empty cell, got {value_at(table[column], bad)!r}; "
+            f"{int((~valid).sum())} such rows",
+            line=int(table["line"].iloc[bad]),
+            column=source_column or column,
+        )
+        if policy == "raise":
+            raise DataValidationError(message, KEEP_ITEMS_WITHOUT_YEAR)
+        report.invalid_years_cleared += int((~valid).sum())
+        report.note(message + " (kept the items without a year)")
+    years = pd.to_numeric(stripped.where(valid & (stripped != ""))).astype("Int64")  # 4 digits: exact in float64
+    return years.reset_index(drop=True)
 
 
 def aggregate_tags(tags: pd.DataFrame, items: pd.DataFrame) -> None:
@@ -108,17 +157,21 @@ def load_movielens_latest(path: Path, report: ValidationReport, invalid_rows: st
     require_columns(ratings, ratings_path, ["userId", "movieId", "rating", "timestamp"])
     ratings = ratings.rename(columns={"userId": "user_id", "movieId": "item_id"})
     source_columns = {"user_id": "userId", "item_id": "movieId"}
-    interactions = parse_interactions(ratings, ratings_path, invalid_rows, report, True, source_columns)
+    interactions = parse_interactions(
+        ratings, ratings_path, invalid_rows, report, True, source_columns, True, MOVIELENS_LATEST_RATINGS
+    )
 
     movies = read_delimited(movies_path, ",")
     require_columns(movies, movies_path, ["movieId", "title", "genres"])
     items = item_table(
-        parse_item_ids(movies, movies_path, "movieId"), movies["title"], split_list(movies["genres"], "|")
+        parse_item_ids(movies, movies_path, "movieId", integer=True),
+        movies["title"],
+        split_list(movies["genres"], "|"),
     )
-    if tags_path.exists():
+    if tags_path.exists() or tags_path.is_symlink():
         tags = read_delimited(tags_path, ",")
         require_columns(tags, tags_path, ["movieId", "tag"])
-        tag_items = parse_item_ids(tags, tags_path, "movieId", unique=False)
+        tag_items = parse_item_ids(tags, tags_path, "movieId", unique=False, integer=True)
         aggregate_tags(pd.DataFrame({"item_id": tag_items, "tag": tags["tag"]}), items)
     return RawTables(interactions, items, str(ratings_path), source_columns)
 
@@ -128,9 +181,13 @@ def load_movielens_1m(path: Path, report: ValidationReport, invalid_rows: str, c
     """``ratings.dat`` and ``movies.dat``: ``::``-separated, latin-1 (GroupLens ML-1M layout)."""
     ratings_path, movies_path = path / "ratings.dat", path / "movies.dat"
     ratings = read_delimited(ratings_path, "::", "latin-1", names=["user_id", "item_id", "rating", "timestamp"])
-    interactions = parse_interactions(ratings, ratings_path, invalid_rows, report, has_rating=True)
+    interactions = parse_interactions(
+        ratings, ratings_path, invalid_rows, report, True, integer_ids=True, rating_range=MOVIELENS_STARS
+    )
     movies = read_delimited(movies_path, "::", "latin-1", names=["item_id", "title", "genres"])
-    items = item_table(parse_item_ids(movies, movies_path), movies["title"], split_list(movies["genres"], "|"))
+    items = item_table(
+        parse_item_ids(movies, movies_path, integer=True), movies["title"], split_list(movies["genres"], "|")
+    )
     return RawTables(interactions, items, str(ratings_path))
 
 
@@ -139,7 +196,9 @@ def load_movielens_100k(path: Path, report: ValidationReport, invalid_rows: str,
     """``u.data`` (tab-separated) and ``u.item`` (``|``-separated, latin-1, 19 genre flags)."""
     data_path, item_path = path / "u.data", path / "u.item"
     ratings = read_delimited(data_path, "\t", names=["user_id", "item_id", "rating", "timestamp"])
-    interactions = parse_interactions(ratings, data_path, invalid_rows, report, has_rating=True)
+    interactions = parse_interactions(
+        ratings, data_path, invalid_rows, report, True, integer_ids=True, rating_range=MOVIELENS_STARS
+    )
     flag_names = [f"genre_{i}" for i in range(len(ML100K_GENRES))]
     movies = read_delimited(
         item_path,
@@ -158,7 +217,7 @@ def load_movielens_100k(path: Path, report: ValidationReport, invalid_rows: str,
             )
         )
     genres = [[ML100K_GENRES[i] for i, flag in enumerate(row) if flag == "1"] for row in flags.to_numpy()]
-    items = item_table(parse_item_ids(movies, item_path), movies["title"], genres)
+    items = item_table(parse_item_ids(movies, item_path, integer=True), movies["title"], genres)
     return RawTables(interactions, items, str(data_path))
 
 
@@ -215,8 +274,8 @@ def load_recbole(path: Path, report: ValidationReport, invalid_rows: str, column
     genres = split_list(items_raw[genre_field], " ") if genre_field else [[] for _ in range(len(items_raw))]
     items = item_table(parse_item_ids(items_raw, item_path), titles, genres)
     if year_field:
-        years = pd.to_numeric(items_raw[year_field], errors="coerce").astype("Int64").to_numpy()
-        items["year"] = items["year"].fillna(pd.Series(years, dtype="Int64"))
+        years = parse_years(items_raw, year_field, item_path, invalid_rows, report)
+        items["year"] = items["year"].fillna(years)
     return RawTables(interactions, items, str(inter_path))
 
 
@@ -259,17 +318,27 @@ def image_location(value: str, base: Path) -> str | None:
     return str(base / value)
 
 
-def find_generic_file(path: Path, stem: str, required: bool) -> Path | None:
-    for suffix in (".csv", ".tsv", ".parquet"):
-        if (path / f"{stem}{suffix}").exists():
-            return path / f"{stem}{suffix}"
-    if required:
-        raise DataValidationError(located(path, f"expected {stem}.csv, {stem}.tsv or {stem}.parquet in this directory"))
-    return None
+GENERIC_SUFFIXES = {"csv": (".csv", ".tsv"), "parquet": (".parquet",)}
 
 
-def load_generic(path: Path, report: ValidationReport, invalid_rows: str, columns: dict[str, str] | None) -> RawTables:
+def find_generic_file(path: Path, stem: str, suffixes: tuple[str, ...]) -> Path | None:
+    """``<stem><suffix>`` in the directory ``path``; two of them (``a.csv`` and ``a.tsv``) raise."""
+    found = [path / f"{stem}{suffix}" for suffix in suffixes if (path / f"{stem}{suffix}").exists()]
+    if len(found) > 1:
+        raise DataValidationError(
+            located(path, f"holds both {found[0].name} and {found[1].name}; expected one {stem} file")
+        )
+    return found[0] if found else None
+
+
+def load_generic(
+    path: Path, report: ValidationReport, invalid_rows: str, columns: dict[str, str] | None, format: str = "csv"
+) -> RawTables:
     """A file of interactions, or a directory with ``interactions.*`` and optional ``items.*``.
+
+    In a directory, ``format`` picks the interaction file: ``interactions.csv``/``.tsv`` for
+    ``csv``, ``interactions.parquet`` for ``parquet``; the item table may be either kind (the
+    same kind first).
 
     ``columns`` maps genrec's names (user_id, item_id, timestamp, rating, title, genres, tags,
     year, image) to the source's column names; unmapped names are used as they are.
@@ -283,7 +352,10 @@ def load_generic(path: Path, report: ValidationReport, invalid_rows: str, column
             f"{sorted(set(GENERIC_INTERACTION_COLUMNS) | set(GENERIC_ITEM_COLUMNS))}"
         )
     source = {name: mapping.get(name, name) for name in (*GENERIC_INTERACTION_COLUMNS, *GENERIC_ITEM_COLUMNS)}
-    inter_path = path if path.is_file() else find_generic_file(path, "interactions", required=True)
+    inter_path = path if path.is_file() else find_generic_file(path, "interactions", GENERIC_SUFFIXES[format])
+    if inter_path is None:
+        names = " or ".join(f"interactions{suffix}" for suffix in GENERIC_SUFFIXES[format])
+        raise DataValidationError(located(path, f"expected {names} in this directory (format {format})"))
     table = read_generic(inter_path)
     # A column the mapping names explicitly must exist, even an optional one such as rating.
     required = ["user_id", "item_id", "timestamp", *(["rating"] if "rating" in mapping else [])]
@@ -293,7 +365,10 @@ def load_generic(path: Path, report: ValidationReport, invalid_rows: str, column
         table, inter_path, invalid_rows, report, "rating" in table.columns, source_columns=source
     )
 
-    item_path = None if path.is_file() else find_generic_file(path, "items", required=False)
+    item_path = None
+    if not path.is_file():
+        kinds = sorted(GENERIC_SUFFIXES, key=lambda kind: kind != format)  # the same kind first
+        item_path = next(filter(None, (find_generic_file(path, "items", GENERIC_SUFFIXES[k]) for k in kinds)), None)
     if item_path is None:
         report.note(located(inter_path, "no item table; titles are the item ids"))
         return RawTables(interactions, items_from_ids(interactions["item_id"]), str(inter_path), source)
@@ -311,8 +386,7 @@ def load_generic(path: Path, report: ValidationReport, invalid_rows: str, column
     if "tags" in raw.columns:
         items["tags"] = split_list(raw["tags"], "|")
     if "year" in raw.columns:
-        years = pd.to_numeric(raw["year"], errors="coerce").astype("Int64")
-        items["year"] = items["year"].fillna(years.reset_index(drop=True))
+        items["year"] = items["year"].fillna(parse_years(raw, "year", item_path, invalid_rows, report, source["year"]))
     if "image" in raw.columns:
         items["image_path"] = [image_location(value, item_path.parent) for value in raw["image"].tolist()]
     extra = [c for c in raw.columns if c not in GENERIC_ITEM_COLUMNS and c != "line"]
@@ -321,29 +395,63 @@ def load_generic(path: Path, report: ValidationReport, invalid_rows: str, column
     return RawTables(interactions, items, str(inter_path), source)
 
 
-FORMATS.register("csv")(load_generic)
-FORMATS.register("parquet")(load_generic)
+@FORMATS.register("csv")
+def load_csv(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
+    """``interactions.csv``/``.tsv`` (or one such file) plus optional ``items.*``; see :func:`load_generic`."""
+    return load_generic(path, report, invalid_rows, columns, "csv")
+
+
+@FORMATS.register("parquet")
+def load_parquet(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
+    """``interactions.parquet`` (or one such file) plus optional ``items.*``; see :func:`load_generic`."""
+    return load_generic(path, report, invalid_rows, columns, "parquet")
+
+
+DIRECTORY_LAYOUTS = [
+    # (format, the files that identify it); glob patterns
+    ("movielens-latest", ("ratings.csv", "movies.csv")),
+    ("movielens-1m", ("ratings.dat", "movies.dat")),
+    ("movielens-100k", ("u.data", "u.item")),
+    ("recbole", ("*.inter",)),
+    ("csv", ("interactions.csv",)),
+    ("csv", ("interactions.tsv",)),
+    ("parquet", ("interactions.parquet",)),
+]
+
+
+def formats_present(path: Path) -> dict[str, list[str]]:
+    """The formats whose files the directory holds: format -> the files that identify it."""
+    found: dict[str, list[str]] = {}
+    for fmt, patterns in DIRECTORY_LAYOUTS:
+        matches = [sorted(path.glob(pattern)) for pattern in patterns]
+        if all(matches):
+            found.setdefault(fmt, []).extend(match.name for files in matches for match in files)
+    return found
 
 
 def detect_format(path: Path) -> str:
-    """Guess the format from the files present; raises listing the formats when unsure."""
+    """Guess the format from the files present; raises listing the formats when unsure or when
+    the directory holds the files of more than one format."""
     if path.is_file():
         by_suffix = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".inter": "recbole"}
         if path.suffix in by_suffix:
             return by_suffix[path.suffix]
     elif path.is_dir():
-        if (path / "ratings.csv").exists() and (path / "movies.csv").exists():
-            return "movielens-latest"
-        if (path / "ratings.dat").exists() and (path / "movies.dat").exists():
-            return "movielens-1m"
-        if (path / "u.data").exists() and (path / "u.item").exists():
-            return "movielens-100k"
-        if any(path.glob("*.inter")):
-            return "recbole"
-        if find_generic_file(path, "interactions", required=False):
-            return "parquet" if find_generic_file(path, "interactions", False).suffix == ".parquet" else "csv"
+        found = formats_present(path)
+        if len(found) == 1:
+            return next(iter(found))
+        if found:
+            listed = "; ".join(f"{fmt} ({', '.join(files)})" for fmt, files in found.items())
+            raise DataValidationError(
+                located(
+                    path,
+                    f"holds the files of {len(found)} formats: {listed}; pick one as FORMAT:PATH, "
+                    f"e.g. {next(iter(found))}:{path}",
+                )
+            )
     else:
-        raise DataValidationError(located(path, "no such file or directory"))
+        problem = path_problem(path)
+        raise DataValidationError(located(path, problem))
     raise DataValidationError(
         located(
             path,

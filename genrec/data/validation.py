@@ -7,14 +7,49 @@ file, the line or column, the offending value and what was expected) or is count
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 
+@dataclass(frozen=True)
+class Remedy:
+    """A load option that would let the load go on, e.g. ``invalid_rows='drop'``."""
+
+    option: str  # the LoadOptions field
+    value: str
+    effect: str  # "drop and report them"
+
+    def python(self) -> str:
+        return f"use {self.option}={self.value!r} to {self.effect}"
+
+    def cli(self) -> str:
+        return f"use --{self.option.replace('_', '-')} {self.value} to {self.effect}"
+
+
 class DataValidationError(ValueError):
-    """Bad input data; the message says where (file, line/column) and what was expected."""
+    """Bad input data; the message says where (file, line/column) and what was expected.
+
+    With a ``remedy``, the message ends with the option that would let the load go on,
+    spelled for Python (``str(err)``) or for the command line (:meth:`cli_message`).
+    """
+
+    def __init__(self, message: str, remedy: Remedy | None = None):
+        self.message = message
+        self.remedy = remedy
+        super().__init__(message if remedy is None else f"{message} ({remedy.python()})")
+
+    def cli_message(self) -> str:
+        """The message with the remedy spelled as a ``genrec data info`` flag."""
+        return str(self) if self.remedy is None else f"{self.message} ({self.remedy.cli()})"
+
+
+DROP_INVALID_ROWS = Remedy("invalid_rows", "drop", "drop and report them")
+DROP_UNKNOWN_ITEMS = Remedy("unknown_items", "drop", "drop and report them")
+MISSING_PATH = "no such file or directory"
 
 
 def located(path: str | Path, message: str, line: int | None = None, column: str | None = None) -> str:
@@ -27,6 +62,21 @@ def located(path: str | Path, message: str, line: int | None = None, column: str
     return f"{where}: {message}"
 
 
+def path_problem(path: str | Path) -> str:
+    """Why a path that does not exist cannot be opened: a symbolic link loop, a dangling link,
+    or nothing there (:data:`MISSING_PATH`)."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself)"
+        if os.path.islink(path):
+            return f"broken symbolic link to {os.readlink(path)!r}"
+        if err.errno != errno.ENOENT:
+            return f"cannot access: {err.strerror}"
+    return MISSING_PATH
+
+
 @dataclass
 class ValidationReport:
     """What loading found and did: counts per category plus located examples."""
@@ -37,10 +87,15 @@ class ValidationReport:
     unknown_item_rows_dropped: int = 0
     users_below_min_history: int = 0
     interactions_of_filtered_users: int = 0
+    invalid_years_cleared: int = 0
     items_with_image: int = 0
-    items_missing_image: int = 0
+    items_without_image: int = 0  # no file in the image directory, no path in the image column
+    items_missing_image: int = 0  # a path was given but no file is there
     items_corrupt_image: int = 0
+    items_oversized_image: int = 0  # more pixels than PIL's decompression-bomb limit
     items_without_interactions: int = 0
+    repeat_interactions: int = 0  # a user's interaction with an item they already had earlier
+    test_items_already_seen: int = 0  # users whose leave-one-out test item repeats an earlier one
     messages: list[str] = field(default_factory=list)
 
     max_messages: int = 20

@@ -23,10 +23,11 @@ from genrec.generators.image_safety import ImageSafetyChecker
 from genrec.generators.images import ImageGenerator, Personalization
 from genrec.generators.prompts import build_image_prompt
 from genrec.generators.text_base import ItemFacts
-from genrec.io import atomic_path
+from genrec.io import atomic_path, path_within, safe_stem
 from genrec.progress import progress_bar
 
-IMAGES_TABLE = "images.parquet"
+IMAGES_TABLE = "images.parquet"  # the images as the generator's mode made them (the personalised ones)
+BASELINE_IMAGES_TABLE = "images_baseline.parquet"  # personalization "none" when the generator's mode is not
 BLOCKED_DIR = "blocked"  # flagged images are kept for audit, apart from the publishable ones
 
 
@@ -85,7 +86,11 @@ def generate_images(
         profiles: user id -> preference profile (the encoders' profile or anything
             :meth:`~genrec.generators.text_base.UserProfile.coerce` takes); users absent from it
             get the item prompt alone.
-        out_dir: where PNGs (``images/``) and ``images.parquet`` go; None keeps images in memory only.
+        out_dir: where PNGs (``images/``) and the table go; None keeps images in memory only. The
+            table is ``images.parquet``, except for the non-personalised baseline of a personalising
+            generator (``personalization="none"``), which goes to ``images_baseline.parquet`` so
+            neither overwrites the other. File names come from :func:`genrec.io.safe_stem` of the
+            ids, and no write leaves ``out_dir``.
         seeds: one image per seed for every pair.
         personalization: overrides the generator's mode for this call; ``"none"`` gives the
             non-personalised baseline the metrics compare against.
@@ -155,7 +160,7 @@ def generate_images(
                 for row, image in zip(rows[span], batch, strict=True):
                     images[row] = image
                     if paths[row] is not None:
-                        _write_png(image, paths[row], records[row], generator)
+                        _write_png(image, paths[row], records[row], generator, out_dir)
                 bar.advance(task, len(batch))
 
             generator.generate(
@@ -174,6 +179,7 @@ def generate_images(
         for row in np.flatnonzero(table["flagged"].to_numpy()):
             if paths[row] is not None and paths[row].parent.name != BLOCKED_DIR:
                 blocked = paths[row].parent / BLOCKED_DIR / paths[row].name
+                path_within(out_dir, blocked)
                 blocked.parent.mkdir(parents=True, exist_ok=True)
                 paths[row].replace(blocked)
                 paths[row] = blocked
@@ -181,7 +187,8 @@ def generate_images(
     if out_dir is None:
         table["image"] = images
     else:
-        with atomic_path(out_dir / IMAGES_TABLE) as temporary:
+        baseline = mode == "none" and generator.config.personalization != "none"
+        with atomic_path(BASELINE_IMAGES_TABLE if baseline else IMAGES_TABLE, root=out_dir) as temporary:
             table.to_parquet(temporary, index=False)
     return table
 
@@ -192,8 +199,11 @@ def _history_digest(dataset: Dataset, user_id: Any) -> str:
 
 
 def _png_path(out_dir: Path, record: dict[str, Any]) -> Path:
-    name = f"user-{record['user_id']}_item-{record['item_id']}_seed-{record['seed']}_{record['personalization']}.png"
-    return out_dir / "images" / name
+    """``images/user-<stem>_item-<stem>_seed-<seed>_<mode>.png``: ids from the data never shape the path."""
+    user, item = safe_stem(record["user_id"]), safe_stem(record["item_id"])
+    path = out_dir / "images" / f"user-{user}_item-{item}_seed-{record['seed']}_{record['personalization']}.png"
+    path_within(out_dir, path)
+    return path
 
 
 def _metadata(record: dict[str, Any], generator: ImageGenerator) -> dict[str, str]:
@@ -214,11 +224,13 @@ def _metadata(record: dict[str, Any], generator: ImageGenerator) -> dict[str, st
     }
 
 
-def _write_png(image: Image.Image, path: Path, record: dict[str, Any], generator: ImageGenerator) -> None:
+def _write_png(
+    image: Image.Image, path: Path, record: dict[str, Any], generator: ImageGenerator, out_dir: Path
+) -> None:
     info = PngInfo()
     for key, value in _metadata(record, generator).items():
         info.add_text(key, value)
-    with atomic_path(path) as temporary:
+    with atomic_path(path, root=out_dir) as temporary:
         image.save(temporary, format="PNG", pnginfo=info)
 
 

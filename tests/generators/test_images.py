@@ -24,7 +24,7 @@ from genrec.generators import (
 from genrec.generators.architectures import list_architectures
 from genrec.pipelines.generate import BLOCKED_DIR, generate_images, noise_seed
 from genrec.registry import UnknownNameError
-from tests.conftest import POSTERS, write_toy_latest
+from tests.conftest import write_posters, write_toy_latest
 
 PROMPTED = {"personalization": "prompt", "progress": False}
 PROFILES = {1: {"genres": ["Western"], "visual": ["neon colours"]}, 2: {"genres": ["Horror"], "tags": ["gothic"]}}
@@ -37,11 +37,11 @@ def generator() -> ImageGenerator:
 
 @pytest.fixture(scope="module")
 def posters_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
-    """Two users with different histories of items that all have posters (MovieLens ids 1-8)."""
-    if not POSTERS.is_dir():
-        pytest.skip(f"posters not found at {POSTERS}")
-    loaded = load_dataset(write_toy_latest(tmp_path_factory.mktemp("posters"), n_users=2, n_items=8, per_user=3))
-    items = loaded.items.assign(image_path=[str(POSTERS / f"{item}.jpg") for item in loaded.items["item_id"]])
+    """Two users with different histories of items that all have (synthetic) posters (ids 1-8)."""
+    root = tmp_path_factory.mktemp("posters")
+    loaded = load_dataset(write_toy_latest(root / "data", n_users=2, n_items=8, per_user=3))
+    posters = write_posters(root / "images", loaded.items["item_id"].tolist())
+    items = loaded.items.assign(image_path=[str(posters / f"{item}.jpg") for item in loaded.items["item_id"]])
     return Dataset(loaded.name, loaded.interactions, items, loaded.user_ids)
 
 
@@ -191,3 +191,42 @@ def test_save_and_load_round_trip(tmp_path: Path):
     loaded = ImageGenerator.from_pretrained(tmp_path / "saved")
     assert loaded.config.steps == 1 and (loaded.height, loaded.width) == (64, 64)
     assert png_bytes(loaded.generate(["a dog"], [3])[0]) == png_bytes(plain.generate(["a dog"], [3])[0])
+
+
+def test_ids_from_the_data_never_shape_the_path(generator, tmp_path: Path):
+    """An id with ``..`` or a URL becomes a sanitised stem plus a hash: every PNG lands in out/images."""
+    from tests.encoders.conftest import make_dataset
+
+    hostile = ["../../../../x", "https://example.com/" + "a/" * 150, "a/b", "a_b", ".hidden"]
+    dataset = make_dataset([{"item_id": item, "title": f"Film {n}"} for n, item in enumerate(hostile)])
+    recs = pd.DataFrame({"user_id": "../../u", "item_id": hostile})
+    out = tmp_path / "deep" / "run"
+    table = generate_images(generator, recs, None, dataset, out, **PROMPTED)
+    written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert written == sorted([*(Path(path) for path in table["path"]), out / "images.parquet"])
+    names = [Path(path).name for path in table["path"]]
+    assert all(Path(path).parent == out / "images" for path in table["path"])
+    assert len(set(names)) == len(hostile) and max(map(len, names)) < 128
+    assert names[0].startswith("user-u-") and "_item-x-" in names[0] and not any(n.startswith(".") for n in names)
+    with Image.open(table["path"].iloc[1]) as png:  # the raw id is kept in the metadata, not in the name
+        assert png.text["item_id"] == hostile[1]
+    assert generate_images(generator, recs, None, dataset, out, **PROMPTED)["reused"].all()
+
+
+def test_the_baseline_images_get_their_own_table(generator, posters_dataset, tmp_path: Path):
+    """images.parquet keeps the personalised images; the non-personalised baseline goes to images_baseline.parquet."""
+    from genrec.pipelines.generate import BASELINE_IMAGES_TABLE, IMAGES_TABLE
+
+    recs = recommendations(items=(5,))
+    personal = generate_images(generator, recs, PROFILES, posters_dataset, tmp_path, **PROMPTED)
+    baseline = generate_images(
+        generator, recs, PROFILES, posters_dataset, tmp_path, personalization="none", progress=False
+    )
+    saved, saved_baseline = pd.read_parquet(tmp_path / IMAGES_TABLE), pd.read_parquet(tmp_path / BASELINE_IMAGES_TABLE)
+    assert (saved["personalization"] == "prompt").all() and saved["path"].tolist() == personal["path"].tolist()
+    assert (saved_baseline["personalization"] == "none").all()
+    assert saved_baseline["path"].tolist() == baseline["path"].tolist()
+    assert not set(saved["path"]) & set(saved_baseline["path"])
+    plain = create_image_generator("tiny", ip_adapter=None, personalization="none", steps=1)
+    generate_images(plain, recs, None, posters_dataset, tmp_path / "plain", progress=False)
+    assert [p.name for p in (tmp_path / "plain").glob("*.parquet")] == [IMAGES_TABLE]  # its own mode is none

@@ -98,6 +98,8 @@ def test_generate_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, m
     # Each personalised image has its non-personalised baseline for the personalization score.
     assert len(list((out / "images").glob("*_prompt.png"))) == 4
     assert len(list((out / "images").glob("*_none.png"))) == 4
+    assert (pd.read_parquet(out / "images.parquet")["personalization"] == "prompt").all()  # not the baseline
+    assert (pd.read_parquet(out / "images_baseline.parquet")["personalization"] == "none").sum() == 4
     recommendations = pd.read_parquet(out / "recommendations.parquet")
     descriptions = pd.read_parquet(out / "descriptions.parquet")
     assert (
