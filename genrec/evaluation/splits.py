@@ -6,14 +6,19 @@ its tie-break (equal timestamps keep source-file order) come from the :class:`Da
 
 Global temporal split (option): two cut-off times at quantiles of all timestamps; a user's
 interactions after a cut-off are that phase's targets, everything before is history.
+
+Ranking excludes the items a user has seen, so a target the user already had (re-consumption,
+counted in the data set's validation report) can never be hit. For re-purchase data,
+``allow_repeats=True`` keeps seen items rankable in evaluation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from genrec.config import StrictModel
 from genrec.data.dataset import Dataset
@@ -24,6 +29,9 @@ class SplitConfig(StrictModel):
     strategy: Literal["leave-one-out", "temporal"] = "leave-one-out"
     valid_quantile: float = 0.8
     test_quantile: float = 0.9
+    allow_repeats: bool = Field(
+        False, description="evaluate without excluding seen items, so a re-consumed item can be hit (re-purchase data)"
+    )
 
     def model_post_init(self, _context) -> None:
         if not 0.0 < self.valid_quantile < self.test_quantile < 1.0:
@@ -41,12 +49,20 @@ class EvalSet:
     users: np.ndarray  # [U] user_idx
     history: Sequences
     targets: Sequences
+    exclude_seen: bool = True  # False: seen items stay rankable (SplitConfig.allow_repeats)
 
     def __len__(self) -> int:
         return len(self.users)
 
+    @property
+    def excluded(self) -> Sequences:
+        """The items ranking leaves out for each row: the history, or none when repeats are allowed."""
+        if self.exclude_seen:
+            return self.history
+        return Sequences(np.zeros(len(self) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
     def subset(self, rows: np.ndarray) -> EvalSet:
-        return EvalSet(self.users[rows], self.history.rows(rows), self.targets.rows(rows))
+        return EvalSet(self.users[rows], self.history.rows(rows), self.targets.rows(rows), self.exclude_seen)
 
 
 @dataclass(frozen=True)
@@ -128,5 +144,10 @@ def split(dataset: Dataset, config: SplitConfig | None = None) -> Split:
     """Split ``dataset`` by ``config.strategy`` (leave-one-out by time unless told otherwise)."""
     config = config or SplitConfig()
     if config.strategy == "leave-one-out":
-        return leave_one_out(dataset)
-    return temporal(dataset, config.valid_quantile, config.test_quantile)
+        result = leave_one_out(dataset)
+    else:
+        result = temporal(dataset, config.valid_quantile, config.test_quantile)
+    if not config.allow_repeats:
+        return result
+    valid, test = (replace(phase, exclude_seen=False) for phase in (result.valid, result.test))
+    return replace(result, valid=valid, test=test)

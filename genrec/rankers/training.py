@@ -32,7 +32,7 @@ class TrainedRankerConfig(RankerConfig):
 
 
 def validation_ndcg10(ranker: Ranker, split: Split) -> float:
-    recommended, _ = ranker.rank(split.valid.history, k=10)
+    recommended, _ = ranker.rank(split.valid.history, k=10, exclude=split.valid.excluded)
     return accuracy_metrics(recommended, split.valid.targets, ks=(10,))["NDCG@10"]
 
 
