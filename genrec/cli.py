@@ -15,7 +15,8 @@ from rich.table import Table
 from genrec.cli_encode import encode
 from genrec.cli_generate import generate
 from genrec.config import ConfigError
-from genrec.data import Dataset, DataValidationError, list_datasets, list_formats, load_dataset
+from genrec.data import Dataset, DataValidationError, LoadOptions, list_datasets, list_formats, load_dataset
+from genrec.data.dataset import Policy
 from genrec.io import write_json
 from genrec.registry import UnknownNameError
 
@@ -52,17 +53,54 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def option_help(name: str) -> str:
+    """The help of a ``genrec data info`` option that sets a LoadOptions field."""
+    return LoadOptions.model_fields[name].description or ""
+
+
+def parse_columns(pairs: list[str]) -> dict[str, str] | None:
+    """``--column user_id=customer`` pairs -> the column mapping of the csv/parquet formats."""
+    mapping = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise ConfigError(f"--column expects GENREC_NAME=SOURCE_COLUMN (e.g. user_id=customer), got {pair!r}")
+        mapping[key] = value
+    return mapping or None
+
+
 @data_app.command("info")
 def data_info(
     dataset: DatasetArg = "movielens-latest-small",
     images: Annotated[Path | None, typer.Option(help="directory of <item_id>.<ext> images")] = None,
-    min_user_interactions: Annotated[int, typer.Option(help="drop (and report) users with fewer")] = 3,
+    min_user_interactions: Annotated[
+        int, typer.Option(min=1, help="drop (and report) users with fewer; at least 1, 3 for leave-one-out")
+    ] = 3,
+    invalid_rows: Annotated[Policy, typer.Option(help=option_help("invalid_rows"))] = "raise",
+    duplicates: Annotated[Policy, typer.Option(help=option_help("duplicates"))] = "drop",
+    unknown_items: Annotated[Policy, typer.Option(help=option_help("unknown_items"))] = "raise",
+    verify_images: Annotated[bool, typer.Option(help=option_help("verify_images"))] = True,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(help="csv/parquet column mapping GENREC_NAME=SOURCE_COLUMN, e.g. user_id=customer (repeatable)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """Users, items, interactions, density, history lengths, images and the validation report."""
     try:
-        loaded = load_dataset(dataset, images=images, min_user_interactions=min_user_interactions)
-    except (DataValidationError, UnknownNameError) as err:
+        loaded = load_dataset(
+            dataset,
+            images=images,
+            columns=parse_columns(column or []),
+            min_user_interactions=min_user_interactions,
+            invalid_rows=invalid_rows,
+            duplicates=duplicates,
+            unknown_items=unknown_items,
+            verify_images=verify_images,
+        )
+    except DataValidationError as err:
+        raise fail(err.cli_message()) from None
+    except (ConfigError, UnknownNameError) as err:
         raise fail(str(err)) from None
     stats = loaded.stats()
     if as_json:

@@ -20,6 +20,8 @@ from genrec.data.validation import MISSING_PATH, DataValidationError, Validation
 
 FORMAT_PREFIX = re.compile(r"[a-z][a-z0-9_-]+")  # two letters or more, so "C:" stays a drive
 
+MAPPED_FORMATS = ("csv", "parquet")  # the formats that take a column mapping
+
 BUNDLED = {
     # name -> (format, directory inside the package)
     "movielens-latest-small": ("movielens-latest", "bundled/ml-latest-small"),
@@ -104,6 +106,11 @@ def load_dataset(
     # Validate the merged settings: model_copy(update=...) would skip validation entirely.
     options = LoadOptions.model_validate({**(options or LoadOptions()).model_dump(), **option_overrides})
     fmt, path = resolve_source(source, format)
+    if columns and fmt not in MAPPED_FORMATS:
+        raise DataValidationError(
+            f"{fmt}:{path}: a column mapping applies to the {' and '.join(MAPPED_FORMATS)} formats only; "
+            f"{fmt} files have fixed column names"
+        )
     report = ValidationReport()
     tables = FORMATS.get(fmt)(path, report, options.invalid_rows, columns)
     match_id_types(tables.interactions, tables.items)

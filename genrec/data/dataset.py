@@ -18,6 +18,7 @@ from genrec.config import StrictModel
 from genrec.data.validation import DROP_UNKNOWN_ITEMS, DataValidationError, ValidationReport, located, value_at
 
 RawId = int | str
+Policy = Literal["raise", "drop"]  # for rows that fail a check: raise, or drop and report
 
 
 class LoadOptions(StrictModel):
@@ -26,13 +27,13 @@ class LoadOptions(StrictModel):
     min_user_interactions: int = Field(
         3, ge=1, description="users with fewer interactions are removed (reported); 3 = leave-one-out minimum"
     )
-    duplicates: Literal["drop", "raise"] = Field(
+    duplicates: Policy = Field(
         "drop", description="duplicate (user, item, timestamp) rows: keep the first and report, or raise"
     )
-    invalid_rows: Literal["raise", "drop"] = Field(
+    invalid_rows: Policy = Field(
         "raise", description="rows with unparsable ids, timestamps or ratings: raise, or drop and report"
     )
-    unknown_items: Literal["raise", "drop"] = Field(
+    unknown_items: Policy = Field(
         "raise", description="interactions on items absent from the item table: raise, or drop and report"
     )
     verify_images: bool = Field(True, description="open every local image header; corrupt ones become text-only")
