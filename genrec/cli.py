@@ -133,13 +133,25 @@ def load_item_features(source: str, dataset: Dataset, progress: bool) -> np.ndar
         path = Path(source)
         if not path.exists():
             raise ConfigError(f"{path}: item-features file not found")
-        features = np.load(path, allow_pickle=False)
+        try:
+            features = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:  # a text file, an object array, a truncated file
+            raise ConfigError(
+                f"{path}: not a numeric .npy array [n_items, D] (np.save of a float array); numpy says: {err}"
+            ) from None
+        if not isinstance(features, np.ndarray) or features.dtype.kind not in "fiub":
+            kind = type(features).__name__ if not isinstance(features, np.ndarray) else f"dtype {features.dtype}"
+            raise ConfigError(f"{path}: expected a numeric array [n_items, D], got {kind}")
         if features.ndim != 2 or features.shape[0] != dataset.n_items:
             raise ConfigError(
                 f"{path}: expected an array [n_items={dataset.n_items}, D] with one row per item index, "
                 f"got shape {features.shape}"
             )
-        return features.astype(np.float32, copy=False)
+        features = features.astype(np.float32, copy=False)
+        if not np.isfinite(features).all():
+            row = int(np.flatnonzero(~np.isfinite(features).all(axis=1))[0])
+            raise ConfigError(f"{path}: row {row} (item index {row}) holds NaN or infinite values; expected finite")
+        return features
     from genrec.encoders import create_encoder
     from genrec.pipelines import encode_items
 
@@ -206,8 +218,13 @@ def serve(
     ranker: Annotated[str, typer.Option(help="registered ranker the scheduled runs evaluate")] = "popular",
 ) -> None:
     """Serve genrec's Prefect deployments (scheduled, and triggerable from the Prefect UI form)."""
-    from genrec.flows.deployments import serve_deployments
+    from genrec.flows.deployments import check_cron, serve_deployments
 
+    try:
+        if schedule:
+            check_cron(cron, source="--cron")
+    except ConfigError as err:
+        raise fail(str(err)) from None
     serve_deployments(cron=cron if schedule else None, ranker=ranker)
 
 

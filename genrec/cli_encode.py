@@ -37,7 +37,7 @@ def encode(
     from genrec.pipelines.encode import encode_items
     from genrec.registry import UnknownNameError
 
-    overrides = {"device": device} | ({"batch_size": batch_size} if batch_size else {})
+    overrides = {"device": device} | ({"batch_size": batch_size} if batch_size is not None else {})
     report = EncodeReport()
     try:
         loaded = load_dataset(dataset, images=images)

@@ -179,12 +179,16 @@ def generate(
 ) -> None:
     """Rank, then write personalised images and grounded descriptions for each user's top-k into OUT."""
     from genrec.cli import console, fail
-    from genrec.config import ConfigError
+    from genrec.config import ConfigError, check_seed
     from genrec.data import DataValidationError
     from genrec.registry import UnknownNameError
 
     if top_k < 1:
         raise fail(f"--top-k must be >= 1, got {top_k}")
+    try:
+        check_seed(seed)
+    except ValueError as err:
+        raise fail(f"--seed: {err}, got {seed}") from None
     try:
         metrics = run_generate(
             dataset,

@@ -8,9 +8,37 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+SEED_MAX = 2**32 - 1  # numpy's seeds are 0..2**32-1 (torch takes 64 bits): one range for every generator
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if every random number generator genrec seeds accepts it, else a ValueError giving the range.
+
+    The message leaves the value out: :func:`format_validation_error` and the callers add it.
+    """
+    if not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"a seed must lie in 0..{SEED_MAX} (2**32 - 1, numpy's range)")
+    return seed
+
+
+def check_device(device: str) -> str:
+    """``device`` if torch parses it as a device (``cpu``, ``cuda``, ``cuda:1``, ``mps``), else a ValueError."""
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError("expected a torch device such as 'cpu', 'cuda' or 'cuda:1'") from None
+    return device
+
+
+# Field types: the bound or the parse check runs wherever the field is set; the schema shows the range.
+Seed = Annotated[int, AfterValidator(check_seed), Field(json_schema_extra={"minimum": 0, "maximum": SEED_MAX})]
+Device = Annotated[str, AfterValidator(check_device)]
 
 
 class ConfigError(ValueError):
@@ -25,16 +53,7 @@ class StrictModel(BaseModel):
     @classmethod
     def from_json_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Self:
         """Load a config from a JSON file; ``overrides`` (e.g. CLI flags) win over the file."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a JSON object at the top level, got {type(data).__name__}")
-        return cls.from_dict({**data, **(overrides or {})}, source=str(path))
+        return cls.from_dict({**load_json_object(path), **(overrides or {})}, source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> Self:
@@ -45,9 +64,33 @@ class StrictModel(BaseModel):
             raise ConfigError(format_validation_error(err, source, cls.__name__)) from None
 
 
+def load_json_object(path: str | Path) -> dict[str, Any]:
+    """The JSON object in a config file; ConfigError for a missing file, bad JSON or another top-level type."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a JSON config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file, expected a JSON config file") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object ({{...}}) at the top level, got a JSON {_json_type(data)}")
+    return data
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "array", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
 def format_validation_error(err: ValidationError, source: str, model_name: str) -> str:
     lines = [f"{source}: invalid {model_name}:"]
     for problem in err.errors():
         field = ".".join(str(part) for part in problem["loc"]) or "<root>"
-        lines.append(f"  {field}: {problem['msg']} (got {problem.get('input')!r})")
+        message = problem["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+        lines.append(f"  {field}: {message} (got {problem.get('input')!r})")
     return "\n".join(lines)

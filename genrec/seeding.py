@@ -7,10 +7,19 @@ import random
 import numpy as np
 import torch
 
+from genrec.config import check_seed
+
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch (CPU and CUDA); returns a CPU generator seeded the same."""
+    """Seed Python, NumPy and torch (CPU and CUDA); returns a CPU generator seeded the same.
+
+    Raises ValueError for a seed outside 0..2**32-1 (:data:`genrec.config.SEED_MAX`).
+    """
+    try:
+        check_seed(seed)
+    except ValueError as err:
+        raise ValueError(f"{err}, got {seed}") from None
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from genrec.config import StrictModel
+from genrec.config import Device, Seed, StrictModel
 from genrec.encoders.items import NO_IMAGE
 from genrec.io import read_json, write_json
 
@@ -39,11 +39,11 @@ ENCODER_FILE = "genrec_encoder.json"  # not config.json: Hugging Face models wri
 class EncoderConfig(StrictModel):
     """Settings every encoder has; backends add the model they load."""
 
-    device: str = Field("cpu", description="torch device, e.g. 'cpu', 'cuda', 'cuda:1'")
+    device: Device = Field("cpu", description="torch device, e.g. 'cpu', 'cuda', 'cuda:1'")
     precision: Precision = Field("auto", description="autocast dtype; 'auto' = bf16 (or fp16) on CUDA, fp32 on CPU")
     batch_size: int = Field(64, ge=1, description="texts or images per forward pass")
     random_weights: bool = Field(False, description="skip the download and initialise weights randomly (seeded)")
-    seed: int = Field(0, description="seeds random weight initialisation")
+    seed: Seed = Field(0, description="seeds random weight initialisation")
 
 
 @dataclass

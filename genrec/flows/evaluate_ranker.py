@@ -15,7 +15,7 @@ from prefect.cache_policies import NONE
 from pydantic import Field
 
 from genrec import pipelines as gp
-from genrec.config import StrictModel
+from genrec.config import Seed, StrictModel
 from genrec.data import Dataset
 from genrec.evaluation import RankingEvaluation, Split, SplitConfig
 from genrec.io import write_json
@@ -29,7 +29,7 @@ class EvaluateRankerParams(StrictModel):
     ranker: str = Field("popular", description="registered ranker name")
     config: str | None = Field(None, description="named config or JSON config file; None = the ranker's default")
     overrides: dict[str, Any] = Field(default_factory=dict, description="config fields to override")
-    seed: int = Field(0, description="random seed")
+    seed: Seed = Field(0, description="random seed")
     split: SplitConfig = Field(default_factory=SplitConfig)
     output_dir: str | None = Field(None, description="if set, metrics.json and the model are written here")
 

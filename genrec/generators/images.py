@@ -21,7 +21,7 @@ from typing import Any, Literal, Self
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from genrec.config import ConfigError, StrictModel
+from genrec.config import ConfigError, Device, Seed, StrictModel
 from genrec.encoders.base import Precision, batches, resolve_precision
 from genrec.generators.architectures import build_random_pipeline, random_ip_adapter_state_dict
 from genrec.generators.prompts import DEFAULT_NEGATIVE_PROMPT
@@ -43,7 +43,7 @@ class ImageGeneratorConfig(StrictModel):
         None, description="bundled architecture (genrec/generators/model_configs) built when random_weights is set"
     )
     random_weights: bool = Field(False, description="build `architecture` with seeded random weights, no download")
-    seed: int = Field(0, description="seeds random weights; image noise is seeded per (item, seed) at generation")
+    seed: Seed = Field(0, description="seeds random weights; image noise is seeded per (item, seed) at generation")
     steps: int = Field(1, ge=1, le=1000, description="denoising steps (1-4 for turbo models, 20-50 for SD-1.5)")
     guidance_scale: float = Field(0.0, ge=0.0, description="classifier-free guidance; <= 1 disables it (turbo: 0)")
     height: int | None = Field(None, description="image height in pixels (multiple of 8); None = the model's default")
@@ -63,7 +63,7 @@ class ImageGeneratorConfig(StrictModel):
         "vit-h-14", description="genrec encoder preset producing the adapter's image embeddings (SD-1.5: ViT-H-14)"
     )
     batch_size: int = Field(4, ge=1, description="images per pipeline call")
-    device: str = Field("cpu", description="torch device, e.g. 'cpu', 'cuda'")
+    device: Device = Field("cpu", description="torch device, e.g. 'cpu', 'cuda'")
     precision: Precision = Field("auto", description="weights dtype; 'auto' = bf16/fp16 on CUDA, fp32 on CPU")
     attention_slicing: bool = Field(False, description="compute attention in slices: less memory, a little slower")
     vae_tiling: bool = Field(False, description="decode latents tile by tile: large images in little memory")

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedTokenizerFast
 
+from genrec.config import Device, Seed
 from genrec.data import Dataset
 from genrec.encoders.base import Precision, batches, resolve_precision
 from genrec.encoders.items import item_texts
@@ -92,7 +93,7 @@ class LLMConfig(TextGeneratorConfig):
     random_weights: bool = Field(False, description="build from `architecture` with seeded random weights, offline")
     architecture: dict[str, Any] | None = Field(None, description="transformers config kwargs incl. model_type")
     tokenizer_vocab_size: int = Field(4000, ge=300, description="BPE vocabulary trained on the catalogue (random)")
-    device: str = Field("cpu", description="torch device, e.g. 'cpu' or 'cuda'")
+    device: Device = Field("cpu", description="torch device, e.g. 'cpu' or 'cuda'")
     precision: Precision = Field("auto", description="'auto' = bf16 (or fp16) on CUDA, fp32 on CPU")
     batch_size: int = Field(8, ge=1, description="prompts per generate() call (left-padded)")
     max_new_tokens: int = Field(64, ge=1, le=1024, description="longest description in tokens")
@@ -101,7 +102,7 @@ class LLMConfig(TextGeneratorConfig):
     top_p: float = Field(0.9, gt=0.0, le=1.0, description="nucleus sampling mass")
     top_k: int = Field(50, ge=0, description="top-k sampling (0: off)")
     repetition_penalty: float = Field(1.1, ge=1.0, le=3.0, description="penalises repeated tokens (1: off)")
-    seed: int = Field(0, description="seeds random weights and sampling (attempt a uses seed + a)")
+    seed: Seed = Field(0, description="seeds random weights and sampling (attempt a uses seed + a)")
     max_liked_titles: int = Field(3, ge=0, le=20, description="liked titles from the profile shown in the prompt")
     grounding: GroundingConfig = Field(default_factory=GroundingConfig, description="claim checks and retries")
     safety: SafetyConfig = Field(default_factory=SafetyConfig, description="prompt quoting and output blocklist")

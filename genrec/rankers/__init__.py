@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from genrec.config import ConfigError
+from genrec.config import ConfigError, load_json_object
 from genrec.rankers.base import FitReport, NotFittedError, Ranker, RankerConfig
 from genrec.rankers.diffrec import DiffRecRanker
 from genrec.rankers.multvae import MultVAERanker
@@ -115,14 +114,7 @@ def resolve_ranker_config(
             raise ConfigError(f"named config {config!r} is for ranker {owner!r}, not {ranker!r}")
         source = f"named config {config!r}"
     elif Path(config).suffix == ".json" or Path(config).exists():
-        path = Path(config)
-        if not path.exists():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            settings = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
-        source = str(path)
+        settings, source = load_json_object(config), str(config)
     else:
         raise ConfigError(
             f"config {config!r} is neither a JSON file nor a named config; named configs for {ranker!r}: "

@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 from safetensors.torch import load_file, save_file
 
-from genrec.config import StrictModel
+from genrec.config import Device, Seed, StrictModel
 from genrec.data.sequences import Sequences
 from genrec.evaluation.metrics import exclude_seen, top_k
 from genrec.evaluation.splits import Split
@@ -32,8 +32,8 @@ WEIGHTS_FILE = "model.safetensors"
 class RankerConfig(StrictModel):
     """Settings every ranker has; subclasses add their hyper-parameters."""
 
-    seed: int = Field(0, description="seeds weight init, sampling and data order")
-    device: str = Field("cpu", description="torch device for training and ranking, e.g. 'cpu' or 'cuda'")
+    seed: Seed = Field(0, description="seeds weight init, sampling and data order")
+    device: Device = Field("cpu", description="torch device for training and ranking, e.g. 'cpu' or 'cuda'")
     eval_batch_size: int = Field(256, ge=1, description="users scored per batch when ranking")
 
 
