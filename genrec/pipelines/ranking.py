@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,8 @@ def rank(ranker: Ranker, dataset: Dataset | Split, users: list | None = None, k:
     """Top-``k`` recommendations for raw user ids (all users when None) from their full history.
 
     Seen items are excluded. Returns one row per (user, rank): user_id, rank (1-based),
-    item_id, item_idx, score, title.
+    item_id, item_idx, score, title. A user who has seen every item gets no row (with a
+    warning); when that is every requested user, there is nothing to return and it raises.
     """
     dataset = dataset.dataset if isinstance(dataset, Split) else dataset
     user_idx = np.arange(dataset.n_users) if users is None else dataset.user_index(list(users))
@@ -56,6 +58,18 @@ def rank(ranker: Ranker, dataset: Dataset | Split, users: list | None = None, k:
     history = Sequences(
         dataset.user_offsets, table["item_idx"].to_numpy(), table["timestamp"].to_numpy(), table["rating"].to_numpy()
     ).rows(user_idx)
+    n = dataset.n_items
+    distinct = np.bincount(np.unique(history.row_ids() * n + history.items) // n, minlength=len(history))  # [U]
+    seen_all = distinct == n
+    if seen_all.any():
+        who = ", ".join(map(str, dataset.user_ids[user_idx][seen_all][:10].tolist()))
+        message = (
+            f"{dataset.name}: nothing left to recommend to user(s) {who}"
+            f"{' and more' if seen_all.sum() > 10 else ''}: they have seen all {n} items, and seen items are excluded"
+        )
+        if seen_all.all():
+            raise ValueError(message)
+        warnings.warn(f"{message}; they get no recommendations", stacklevel=2)
     indices, scores = ranker.rank(history, k=k)
     kept = indices >= 0
     rows = np.repeat(np.arange(len(user_idx)), kept.sum(axis=1))
