@@ -174,8 +174,11 @@ def benchmark_ranking(
 ) -> None:
     """Fit on the training split (early stopping on validation), evaluate on test, print metrics."""
     from genrec.pipelines import benchmark_ranking as run_benchmark
+    from genrec.rankers import RANKERS
 
     try:
+        if item_features is not None:  # before loading or encoding anything
+            RANKERS.get(ranker).check_accepts_item_features()
         loaded = load_dataset(dataset)
         features = None if item_features is None else load_item_features(item_features, loaded, progress)
         result = run_benchmark(

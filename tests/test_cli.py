@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from genrec.cli import app
@@ -93,16 +94,39 @@ def test_benchmark_ranking_on_native_formats(tmp_path: Path, writer, spec: str):
     assert (saved["n_users"], saved["n_items"]) == (USERS, ITEMS)
 
 
-def test_benchmark_ranking_fuses_item_features_from_npy(tmp_path: Path):
+def test_benchmark_ranking_fuses_item_features_from_npy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from safetensors.numpy import load_file
+
+    from genrec.data import load_dataset
+    from genrec.evaluation import split
+    from genrec.rankers.sasrec import SASRecRanker
+
     directory = write_recbole(tmp_path / "data")
     features = tmp_path / "items.npy"
-    np.save(features, np.random.default_rng(0).normal(size=(ITEMS, 6)).astype(np.float32))
+    vectors = np.random.default_rng(0).normal(size=(ITEMS, 6)).astype(np.float32)
+    np.save(features, vectors)
     out = tmp_path / "r.json"
     tiny = ["--set", "hidden=8", "--set", "inner=16", "--set", "max_len=8", "--set", "epochs=1"]
     args = ["benchmark", "ranking", "--dataset", f"recbole:{directory}", "--ranker", "sasrec", *tiny, "--no-progress"]
+    fitted: list[SASRecRanker] = []
+    fit = SASRecRanker.fit
+    monkeypatch.setattr(SASRecRanker, "fit", lambda self, *a, **k: (fitted.append(self), fit(self, *a, **k))[1])
     result = runner.invoke(app, [*args, "--item-features", str(features), "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["item_features"] == str(features)
+    # The fitted model holds the file's vectors, projects them into its item table, and scores through them.
+    (ranker,) = fitted
+    module = ranker.module
+    assert module.feature_projection is not None and np.array_equal(module.item_features.numpy(), vectors)
+    history = split(load_dataset(f"recbole:{directory}")).test.history
+    fused = ranker.score(history)
+    module.item_features.zero_()
+    assert not torch.allclose(ranker.score(history), fused)
+    module.item_features.copy_(torch.from_numpy(vectors))
+    ranker.save_pretrained(tmp_path / "model")
+    assert np.array_equal(load_file(str(tmp_path / "model" / "model.safetensors"))["item_features"], vectors)
+    refused = runner.invoke(app, [*args[:5], "multvae", "--no-progress", "--item-features", str(features)])
+    assert refused.exit_code == 2 and "ranker 'multvae' does not use item features" in " ".join(refused.output.split())
     np.save(features, np.zeros((ITEMS + 1, 6), dtype=np.float32))
     wrong_rows = runner.invoke(app, [*args, "--item-features", str(features)])
     assert wrong_rows.exit_code == 2 and f"expected an array [n_items={ITEMS}, D]" in wrong_rows.output

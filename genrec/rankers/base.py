@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 from safetensors.torch import load_file, save_file
 
-from genrec.config import Device, Seed, StrictModel
+from genrec.config import ConfigError, Device, Seed, StrictModel
 from genrec.data.sequences import Sequences
 from genrec.evaluation.metrics import exclude_seen, top_k
 from genrec.evaluation.splits import Split
@@ -64,8 +64,11 @@ class Ranker(ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type[RankerConfig]] = RankerConfig
+    uses_item_features: ClassVar[bool] = False  # True where item_features shape the model (fused, quantised)
 
     def __init__(self, config: RankerConfig | dict[str, Any] | None = None, item_features: np.ndarray | None = None):
+        if item_features is not None:
+            self.check_accepts_item_features()
         if isinstance(config, dict) or config is None:
             config = self.config_class.from_dict(config or {}, source=f"{self.name} config")
         if not isinstance(config, self.config_class):
@@ -100,6 +103,18 @@ class Ranker(ABC):
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
 
     # -- shared behaviour ------------------------------------------------------------------
+    @classmethod
+    def check_accepts_item_features(cls) -> None:
+        """ConfigError unless this ranker uses item features: features it would ignore are refused, not stored."""
+        if not cls.uses_item_features:
+            from genrec.rankers import RANKERS
+
+            users = [name for name in RANKERS.names() if RANKERS.get(name).uses_item_features]
+            raise ConfigError(
+                f"ranker {cls.name!r} does not use item features, so --item-features / item_features would be "
+                f"ignored; rankers that use them: {', '.join(users)}"
+            )
+
     def check_item_features(self, n_items: int) -> None:
         if self.item_features is not None and self.item_features.shape[0] != n_items:
             raise ValueError(

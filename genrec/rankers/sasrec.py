@@ -190,6 +190,7 @@ class SASRecRanker(Ranker):
 
     name = "sasrec"
     config_class = SASRecConfig
+    uses_item_features = True
     config: SASRecConfig
 
     def build(self, n_items: int) -> None:

@@ -263,6 +263,7 @@ class TigerRanker(Ranker):
 
     name = "tiger"
     config_class = TigerConfig
+    uses_item_features = True
     config: TigerConfig
 
     def __init__(self, config: TigerConfig | dict | None = None, item_features: np.ndarray | None = None):

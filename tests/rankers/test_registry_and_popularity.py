@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from genrec import rankers
 from genrec.config import ConfigError
 from genrec.evaluation import split
 from genrec.rankers import (
+    RANKERS,
     NotFittedError,
     create_ranker,
+    list_named_configs,
     list_rankers,
     load_ranker,
     register_named_config,
@@ -47,12 +50,29 @@ def test_config_file_and_overrides(tmp_path: Path):
     assert (config.eval_batch_size, config.seed) == (7, 5)
 
 
-def test_named_config_must_match_ranker():
+@pytest.fixture
+def scratch_named_configs(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A copy of the named-config registry for one test: what it registers is gone afterwards."""
+    scratch = dict(rankers.NAMED_CONFIGS)
+    monkeypatch.setattr(rankers, "NAMED_CONFIGS", scratch)
+    return scratch
+
+
+def test_named_config_must_match_ranker(scratch_named_configs):
     register_named_config("test-popular-small-batches", "popular", {"eval_batch_size": 2})
     assert resolve_ranker_config("popular", "test-popular-small-batches").eval_batch_size == 2
     register_named_config("test-for-another", "sasrec-like", {})
     with pytest.raises(ConfigError, match="is for ranker 'sasrec-like'"):
         resolve_ranker_config("popular", "test-for-another")
+    with pytest.raises(ValueError, match="already registered"):
+        register_named_config("test-for-another", "popular", {})
+    assert "test-for-another" in scratch_named_configs
+
+
+def test_named_configs_registered_by_tests_do_not_leak():
+    """Runs after the test above (file order): the global registry holds only genrec's own named configs."""
+    assert not [name for name in list_named_configs() if name.startswith("test-")]
+    assert {"sasrec-recbole-defaults", "tiger-rqvae"} <= set(list_named_configs())
 
 
 def test_popularity_ranks_by_training_count_excluding_seen(toy_dataset):
@@ -88,6 +108,17 @@ def test_from_pretrained_names_missing_files(tmp_path: Path):
 
 
 def test_item_features_must_match_catalogue(toy_dataset):
-    ranker = create_ranker("popular", item_features=np.zeros((3, 4)))
+    ranker = create_ranker("sasrec", {"hidden": 8, "inner": 16, "max_len": 8}, item_features=np.zeros((3, 4)))
     with pytest.raises(ValueError, match="item_features has 3 rows"):
         ranker.fit(split(toy_dataset), progress=False)
+
+
+@pytest.mark.parametrize("name", ["popular", "multvae", "diffrec"])
+def test_rankers_that_ignore_item_features_refuse_them(name: str, toy_dataset):
+    """Features a ranker would not use are an error, never silently stored (nor saved with the model)."""
+    with pytest.raises(
+        ConfigError, match=rf"ranker '{name}' does not use item features.*use them: hstu, sasrec, tiger"
+    ):
+        create_ranker(name, item_features=np.zeros((toy_dataset.n_items, 4)))
+    assert not RANKERS.get(name).uses_item_features
+    assert [n for n in list_rankers() if RANKERS.get(n).uses_item_features] == ["hstu", "sasrec", "tiger"]
