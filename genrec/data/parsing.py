@@ -84,6 +84,8 @@ def read_delimited(
 
 def read_unquoted(text: str, path: Path, sep: str, shown_sep: str, header: bool) -> pd.DataFrame:
     """The fast path: without quotes no record spans lines, so row i is a known physical line."""
+    if header:
+        check_unique_header(text.partition("\n")[0].rstrip("\r").split(sep), path)
     try:
         table = pd.read_csv(
             io.StringIO(text),
@@ -134,6 +136,8 @@ def read_quoted(text: str, path: Path, sep: str, shown_sep: str, header: bool) -
             message = f"cannot parse as {shown_sep!r}-separated text: {err}"
         raise DataValidationError(located(path, message, line=start)) from None
     columns = records.pop(0) if header and records else None
+    if columns is not None:
+        check_unique_header(columns, path)
     lines = lines[1:] if columns is not None else lines
     width = len(columns) if columns is not None else len(records[0]) if records else 0
     for record, line in zip(records, lines, strict=True):
@@ -144,6 +148,17 @@ def read_quoted(text: str, path: Path, sep: str, shown_sep: str, header: bool) -
     table = pd.DataFrame(records, columns=columns, dtype=str)
     table["line"] = np.array(lines, dtype=np.int64)
     return table
+
+
+def check_unique_header(columns: list[str], path: Path) -> None:
+    """A column named twice would be read from one of the two places without a word."""
+    seen: set[str] = set()
+    for column in columns:
+        if column in seen:
+            raise DataValidationError(
+                located(path, f"the header names column {column!r} twice; expected unique column names", line=1)
+            )
+        seen.add(column)
 
 
 def check_field_count(table: pd.DataFrame, path: Path, names: list[str], sep: str) -> None:

@@ -281,3 +281,12 @@ def test_unparsable_timestamp_among_mixed_kinds_is_reported_first(ml_latest: MlL
     assert ds.report.invalid_rows_dropped == 2
     assert ds.report.messages[0].startswith(f"{path}:9: column 'timestamp': expected a Unix timestamp in seconds or")
     assert ds.report.messages[1].startswith(f"{path}:8: column 'timestamp': expected a Unix timestamp like the")
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_column_named_twice_in_the_header(ml_latest: MlLatest, quoted: bool) -> None:
+    title = '"Toy, Story"' if quoted else "Toy Story"
+    root = ml_latest(movies=f"movieId,title,movieId\n1,{title},2\n")
+    assert error_of(lambda: load_dataset(root)) == (
+        f"{root / 'movies.csv'}:1: the header names column 'movieId' twice; expected unique column names"
+    )
