@@ -233,3 +233,55 @@ def test_item_features_must_match_catalogue(toy_split):
     ranker = create_ranker("tiger", TINY, item_features=np.zeros((3, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="one per item"):
         ranker.fit(toy_split, progress=False)
+
+
+def exact_code_log_probs(ranker, history, tuples: torch.Tensor) -> torch.Tensor:
+    """The reference score of every code tuple [Q, depth] for each history row: teacher-forced
+    log p(c_1) + log p(c_2 | c_1) + ... summed over levels (no search): [B, Q]."""
+    model = ranker.model.eval()
+    items = history.padded(ranker.config.max_len)
+    with torch.inference_mode():
+        memory, _ = model.encode(items)
+        t = items.shape[1]
+        visible = (items > 0) | (torch.arange(t) == t - 1)  # [B, T]
+        b, q = len(history), len(tuples)
+        logits = model.decode(tuples[None, :, :-1].expand(b, -1, -1), memory, visible[:, None].expand(-1, q, -1))
+        logp = torch.log_softmax(logits.float(), dim=-1)  # [B, Q, depth, vocab]
+        return logp.gather(-1, tuples[None, :, :, None].expand(b, -1, -1, 1)).squeeze(-1).sum(-1)
+
+
+def test_constrained_beam_search_matches_brute_force_over_the_trie(fitted, toy_split):
+    """Every valid id enumerated and scored exactly: a beam as wide as the catalogue finds them all
+    with the same scores and order; a narrow beam returns exact scores of some real items only."""
+    history = toy_split.test.history.rows(np.arange(6))
+    codes = fitted.model.codes[1:].cpu()  # [N, depth]: the valid tuples (the trie's leaves)
+    exact = exact_code_log_probs(fitted, history, codes)  # [B, N]
+    wide = fitted.candidate_scores(history, width=toy_split.n_items)
+    torch.testing.assert_close(wide, exact, rtol=0, atol=1e-5)
+    assert torch.equal(wide.topk(5).indices, exact.topk(5).indices)
+    narrow = fitted.candidate_scores(history, width=2)
+    reached = torch.isfinite(narrow)
+    assert (reached.sum(1) >= 2).all() and (reached.sum(1) < toy_split.n_items).all()
+    torch.testing.assert_close(narrow[reached], exact[reached], rtol=0, atol=1e-5)
+    assert (narrow.argmax(1) == exact.where(reached, float("-inf")).argmax(1)).all()
+
+
+def test_tiger_shares_match_an_independent_count(fitted, toy_split):
+    """The collision share against a count over code tuples; the invalid-id share against the exact
+    top-k of all vocab**depth tuples (an unconstrained beam that wide is exhaustive)."""
+    codes = fitted.model.codes[1:].cpu()
+    prefixes = [tuple(row) for row in codes[:, :-1].tolist()]
+    collided = sum(prefixes[:item].count(prefix) > 0 for item, prefix in enumerate(prefixes))
+    extras = fitted.evaluation_extras()
+    assert extras["semantic_id_collision_share"] == pytest.approx(collided / len(prefixes))
+
+    history, k = toy_split.test.history.rows(np.arange(6)), toy_split.n_items + 10  # more than the real ids
+    vocab, depth = fitted.model.vocab, fitted.model.depth
+    every = torch.cartesian_prod(*[torch.arange(vocab)] * depth)  # [vocab**depth, depth]
+    top = exact_code_log_probs(fitted, history, every).topk(k, dim=1).indices  # [B, k]
+    valid = {tuple(row) for row in codes.tolist()}
+    invalid = sum(tuple(every[index].tolist()) not in valid for index in top.flatten())
+    fitted.invalid_counts = [0, 0]
+    fitted.count_invalid(history, width=vocab ** (depth - 1), k=k)
+    assert fitted.evaluation_extras()["invalid_id_share"] == pytest.approx(invalid / top.numel())
+    assert 0 < invalid < top.numel()  # the case is not trivial: some generated ids are real, some are not
