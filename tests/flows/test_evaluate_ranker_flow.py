@@ -12,9 +12,20 @@ from genrec.flows import EvaluateRankerParams, evaluate_ranker_flow
 
 
 def test_flow_runs_tasks_and_writes_outputs(prefect_harness, toy_latest_dir: Path, tmp_path: Path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
     params = EvaluateRankerParams(dataset=str(toy_latest_dir), output_dir=str(tmp_path / "out"))
-    result = evaluate_ranker_flow(params)
+    state = evaluate_ranker_flow(params, return_state=True)
+    assert state.is_completed()
+    result = state.result()
     assert result["ranker"] == "popular"
+    # The server recorded one completed run of each task, in this flow run.
+    flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(flow_run_filter=flow_run)
+    ran = sorted(run.name.rsplit("-", 1)[0] for run in task_runs if run.state is not None and run.state.is_completed())
+    assert ran == ["evaluate-ranker", "fit-ranker", "load-dataset", "split"], [run.name for run in task_runs]
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["metrics"]["NDCG@10"] == pytest.approx(result["metrics"]["NDCG@10"])
     assert (tmp_path / "out" / "ranker" / "model.safetensors").exists()

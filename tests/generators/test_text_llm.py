@@ -6,6 +6,7 @@ import pytest
 
 from genrec.config import ConfigError
 from genrec.generators import create_text_generator, list_text_generators
+from genrec.generators.grounding import GroundingChecker
 from genrec.generators.text import LLMGenerator, train_catalogue_tokenizer
 from genrec.generators.text_base import DescriptionRequest, ItemFacts, UserProfile
 from genrec.registry import UnknownNameError
@@ -91,7 +92,19 @@ def test_batched_sampling_is_seeded_and_reproducible(tiny, movielens_small):
     again, _ = tiny.describe(batch)
     assert [d.text for d in first] == [d.text for d in again]
     assert len(first) == 3 and report.descriptions == 3
-    assert report.llm_first_try + report.regenerated + report.fallback == 3
+    # The report against an independent re-check of every text: an accepted LLM text has no unsupported
+    # claim under a fresh checker; a fallback is exactly the template's text.
+    checker = GroundingChecker(movielens_small.items, tiny.config.grounding)
+    for request, description in zip(batch, first, strict=True):
+        if description.source in ("llm", "llm_retry"):
+            assert checker.unsupported(description.text, request.item, request.profile) == []
+            assert (description.attempts == 1) == (description.source == "llm")
+        else:
+            assert description.source == "fallback" and description.text == tiny.template.compose(request)
+    sources = [d.source for d in first]
+    counts = (sources.count("llm"), sources.count("llm_retry"), sources.count("fallback"))
+    assert (report.llm_first_try, report.regenerated, report.fallback) == counts
+    assert report.llm_attempts == sum(d.attempts for d in first)
     other = create_text_generator("tiny", {**FAST, "seed": 1}, movielens_small)
     assert [d.text for d in other.describe(batch)[0]] != [d.text for d in first]
 

@@ -11,6 +11,7 @@ import torch
 from genrec.config import ConfigError
 from genrec.rankers import create_ranker, load_ranker, resolve_ranker_config
 from genrec.rankers.diffrec import LOSS_HISTORY, UNIFORM_SHARE, GaussianDiffusion, step_embedding
+from tests.rankers.baseline import assert_beats_popularity
 
 TINY = {"hidden_dims": [16], "step_embedding_dim": 4, "batch_size": 8, "lr": 1e-2, "epochs": 10, "patience": 10}
 
@@ -75,10 +76,11 @@ def test_importance_sampling_follows_loss_history():
     assert (t == 1).sum() > 2.5 * (t == 0).sum()
 
 
-def test_loss_decreases_on_toy_data(fitted):
+def test_loss_decreases_on_toy_data(fitted, toy_split):
     losses = [row["loss"] for row in fitted.fit_report.history]
     assert losses[-1] < losses[0]
     assert fitted.fit_report.best_valid_ndcg10 > 0
+    assert_beats_popularity(fitted, toy_split)
 
 
 def test_save_load_ranks_bit_identically(fitted, toy_split, tmp_path):
@@ -98,12 +100,23 @@ def test_seen_items_never_returned(fitted, toy_split):
 
 
 def test_inference_noise_steps_are_deterministic(fitted, toy_split):
+    """T' noising steps at inference use the mean (no noise): the denoising run starts from
+    sqrt(abar_T') x_0, whatever the global RNG does, and the scores differ from T' = 0."""
     noised = create_ranker("diffrec", {**TINY, "inference_noise_steps": 2})
     noised.build(toy_split.n_items)
     noised.load_state_tensors(fitted.state_tensors())
     noised.n_items = toy_split.n_items
     history = toy_split.test.history.rows(np.arange(5))
-    torch.testing.assert_close(noised.score(history), noised.score(history), rtol=0, atol=0)
+    first = noised.score(history)
+    torch.manual_seed(12345)
+    torch.rand(1000)  # a disturbed global RNG must not matter
+    torch.testing.assert_close(noised.score(history), first, rtol=0, atol=0)
+    x0 = history.multi_hot(toy_split.n_items)  # [B, N]
+    with torch.inference_mode():
+        fitted.module.eval()
+        expected = fitted.predict(x0 * math.sqrt(float(noised.diffusion.abar[1])))  # abar at T' = 2
+    torch.testing.assert_close(first, expected, rtol=0, atol=1e-6)
+    assert not torch.allclose(first, fitted.score(history))
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from genrec.data.sequences import Sequences
 from genrec.rankers import create_ranker, load_ranker, resolve_ranker_config
 from genrec.rankers.multvae import kl_beta
 from genrec.rankers.set_based import tanh_mlp
+from tests.rankers.baseline import assert_beats_popularity
 
 TINY = {"hidden_dims": [16], "latent_dim": 8, "batch_size": 8, "lr": 1e-2, "epochs": 10, "patience": 10}
 
@@ -22,10 +23,11 @@ def fitted(toy_split):
     return ranker
 
 
-def test_loss_decreases_on_toy_data(fitted):
+def test_loss_decreases_on_toy_data(fitted, toy_split):
     losses = [row["loss"] for row in fitted.fit_report.history]
     assert losses[-1] < losses[0]
     assert fitted.fit_report.best_valid_ndcg10 > 0
+    assert_beats_popularity(fitted, toy_split)
 
 
 def test_kl_annealing_schedule():

@@ -7,10 +7,14 @@ import pytest
 import torch
 
 from genrec.config import ConfigError
+from genrec.data import load_dataset
 from genrec.data.sequences import Sequences
+from genrec.evaluation import split
 from genrec.rankers import create_ranker, load_ranker, resolve_ranker_config
 from genrec.rankers.sasrec import ItemSequenceTransformer, SASRecConfig, padded_times
 from genrec.rankers.training import training_windows
+from tests.conftest import write_toy_latest
+from tests.rankers.baseline import assert_beats_popularity
 
 TINY = {"max_len": 8, "hidden": 16, "inner": 32, "heads": 2, "layers": 2, "dropout": 0.0, "epochs": 3, "patience": 3}
 BLOCKS = ["sasrec", "hstu"]
@@ -75,11 +79,12 @@ def test_padded_times_align_with_items():
 
 @pytest.mark.parametrize(("name", "loss"), [("sasrec", "full"), ("hstu", "sampled")])
 def test_fit_lowers_loss_and_ranks_unseen_items(toy_split, name, loss):
-    ranker = create_ranker(name, {**TINY, "epochs": 6, "patience": 6, "lr": 1e-2, "loss": loss, "negatives": 8})
+    ranker = create_ranker(name, {**TINY, "epochs": 15, "patience": 15, "lr": 1e-2, "loss": loss, "negatives": 8})
     report = ranker.fit(toy_split, progress=False)
     losses = [row["loss"] for row in report.history]
     assert losses[-1] < losses[0]
     assert report.best_valid_ndcg10 is not None and report.best_valid_ndcg10 > 0
+    assert_beats_popularity(ranker, toy_split)
     history = toy_split.test.history
     items, scores = ranker.rank(history, k=5)
     assert items.shape == scores.shape == (len(history), 5)
@@ -107,12 +112,25 @@ def test_same_seed_same_model(toy_split):
     torch.testing.assert_close(first.score(toy_split.test.history), second.score(toy_split.test.history))
 
 
-def test_item_features_give_untrained_items_a_representation(toy_split):
-    features = np.eye(toy_split.n_items, dtype=np.float32)
-    ranker = create_ranker("sasrec", TINY, item_features=features)
-    ranker.build(toy_split.n_items)
-    table = ranker.module.item_table()
-    assert table.shape == (toy_split.n_items + 1, 16)
+def test_item_features_give_untrained_items_a_representation(toy_split, tmp_path):
+    """Item 25 is in the catalogue but never in training; it shares item 5's feature vector. With the
+    features fused, the model scores it like item 5 for every user; with IDs alone it is noise."""
+    directory = write_toy_latest(tmp_path / "toy", n_users=40, n_items=24, per_user=8)
+    with (directory / "movies.csv").open("a") as movies:
+        movies.write("25,Twin (2000),Drama\n")
+    dataset = load_dataset(directory)
+    with_cold = split(dataset)
+    cold, twin = (int(index) for index in dataset.item_index([25, 5]))
+    assert np.bincount(with_cold.train.items, minlength=dataset.n_items)[cold] == 0
+    features = np.random.default_rng(0).normal(size=(dataset.n_items, 8)).astype(np.float32)
+    features[cold] = features[twin]
+    correlations = []
+    for fused in (features, None):
+        ranker = create_ranker("sasrec", {**TINY, "epochs": 15, "patience": 15, "lr": 1e-2}, item_features=fused)
+        ranker.fit(with_cold, progress=False)
+        scores = ranker.score(with_cold.test.history).numpy()  # [users, n_items]
+        correlations.append(np.corrcoef(scores[:, cold], scores[:, twin])[0, 1])
+    assert correlations[0] > 0.8 and correlations[1] < 0.5, correlations
     with pytest.raises(ValueError, match="item_features has 3 rows"):
         create_ranker("sasrec", TINY, item_features=features[:3]).fit(toy_split, progress=False)
 

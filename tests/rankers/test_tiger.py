@@ -15,6 +15,7 @@ from genrec.rankers import create_ranker, load_ranker, resolve_ranker_config
 from genrec.rankers.semantic_ids import RQVAE, PrefixTrie, append_dedup_code, residual_kmeans, train_rqvae
 from genrec.rankers.tiger import TigerConfig, TigerModel, top_k_with_reserved
 from tests.conftest import write_toy_latest
+from tests.rankers.baseline import assert_beats_popularity
 
 TINY = {
     "levels": 2,
@@ -39,20 +40,20 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def toy_split(tmp_path_factory):
+def small_split(tmp_path_factory):
     directory = write_toy_latest(tmp_path_factory.mktemp("tiger") / "toy", n_users=12, n_items=20, per_user=8)
     return split(load_dataset(directory))
 
 
 @pytest.fixture(scope="module")
-def features(toy_split) -> np.ndarray:
-    return np.random.default_rng(0).normal(size=(toy_split.n_items, 8)).astype(np.float32)
+def features(small_split) -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(small_split.n_items, 8)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
-def fitted(toy_split, features):
+def fitted(small_split, features):
     ranker = create_ranker("tiger", TINY, item_features=features)
-    ranker.fit(toy_split, progress=False)
+    ranker.fit(small_split, progress=False)
     return ranker
 
 
@@ -117,18 +118,21 @@ def test_encoder_and_decoder_never_see_the_future():
     assert torch.allclose(first[..., :2, :], second[..., :2, :], atol=1e-6)
 
 
-def test_loss_decreases_on_toy_set(toy_split, features):
-    ranker = create_ranker("tiger", {**TINY, "epochs": 6, "patience": 6}, item_features=features)
+def test_loss_decreases_on_toy_set(toy_split):
+    """On the shared learnable toy split (tests/conftest.py), with random item vectors behind the ids."""
+    features = np.random.default_rng(0).normal(size=(toy_split.n_items, 8)).astype(np.float32)
+    ranker = create_ranker("tiger", {**TINY, "epochs": 15, "patience": 15}, item_features=features)
     report = ranker.fit(toy_split, progress=False)
     losses = [entry["loss"] for entry in report.history]
     assert losses[-1] < losses[0]
+    assert_beats_popularity(ranker, toy_split)
 
 
-def test_constrained_decoding_only_emits_catalogue_items(fitted, toy_split):
-    history = toy_split.test.history
+def test_constrained_decoding_only_emits_catalogue_items(fitted, small_split):
+    history = small_split.test.history
     items, logp, _ = fitted.beam_search(history, width=6)
     finite = torch.isfinite(logp)
-    assert (items[finite] >= 0).all() and (items[finite] < toy_split.n_items).all()
+    assert (items[finite] >= 0).all() and (items[finite] < small_split.n_items).all()
     recommended, scores = fitted.rank(history, k=5)
     assert recommended.shape == (len(history), 5) and scores.shape == (len(history), 5)
     for row in range(len(history)):
@@ -156,50 +160,50 @@ def test_top_k_with_reserved_gives_slots_to_reserved_items_only_up_to_the_cap():
     assert values.tolist() == [[5.0, 4.0, 3.0, 1.0], [5.0, 4.0, 3.0, 2.0], [2.0, 1.0, 0.5, 9.0]]
 
 
-def test_cold_start_share_reserves_slots_for_untrained_items(toy_split, features):
+def test_cold_start_share_reserves_slots_for_untrained_items(small_split, features):
     ranker = create_ranker("tiger", {**TINY, "epochs": 1, "cold_start_share": 0.5}, item_features=features)
-    ranker.fit(toy_split, progress=False)
-    trained = np.bincount(toy_split.train.items, minlength=toy_split.n_items) > 0
+    ranker.fit(small_split, progress=False)
+    trained = np.bincount(small_split.train.items, minlength=small_split.n_items) > 0
     assert np.array_equal(ranker.trained_items.numpy(), trained)
-    ranker.trained_items[: toy_split.n_items // 2] = False  # half the catalogue as if it had no interactions
-    recommended, _ = ranker.rank(toy_split.test.history, k=4)
+    ranker.trained_items[: small_split.n_items // 2] = False  # half the catalogue as if it had no interactions
+    recommended, _ = ranker.rank(small_split.test.history, k=4)
     is_cold = ~ranker.trained_items.numpy()[recommended.clip(min=0)] & (recommended >= 0)  # [U, 4]
     assert is_cold[:, :2].sum() == 0 and is_cold.sum() > 0  # at most the last 2 places, and reached
     share = ranker.evaluation_extras()["cold_item_share_of_recommendations"]
     assert share == pytest.approx(is_cold.sum() / (recommended >= 0).sum())
 
 
-def test_semantic_ids_unique_after_fit(fitted, toy_split):
+def test_semantic_ids_unique_after_fit(fitted, small_split):
     codes = fitted.model.codes[1:]
-    assert codes.shape == (toy_split.n_items, TINY["levels"] + 1)
-    assert len(torch.unique(codes, dim=0)) == toy_split.n_items
+    assert codes.shape == (small_split.n_items, TINY["levels"] + 1)
+    assert len(torch.unique(codes, dim=0)) == small_split.n_items
 
 
 def test_named_config_selects_rqvae():
     assert resolve_ranker_config("tiger", "tiger-rqvae").quantiser == "rqvae"
 
 
-def test_rqvae_quantiser_fits(toy_split, features):
+def test_rqvae_quantiser_fits(small_split, features):
     ranker = create_ranker("tiger", {**TINY, "quantiser": "rqvae", "epochs": 1}, item_features=features)
-    ranker.fit(toy_split, progress=False)
+    ranker.fit(small_split, progress=False)
     assert "rqvae_reconstruction_loss" in ranker.evaluation_extras()
 
 
-def test_save_and_reload_rank_bit_identically(fitted, toy_split, tmp_path: Path):
+def test_save_and_reload_rank_bit_identically(fitted, small_split, tmp_path: Path):
     fitted.save_pretrained(tmp_path / "tiger")
     reloaded = load_ranker(str(tmp_path / "tiger"))
-    history = toy_split.test.history
+    history = small_split.test.history
     before, after = fitted.rank(history, k=5), reloaded.rank(history, k=5)
     assert np.array_equal(before[0], after[0])
     assert np.array_equal(before[1], after[1])
 
 
-def test_same_seed_same_model(toy_split, features):
+def test_same_seed_same_model(small_split, features):
     first = create_ranker("tiger", {**TINY, "epochs": 1}, item_features=features)
     second = create_ranker("tiger", {**TINY, "epochs": 1}, item_features=features)
-    first.fit(toy_split, progress=False)
-    second.fit(toy_split, progress=False)
-    history = toy_split.test.history
+    first.fit(small_split, progress=False)
+    second.fit(small_split, progress=False)
+    history = small_split.test.history
     assert np.array_equal(first.rank(history, k=5)[1], second.rank(history, k=5)[1])
 
 
@@ -222,17 +226,17 @@ def test_bad_config_values_rejected(settings, message):
         create_ranker("tiger", settings)
 
 
-def test_too_many_collisions_for_the_dedup_code(toy_split):
-    identical = np.ones((toy_split.n_items, 4), dtype=np.float32)  # every item gets the same codes
+def test_too_many_collisions_for_the_dedup_code(small_split):
+    identical = np.ones((small_split.n_items, 4), dtype=np.float32)  # every item gets the same codes
     ranker = create_ranker("tiger", TINY, item_features=identical)
     with pytest.raises(ValueError, match="share one semantic id prefix"):
-        ranker.fit(toy_split, progress=False)
+        ranker.fit(small_split, progress=False)
 
 
-def test_item_features_must_match_catalogue(toy_split):
+def test_item_features_must_match_catalogue(small_split):
     ranker = create_ranker("tiger", TINY, item_features=np.zeros((3, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="one per item"):
-        ranker.fit(toy_split, progress=False)
+        ranker.fit(small_split, progress=False)
 
 
 def exact_code_log_probs(ranker, history, tuples: torch.Tensor) -> torch.Tensor:
@@ -250,23 +254,23 @@ def exact_code_log_probs(ranker, history, tuples: torch.Tensor) -> torch.Tensor:
         return logp.gather(-1, tuples[None, :, :, None].expand(b, -1, -1, 1)).squeeze(-1).sum(-1)
 
 
-def test_constrained_beam_search_matches_brute_force_over_the_trie(fitted, toy_split):
+def test_constrained_beam_search_matches_brute_force_over_the_trie(fitted, small_split):
     """Every valid id enumerated and scored exactly: a beam as wide as the catalogue finds them all
     with the same scores and order; a narrow beam returns exact scores of some real items only."""
-    history = toy_split.test.history.rows(np.arange(6))
+    history = small_split.test.history.rows(np.arange(6))
     codes = fitted.model.codes[1:].cpu()  # [N, depth]: the valid tuples (the trie's leaves)
     exact = exact_code_log_probs(fitted, history, codes)  # [B, N]
-    wide = fitted.candidate_scores(history, width=toy_split.n_items)
+    wide = fitted.candidate_scores(history, width=small_split.n_items)
     torch.testing.assert_close(wide, exact, rtol=0, atol=1e-5)
     assert torch.equal(wide.topk(5).indices, exact.topk(5).indices)
     narrow = fitted.candidate_scores(history, width=2)
     reached = torch.isfinite(narrow)
-    assert (reached.sum(1) >= 2).all() and (reached.sum(1) < toy_split.n_items).all()
+    assert (reached.sum(1) >= 2).all() and (reached.sum(1) < small_split.n_items).all()
     torch.testing.assert_close(narrow[reached], exact[reached], rtol=0, atol=1e-5)
     assert (narrow.argmax(1) == exact.where(reached, float("-inf")).argmax(1)).all()
 
 
-def test_tiger_shares_match_an_independent_count(fitted, toy_split):
+def test_tiger_shares_match_an_independent_count(fitted, small_split):
     """The collision share against a count over code tuples; the invalid-id share against the exact
     top-k of all vocab**depth tuples (an unconstrained beam that wide is exhaustive)."""
     codes = fitted.model.codes[1:].cpu()
@@ -275,7 +279,7 @@ def test_tiger_shares_match_an_independent_count(fitted, toy_split):
     extras = fitted.evaluation_extras()
     assert extras["semantic_id_collision_share"] == pytest.approx(collided / len(prefixes))
 
-    history, k = toy_split.test.history.rows(np.arange(6)), toy_split.n_items + 10  # more than the real ids
+    history, k = small_split.test.history.rows(np.arange(6)), small_split.n_items + 10  # more than the real ids
     vocab, depth = fitted.model.vocab, fitted.model.depth
     every = torch.cartesian_prod(*[torch.arange(vocab)] * depth)  # [vocab**depth, depth]
     top = exact_code_log_probs(fitted, history, every).topk(k, dim=1).indices  # [B, k]
