@@ -11,6 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from genrec.cli import app
+from tests.conftest import write_posters
 
 runner = CliRunner()
 USERS, ITEMS, PER_USER = 5, 7, 4
@@ -60,13 +61,12 @@ def test_data_info_bundled():
         assert expected in result.output
 
 
-def test_data_info_json_with_posters():
-    posters = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "posters" / "images"
-    if not posters.is_dir():
-        pytest.skip(f"posters not found at {posters}")
+def test_data_info_json_with_posters(movielens_small, tmp_path: Path):
+    """Synthetic posters for 30 bundled items, plus one for an id outside the catalogue."""
+    posters = write_posters(tmp_path / "posters", [*movielens_small.item_ids[:30].tolist(), 999999999])
     result = runner.invoke(app, ["data", "info", "movielens-latest-small", "--images", str(posters), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["stats"]["items_with_image"] == 2947
+    assert json.loads(result.output)["stats"]["items_with_image"] == 30
 
 
 def test_benchmark_ranking_json_on_bundled(tmp_path: Path):

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from genrec.data import Dataset, list_datasets, list_formats, load_dataset
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-POSTERS = "../shared/data/posters/images"  # relative to the repository root, as in the design doc
+from tests.conftest import write_posters
 
 
 def test_bundled_counts(bundled: Dataset) -> None:
@@ -74,13 +72,13 @@ def test_bundled_id_maps_round_trip(bundled: Dataset) -> None:
         bundled.item_index(["no-such-movie"])
 
 
-def test_bundled_with_real_posters(monkeypatch: pytest.MonkeyPatch) -> None:
-    if not (REPO_ROOT / POSTERS).is_dir():
-        pytest.skip(f"poster images not present at {REPO_ROOT / POSTERS}")
-    monkeypatch.chdir(REPO_ROOT)
-    ds = load_dataset("movielens-latest-small", images=POSTERS)
-    assert ds.stats()["items_with_image"] == 2947
-    assert ds.report.items_with_image == 2947
+def test_bundled_with_posters(bundled: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Synthetic posters (no ../shared needed) for 40 bundled items, given as a relative directory."""
+    write_posters(tmp_path / "posters" / "images", bundled.item_ids[:40].tolist())
+    monkeypatch.chdir(tmp_path)
+    ds = load_dataset("movielens-latest-small", images="posters/images")
+    assert ds.stats()["items_with_image"] == 40
+    assert ds.report.items_with_image == 40 and ds.report.items_without_image == ds.n_items - 40
     assert ds.report.items_corrupt_image == ds.report.items_missing_image == 0
     with_image = ds.items.dropna(subset=["image_path"])
     stems = [Path(path).stem for path in with_image["image_path"]]

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from genrec import pipelines as gp
 from genrec.cli import app
 from genrec.encoders import EncodeReport
+from tests.conftest import write_posters
 
-POSTERS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "posters" / "images"
 
-
-@pytest.mark.skipif(not POSTERS.is_dir(), reason=f"poster folder {POSTERS} not present (shared data set)")
-def test_real_posters_encode_with_their_images(movielens_small, tiny, make_dataset, tmp_path):
+def test_posters_encode_with_their_images(movielens_small, tiny, make_dataset, tmp_path):
     rows = movielens_small.items.head(12).to_dict("records")
-    items = [row | {"image_path": str(POSTERS / f"{row['item_id']}.jpg")} for row in rows]
+    posters = write_posters(tmp_path / "posters", [row["item_id"] for row in rows])
+    items = [row | {"image_path": str(posters / f"{row['item_id']}.jpg")} for row in rows]
     dataset = make_dataset(items, [(1, row["item_id"], step, 4.0) for step, row in enumerate(rows)])
     report = EncodeReport()
     vectors = gp.encode_items(dataset, tiny, cache_dir=tmp_path, progress=False, report=report)
