@@ -71,8 +71,8 @@ def atomic_path(path: str | Path, root: str | Path | None = None) -> Iterator[Pa
             os.unlink(temporary)
 
 
-def write_json(path: str | Path, data: Any, root: str | Path | None = None) -> None:
-    with atomic_path(path, root) as temporary:
+def write_json(path: str | Path, data: Any) -> None:
+    with atomic_path(path) as temporary:
         temporary.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
 

@@ -45,8 +45,8 @@ def test_paths_escaping_the_run_directory_are_refused(tmp_path: Path):
     (run / "link").symlink_to(tmp_path)
     with pytest.raises(UnsafePathError, match="outside the run directory"):
         path_within(run, "link/x")
-    with pytest.raises(UnsafePathError):
-        write_json(run / ".." / "x.json", {}, root=run)
+    with pytest.raises(UnsafePathError), atomic_path(run / ".." / "x.json", root=run) as temporary:
+        temporary.write_text("{}")
     assert not (tmp_path / "x.json").exists()
 
 
