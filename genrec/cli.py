@@ -127,21 +127,35 @@ def data_list() -> None:
     console.print("formats: " + ", ".join(list_formats()))
 
 
+def read_numeric_npy(path: Path) -> np.ndarray:
+    """A numeric array from a .npy file; ConfigError for a missing file, another format, objects or damage."""
+    if not path.exists():
+        raise ConfigError(f"{path}: item-features file not found")
+    with path.open("rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":  # the .npy magic string
+            raise ConfigError(f"{path}: not a .npy file (no NumPy header); save the [n_items, D] array with np.save")
+        handle.seek(0)
+        try:
+            major, _ = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            _, _, dtype = read_header(handle)
+        except ValueError as err:
+            raise ConfigError(f"{path}: damaged .npy header ({err})") from None
+    if dtype.hasobject:  # pickled objects are never loaded: they could run code
+        raise ConfigError(f"{path}: holds an object array; expected a numeric array [n_items, D]")
+    if dtype.kind not in "fiub":
+        raise ConfigError(f"{path}: expected a numeric array [n_items, D], got dtype {dtype}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise ConfigError(f"{path}: unreadable .npy file, truncated or damaged ({err})") from None
+
+
 def load_item_features(source: str, dataset: Dataset, progress: bool) -> np.ndarray:
     """Item vectors [n_items, D] float32 from a .npy file (row = item index) or an encoder preset."""
     if source.endswith(".npy"):
         path = Path(source)
-        if not path.exists():
-            raise ConfigError(f"{path}: item-features file not found")
-        try:
-            features = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:  # a text file, an object array, a truncated file
-            raise ConfigError(
-                f"{path}: not a numeric .npy array [n_items, D] (np.save of a float array); numpy says: {err}"
-            ) from None
-        if not isinstance(features, np.ndarray) or features.dtype.kind not in "fiub":
-            kind = type(features).__name__ if not isinstance(features, np.ndarray) else f"dtype {features.dtype}"
-            raise ConfigError(f"{path}: expected a numeric array [n_items, D], got {kind}")
+        features = read_numeric_npy(path)
         if features.ndim != 2 or features.shape[0] != dataset.n_items:
             raise ConfigError(
                 f"{path}: expected an array [n_items={dataset.n_items}, D] with one row per item index, "
@@ -150,7 +164,8 @@ def load_item_features(source: str, dataset: Dataset, progress: bool) -> np.ndar
         features = features.astype(np.float32, copy=False)
         if not np.isfinite(features).all():
             row = int(np.flatnonzero(~np.isfinite(features).all(axis=1))[0])
-            raise ConfigError(f"{path}: row {row} (item index {row}) holds NaN or infinite values; expected finite")
+            item = dataset.item_ids[row]
+            raise ConfigError(f"{path}: row {row} (item id {item}) holds NaN or infinite values; expected finite")
         return features
     from genrec.encoders import create_encoder
     from genrec.pipelines import encode_items

@@ -58,11 +58,11 @@ def test_a_config_file_that_is_not_a_json_object(recbole_dir, tmp_path: Path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("text", "not a numeric .npy array [n_items, D]"),
-        ("objects", "not a numeric .npy array [n_items, D]"),
+        ("text", "not a .npy file (no NumPy header); save the [n_items, D] array with np.save"),
+        ("objects", "holds an object array; expected a numeric array [n_items, D]"),
         ("strings", "expected a numeric array [n_items, D], got dtype <U1"),
-        ("nan", "row 2 (item index 2) holds NaN or infinite values"),
-        ("truncated", "not a numeric .npy array [n_items, D]"),
+        ("nan", "row 2 (item id 3) holds NaN or infinite values"),
+        ("truncated", "unreadable .npy file, truncated or damaged"),
     ],
 )
 def test_item_features_that_are_not_a_numeric_array(recbole_dir, tmp_path: Path, content: str, message: str):
