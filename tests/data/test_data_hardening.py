@@ -4,25 +4,14 @@ counted in the validation report."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from PIL import Image
 
-from genrec.data import DataValidationError, load_dataset
-
-Write = Callable[..., Path]
-MlLatest = Callable[..., Path]
-HEADER = "userId,movieId,rating,timestamp\n"
-
-
-def error_of(call: Callable[[], object]) -> str:
-    with pytest.raises(DataValidationError) as info:
-        call()
-    return str(info.value)
-
+from genrec.data import load_dataset
+from tests.data.helpers import HEADER, MlLatest, Write, error_of
 
 # --- CSV records spanning lines -----------------------------------------------------------
 

@@ -4,7 +4,6 @@ expectation, or, under a drop/keep policy, is counted and located in the Validat
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +12,9 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from genrec.data import DataValidationError, LoadOptions, load_dataset
+from genrec.data import LoadOptions, load_dataset
 from genrec.data.loaders import ML100K_GENRES
-
-Write = Callable[..., Path]
-MlLatest = Callable[..., Path]
-HEADER = "userId,movieId,rating,timestamp\n"
-
-
-def error_of(call: Callable[[], object]) -> str:
-    with pytest.raises(DataValidationError) as info:
-        call()
-    return str(info.value)
+from tests.data.helpers import HEADER, MlLatest, Write, error_of
 
 
 def jpeg_bytes(size: tuple[int, int] = (120, 80)) -> bytes:
