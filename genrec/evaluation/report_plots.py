@@ -73,7 +73,7 @@ def validation_curve(history: Sequence[Mapping[str, float | None]], best_epoch: 
         loss_axes.plot(epochs, [_number(row.get("loss")) for row in history], color="tab:red", alpha=0.5)
         loss_axes.set_ylabel("training loss", color="tab:red")
     axes.set_title("Early stopping: validation curve")
-    axes.legend(fontsize=8, loc="lower right")
+    axes.legend(fontsize=8, loc="best")
     return _save(figure, path)
 
 
