@@ -486,7 +486,7 @@ def random_weight_components(run: RunDirectory) -> list[str]:
         parts.append(f"the image generator ({run.config.get('image_generator') or 'tiny'})")
     generator = (run.descriptions_report or {}).get("generator") or {}
     if (generator.get("config") or {}).get("random_weights"):
-        parts.append(f"the text generator ({generator.get('generator')})")
+        parts.append(f"the text generator ({run.config.get('text_generator') or generator.get('generator')})")
     return parts
 
 
