@@ -98,7 +98,7 @@ class RankingResult(BaseModel):
     eval_seconds: float | None = None
     epochs: int | None = None
     best_epoch: int | None = None
-    history: list[dict[str, float | None]] = []
+    history: list[dict[str, Any]] = []  # per epoch: epoch, loss, valid_NDCG@10, seconds (rankers may add more)
 
 
 @dataclass(frozen=True)

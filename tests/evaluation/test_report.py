@@ -99,6 +99,26 @@ def test_a_complete_run_fills_every_section(tmp_path, data_dir, dataset):
     assert images["cross_user_diversity"]["value"] == "n/a"
 
 
+def test_the_ranking_block_is_what_benchmark_ranking_returns(tmp_path, data_dir, dataset, single_thread):
+    """metrics.json "ranking" holds ranking_result's dict as the pipeline writes it (JSON, NaN allowed)."""
+    from genrec.io import write_json
+    from genrec.pipelines import benchmark_ranking
+
+    run_dir = write_run(tmp_path / "run", data_dir, USERS, TOP_K, ranking=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["ranking"] = benchmark_ranking(dataset, "sasrec", overrides={"epochs": 2}, seed=0, progress=False)
+    metrics["ranking_baselines"] = {"popular": benchmark_ranking(dataset, "popular", progress=False)}
+    write_json(run_dir / "metrics.json", metrics)
+    context = context_of(run_dir, dataset)
+    table = context["ranking"]["table"]
+    assert table["columns"][:2] == ["sasrec", "popular"]
+    ndcg = next(row["values"] for row in table["rows"] if row["metric"] == "NDCG@10")
+    results = (metrics["ranking"], metrics["ranking_baselines"]["popular"])
+    assert ndcg[:2] == [f"{result['metrics']['NDCG@10']:.4f}" for result in results]
+    captions = [plot["caption"] for plot in context["ranking"]["plots"]]
+    assert any(caption.startswith("validation NDCG@10 per epoch") for caption in captions)
+
+
 @pytest.mark.parametrize("layout", ["separate", "combined", "png-only"])
 def test_each_image_layout_pairs_the_personalised_image_with_its_baseline(tmp_path, data_dir, dataset, layout):
     run_dir = write_run(tmp_path / "run", data_dir, USERS, TOP_K, layout=layout)
