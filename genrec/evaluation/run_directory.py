@@ -131,7 +131,8 @@ def load_run_directory(path: str | Path) -> RunDirectory:
     """Read a run directory (see the module docstring); raises :class:`RunDirectoryError` for a non-run."""
     path = Path(path)
     if not path.is_dir():
-        raise RunDirectoryError(f"{path}: not a run directory (no such directory)")
+        what = "a file, not a directory" if path.exists() else "no such directory"
+        raise RunDirectoryError(f"{path}: not a run directory ({what})")
     missing = [name for name in REQUIRED if not (path / name).is_file()]
     if missing:
         raise RunDirectoryError(

@@ -187,6 +187,8 @@ def test_without_the_data_set_histories_and_popularity_are_explained(tmp_path, d
 def test_not_a_run_directory_names_what_is_missing(tmp_path, data_dir):
     with pytest.raises(RunDirectoryError, match="no such directory"):
         load_run_directory(tmp_path / "nowhere")
+    with pytest.raises(RunDirectoryError, match="a file, not a directory"):
+        load_run_directory(data_dir / "movies.csv")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")
     with pytest.raises(RunDirectoryError, match=r"not a run directory: missing recommendations\.parquet"):
