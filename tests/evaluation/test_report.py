@@ -166,6 +166,22 @@ def test_a_run_without_descriptions(tmp_path, data_dir, dataset):
     assert "the run has no descriptions" in render_report(context)
 
 
+def test_grounding_status_uses_the_per_row_check_when_the_run_has_one():
+    from genrec.evaluation.report import grounding_status
+
+    passed = {"description": "x", "source": "llm", "passed": True, "about_item": True, "fluent": True}
+    assert grounding_status(passed) == ("grounded", "good", [])
+    failed = passed | {"passed": False, "fluent": False, "unverifiable": ["award:Oscar"], "source": "fallback"}
+    assert grounding_status(failed) == (
+        "failed the grounding check",
+        "bad",
+        ["unverifiable claims: award:Oscar", "not fluent"],
+    )
+    assert grounding_status(failed | {"blocked": True})[0] == "blocked by the output filter"
+    assert grounding_status({"description": "x", "source": "fallback"})[0] == "rejected: template fallback used"
+    assert grounding_status({"description": "x"}) == ("no grounding status recorded", "muted", [])
+
+
 def test_a_run_without_ranking_metrics(tmp_path, data_dir, dataset):
     run_dir = write_run(tmp_path / "run", data_dir, USERS, TOP_K, ranking=False)
     context = context_of(run_dir, dataset)
