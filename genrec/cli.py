@@ -14,6 +14,7 @@ from rich.table import Table
 
 from genrec.cli_encode import encode
 from genrec.cli_generate import generate
+from genrec.cli_report import report
 from genrec.config import ConfigError
 from genrec.data import Dataset, DataValidationError, LoadOptions, list_datasets, list_formats, load_dataset
 from genrec.data.dataset import Policy
@@ -248,6 +249,7 @@ def serve(
 
 app.command("encode")(encode)
 app.command("generate")(generate)
+app.command("report")(report)
 
 if __name__ == "__main__":
     app()

@@ -2,8 +2,8 @@
 
 :func:`run_generate` is the plain function behind the command (registered on the app in
 ``genrec.cli``); it only wires the pipeline stages. A run directory holds config.json,
-recommendations.parquet, images/ (PNGs) with images.parquet, descriptions.parquet and
-metrics.json; every write is atomic and a rerun reuses the finished images and descriptions.
+recommendations.parquet, images/ (PNGs) with images.parquet, descriptions.parquet,
+metrics.json and report.html; every write is atomic and a rerun reuses the finished images and descriptions.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def run_generate(
     from genrec.data import load_dataset
     from genrec.encoders import create_encoder
     from genrec.evaluation.generation import image_metrics
+    from genrec.evaluation.report import write_report
     from genrec.evaluation.text_metrics import description_metrics
     from genrec.generators import create_image_generator, create_text_generator
     from genrec.generators.grounding import GroundingChecker
@@ -89,6 +90,7 @@ def run_generate(
     loaded = load_dataset(dataset, images=images)
     config = {
         "dataset": loaded.name,
+        "images": None if images is None else str(Path(images).resolve()),  # history posters, for the report
         "preset": preset,
         "users": users,
         "top_k": top_k,
@@ -154,6 +156,7 @@ def run_generate(
         "recommendations": len(recommendations),
     }
     write_json(out / "metrics.json", metrics)
+    write_report(out, dataset=loaded)
     return metrics
 
 

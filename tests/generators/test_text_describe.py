@@ -95,6 +95,7 @@ def test_generate_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, m
     assert {"config.json", "recommendations.parquet", "images.parquet", "descriptions.parquet", "metrics.json"} <= {
         path.name for path in out.iterdir()
     }
+    assert (out / "report.html").is_file()  # genrec generate renders the run report at the end
     # Each personalised image has its non-personalised baseline for the personalization score.
     assert len(list((out / "images").glob("*_prompt.png"))) == 4
     assert len(list((out / "images").glob("*_none.png"))) == 4
