@@ -102,11 +102,11 @@ class CFGANConfig(SetRankerConfig):
 def sample_negatives(x: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
     """Indicator [B, N] of floor(share * |non-purchased|) items drawn uniformly, without replacement,
     among each row's zeros of the multi-hot batch ``x`` [B, N] (the paper's N_u^ZR / N_u^PM)."""
-    count = torch.floor((x.shape[1] - x.sum(dim=1)) * share)  # [B]
-    keys = torch.rand(x.shape, generator=generator).to(x.device)  # [B, N] uniform in [0, 1)
-    keys = torch.where(x > 0, 2.0, keys)  # purchases rank after every non-purchased item
-    rank = keys.argsort(dim=1).argsort(dim=1)  # [B, N] position of each item in its row's random order
-    return (rank < count.unsqueeze(1)).float()  # [B, N]
+    mask = torch.zeros(x.shape)
+    for row, values in enumerate(x.cpu()):
+        free = torch.nonzero(values == 0).squeeze(1)  # [F] the user's non-purchased items
+        mask[row, free[torch.randperm(len(free), generator=generator)[: int(len(free) * share)]]] = 1.0
+    return mask.to(x.device)  # [B, N]
 
 
 def generated_input(r_hat: torch.Tensor, x: torch.Tensor, k: torch.Tensor | None) -> torch.Tensor:
