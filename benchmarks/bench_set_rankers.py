@@ -1,4 +1,4 @@
-"""Peak memory and fit time of the set-based rankers (multvae, diffrec) next to the others.
+"""Peak memory and fit time of the set-based rankers (multvae, diffrec, cfgan) next to the others.
 
 Each (ranker, seed) runs ``genrec benchmark ranking`` (leave-one-out, full ranking) in a fresh
 process so that its peak resident memory (``ru_maxrss`` of that child, from ``os.wait4``) is its
@@ -6,7 +6,10 @@ own. Results go to ``--runs DIR/<ranker>__<config>__seed<N>.json``, the names
 ``benchmarks/bench_rankers.py`` reads back, which then prints the mean +- std accuracy table over
 the same runs. A run whose file exists is not rerun.
 
-    python benchmarks/bench_set_rankers.py --rankers popular,multvae,diffrec --seeds 0,1,2 --runs runs/bench
+    python benchmarks/bench_set_rankers.py --rankers popular,multvae,diffrec,cfgan --seeds 0,1,2 --runs runs/bench
+
+The child is ``python -m genrec.cli`` of this interpreter, so it imports the genrec that
+``PYTHONPATH`` (or the installed package) provides, as this script does.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-GENREC = str(Path(sys.executable).with_name("genrec"))
+GENREC = [sys.executable, "-m", "genrec.cli"]
 BENCH_RANKERS = Path(__file__).with_name("bench_rankers.py")
 
 
@@ -26,7 +29,7 @@ def run_fresh(dataset: str, ranker: str, config: str | None, seed: int, path: Pa
     """One ``genrec benchmark ranking`` run in a new process; its result JSON gains ``peak_rss_mib``."""
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
-    command = [GENREC, "benchmark", "ranking", "--dataset", dataset, "--ranker", ranker, "--seed", str(seed)]
+    command = [*GENREC, "benchmark", "ranking", "--dataset", dataset, "--ranker", ranker, "--seed", str(seed)]
     command += (["--config", config] if config else []) + ["--no-progress", "--json", str(path)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stderr = process.stderr.read().decode() if process.stderr else ""
@@ -42,7 +45,9 @@ def run_fresh(dataset: str, ranker: str, config: str | None, seed: int, path: Pa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="movielens-latest-small")
-    parser.add_argument("--rankers", default="popular,multvae,diffrec", help="ranker[:named config or JSON file],...")
+    parser.add_argument(
+        "--rankers", default="popular,multvae,diffrec,cfgan", help="ranker[:named config or JSON file],..."
+    )
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--runs", type=Path, required=True, help="directory of per-run JSON results")
     args = parser.parse_args()

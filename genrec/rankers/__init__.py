@@ -14,6 +14,7 @@ import numpy as np
 
 from genrec.config import ConfigError, load_json_object
 from genrec.rankers.base import FitReport, NotFittedError, Ranker, RankerConfig
+from genrec.rankers.cfgan import CFGANRanker
 from genrec.rankers.diffrec import DiffRecRanker
 from genrec.rankers.multvae import MultVAERanker
 from genrec.rankers.popularity import PopularityRanker
@@ -25,6 +26,7 @@ RANKERS: Registry[type[Ranker]] = Registry("ranker")
 RANKERS.register(PopularityRanker.name)(PopularityRanker)
 RANKERS.register(MultVAERanker.name)(MultVAERanker)
 RANKERS.register(DiffRecRanker.name)(DiffRecRanker)
+RANKERS.register(CFGANRanker.name)(CFGANRanker)
 RANKERS.register(SASRecRanker.name)(SASRecRanker)
 RANKERS.register(HSTURanker.name)(HSTURanker)
 RANKERS.register(TigerRanker.name)(TigerRanker)

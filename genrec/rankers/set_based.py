@@ -1,4 +1,4 @@
-"""Shared machinery of set-based rankers (Mult-VAE, DiffRec): models of the user's item *set*.
+"""Shared machinery of set-based rankers (Mult-VAE, DiffRec, CFGAN): models of the user's item *set*.
 
 A set-based ranker sees a user as a multi-hot vector over the catalogue and ignores the order
 of the history. Training iterates over shuffled batches of users and builds each batch's
@@ -33,15 +33,20 @@ class SetRankerConfig(TrainedRankerConfig):
     @field_validator("hidden_dims")
     @classmethod
     def _positive_widths(cls, dims: list[int]) -> list[int]:
-        if not dims or min(dims) < 1:
-            raise ValueError(f"hidden_dims needs at least one layer, every width >= 1; got {dims}")
-        return dims
+        return check_widths("hidden_dims", dims)
 
 
-def tanh_mlp(dims: list[int]) -> torch.nn.Sequential:
-    """Linear layers through ``dims`` with tanh between them (none after the last).
+def check_widths(field: str, dims: list[int]) -> list[int]:
+    """Layer widths for a config validator: at least one, every one >= 1."""
+    if not dims or min(dims) < 1:
+        raise ValueError(f"{field} needs at least one layer, every width >= 1; got {dims}")
+    return dims
 
-    Both papers' reference code use tanh and initialise weights Xavier-normal, biases N(0, 0.001^2).
+
+def mlp(dims: list[int], activation: type[torch.nn.Module]) -> torch.nn.Sequential:
+    """Linear layers through ``dims`` with ``activation`` between them (none after the last).
+
+    Weights are initialised Xavier-normal, biases N(0, 0.001^2), as the Mult-VAE and DiffRec reference code do.
     """
     layers: list[torch.nn.Module] = []
     for index, (fan_in, fan_out) in enumerate(pairwise(dims)):
@@ -50,8 +55,13 @@ def tanh_mlp(dims: list[int]) -> torch.nn.Sequential:
         torch.nn.init.normal_(linear.bias, std=0.001)
         layers.append(linear)
         if index < len(dims) - 2:
-            layers.append(torch.nn.Tanh())
+            layers.append(activation())
     return torch.nn.Sequential(*layers)
+
+
+def tanh_mlp(dims: list[int]) -> torch.nn.Sequential:
+    """:func:`mlp` with tanh, the activation of both the Mult-VAE and the DiffRec reference code."""
+    return mlp(dims, torch.nn.Tanh)
 
 
 def user_batches(train: Sequences, batch_size: int, generator: torch.Generator) -> Iterator[Sequences]:
@@ -62,23 +72,18 @@ def user_batches(train: Sequences, batch_size: int, generator: torch.Generator) 
         yield train.rows(order[start : start + batch_size])
 
 
-class SetRanker(Ranker):
-    """A ranker whose torch module maps a multi-hot batch [B, N] to item scores [B, N].
+class MultiHotRanker(Ranker):
+    """A ranker whose torch module scores every item from a multi-hot batch [B, N].
 
-    Subclasses implement :meth:`make_module`, :meth:`training_loss` and :meth:`predict`; this
-    class owns building, the epoch loop (via :func:`fit_with_early_stopping`) and persistence.
+    Subclasses implement :meth:`make_module`, :meth:`predict` and ``fit``; this class owns
+    seeded building, scoring and persistence (every tensor of ``self.module``).
     """
 
-    config_class = SetRankerConfig
-    config: SetRankerConfig
+    module: torch.nn.Module
 
     @abstractmethod
     def make_module(self, n_items: int) -> torch.nn.Module:
         """The randomly initialised model for a catalogue of ``n_items``."""
-
-    @abstractmethod
-    def training_loss(self, x: torch.Tensor, step: int, generator: torch.Generator) -> torch.Tensor:
-        """Scalar loss of a multi-hot batch ``x`` [B, N] at optimizer update ``step`` (0-based)."""
 
     @abstractmethod
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,6 +94,33 @@ class SetRanker(Ranker):
             torch.manual_seed(self.config.seed)
             self.module = self.make_module(n_items).to(self.device)
         self.module.eval()
+
+    @torch.inference_mode()
+    def score(self, history: Sequences) -> torch.Tensor:
+        n_items = self.require_fitted()
+        self.module.eval()
+        return self.predict(history.multi_hot(n_items).to(self.device)).float().cpu()  # [B, N]
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return dict(self.module.state_dict())
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(tensors)
+
+
+class SetRanker(MultiHotRanker):
+    """A multi-hot ranker trained by one loss with Adam (Mult-VAE, DiffRec).
+
+    Subclasses implement :meth:`make_module`, :meth:`training_loss` and :meth:`predict`; this
+    class owns the epoch loop (via :func:`fit_with_early_stopping`).
+    """
+
+    config_class = SetRankerConfig
+    config: SetRankerConfig
+
+    @abstractmethod
+    def training_loss(self, x: torch.Tensor, step: int, generator: torch.Generator) -> torch.Tensor:
+        """Scalar loss of a multi-hot batch ``x`` [B, N] at optimizer update ``step`` (0-based)."""
 
     def fit(self, split: Split, progress: bool = True) -> FitReport:
         self.check_item_features(split.n_items)
@@ -113,15 +145,3 @@ class SetRanker(Ranker):
 
         self.fit_report = fit_with_early_stopping(self, self.module, split, run_epoch, self.config, progress)
         return self.fit_report
-
-    @torch.inference_mode()
-    def score(self, history: Sequences) -> torch.Tensor:
-        n_items = self.require_fitted()
-        self.module.eval()
-        return self.predict(history.multi_hot(n_items).to(self.device)).float().cpu()  # [B, N]
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return dict(self.module.state_dict())
-
-    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.module.load_state_dict(tensors)

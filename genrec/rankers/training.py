@@ -8,7 +8,8 @@ metric, and the :class:`FitReport`. The ranker supplies one epoch of training.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -40,13 +41,18 @@ def fit_with_early_stopping(
     ranker: Ranker,
     module: torch.nn.Module,
     split: Split,
-    run_epoch: Callable[[int], float],
+    run_epoch: Callable[[int], float | Mapping[str, float]],
     config: TrainedRankerConfig,
     progress: bool = True,
+    stop_when: Callable[[dict[str, float]], str | None] | None = None,
 ) -> FitReport:
     """Call ``run_epoch(epoch) -> mean loss`` until validation NDCG@10 stops improving.
 
-    The weights of the best epoch are restored into ``module`` at the end.
+    ``run_epoch`` may instead return a mapping with a ``"loss"`` key; its other entries
+    (e.g. per-network losses) are added to that epoch's history row. ``stop_when(row)``,
+    called with each finished row, ends training early with a warning when it returns a
+    reason (e.g. a collapsed model). The weights of the best epoch are restored into
+    ``module`` at the end.
     """
     report = FitReport()
     best_state = {name: value.detach().clone() for name, value in module.state_dict().items()}
@@ -57,12 +63,13 @@ def fit_with_early_stopping(
         for epoch in range(1, config.epochs + 1):
             epoch_start = time.perf_counter()
             module.train()
-            loss = run_epoch(epoch)
+            figures = run_epoch(epoch)
+            figures = dict(figures) if isinstance(figures, Mapping) else {"loss": figures}
+            loss = figures["loss"]
             module.eval()
             ndcg = validation_ndcg10(ranker, split)
-            report.history.append(
-                {"epoch": epoch, "loss": loss, "valid_NDCG@10": ndcg, "seconds": time.perf_counter() - epoch_start}
-            )
+            row = {"epoch": epoch, **figures, "valid_NDCG@10": ndcg, "seconds": time.perf_counter() - epoch_start}
+            report.history.append(row)
             report.epochs = epoch
             if ndcg > best:
                 best, epochs_without_gain, report.best_epoch = ndcg, 0, epoch
@@ -74,6 +81,9 @@ def fit_with_early_stopping(
                 advance=1,
                 status=f"loss {loss:.4f}  valid NDCG@10 {ndcg:.4f} (best {best:.4f} @ {report.best_epoch})",
             )
+            if stop_when is not None and (reason := stop_when(row)):
+                warnings.warn(f"{ranker.name}: training stopped at epoch {epoch}: {reason}", stacklevel=2)
+                break
             if epochs_without_gain >= config.patience:
                 break
     module.load_state_dict(best_state)
