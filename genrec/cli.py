@@ -35,8 +35,9 @@ DatasetArg = Annotated[
 
 
 def fail(message: str) -> typer.Exit:
-    # escaped: messages quote user paths and shapes such as "[n_items, D]", which are not rich markup
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    # escaped: messages quote user paths and shapes such as "[n_items, D]", which are not rich markup;
+    # soft-wrapped: the terminal folds long lines, rich would break a path in two
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 

@@ -20,4 +20,4 @@ def report(
         path = write_report(run_dir)
     except RunDirectoryError as err:
         raise fail(str(err)) from None
-    console.print(f"wrote {path}")
+    console.print(f"wrote {path}", soft_wrap=True)  # one line: the path stays copyable
