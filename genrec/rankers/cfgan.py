@@ -25,9 +25,10 @@ iteration:
   sees G's values there (real vectors hold 0 there) and both networks train on e_u + k_u.
 - ZP: both, with two independently drawn sets.
 
-The G term is the non-saturating -log D(fake) of the authors' released code (their
-sigmoid-cross-entropy against label 1) rather than log(1 - D(fake)), whose gradient vanishes
-while D wins. Ranking scores every item by r_hat_u = G(c_u), with the seen items excluded.
+Both networks are MLPs with sigmoid hidden units and a linear output layer, as in the authors'
+code (G's output r_hat is not squashed; D's output is a logit). The G term is that code's
+non-saturating -log D(fake) (sigmoid cross-entropy against label 1) rather than
+log(1 - D(fake)), whose gradient vanishes while D wins. Ranking scores every item by r_hat_u = G(c_u), with the seen items excluded.
 
 Stability: each epoch's history row holds G's and D's losses, D's mean output on real and on
 generated vectors, and the spread of G's output across users on a fixed probe of users. A
