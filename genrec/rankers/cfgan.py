@@ -28,7 +28,8 @@ iteration:
 Both networks are MLPs with sigmoid hidden units and a linear output layer, as in the authors'
 code (G's output r_hat is not squashed; D's output is a logit). The G term is that code's
 non-saturating -log D(fake) (sigmoid cross-entropy against label 1) rather than
-log(1 - D(fake)), whose gradient vanishes while D wins. Ranking scores every item by r_hat_u = G(c_u), with the seen items excluded.
+log(1 - D(fake)), whose gradient vanishes while D wins. Ranking scores every item by
+r_hat_u = G(c_u), with the seen items excluded.
 
 Stability: each epoch's history row holds G's and D's losses, D's mean output on real and on
 generated vectors, and the spread of G's output across users on a fixed probe of users. A
