@@ -10,13 +10,13 @@ the paper no random noise z is fed, since one most plausible vector per user is 
 discriminator D(r | c_u) sees a vector beside the condition and tells real from generated.
 D only sees the generated values of the items the user purchased, e_u * r_hat_u (e_u = the
 0/1 indicator of the purchases), so that G is not asked to reproduce the zeros of r_u
-(paper Sec. 3.2):
+(paper Sec. 3):
 
     J_D = - sum_u [ log D(r_u | c_u) + log(1 - D(r_hat_u * (e_u + k_u) | c_u)) ]
     J_G =   sum_u [ -log D(r_hat_u * (e_u + k_u) | c_u) ]  +  alpha * sum_u sum_{j in N_u^ZR} r_hat_uj^2
 
 Masking on purchases alone has the trivial optimum r_hat_u = 1 everywhere; the paper's three
-remedies (Sec. 3.3) draw negative items among the user's non-purchased ones, anew at every
+remedies (Sec. 3) draw negative items among the user's non-purchased ones, anew at every
 iteration:
 
 - ZR, zero-reconstruction: N_u^ZR holds a share ``s_zr`` (the paper's S_ZR) of the user's
@@ -25,9 +25,11 @@ iteration:
   sees G's values there (real vectors hold 0 there) and both networks train on e_u + k_u.
 - ZP: both, with two independently drawn sets.
 
-The G term is the non-saturating -log D(fake) of the authors' released code (their
-sigmoid-cross-entropy against label 1) rather than log(1 - D(fake)), whose gradient vanishes
-while D wins. Ranking scores every item by r_hat_u = G(c_u), with the seen items excluded.
+Both networks are MLPs with sigmoid hidden units and a linear output layer, as in the authors'
+code (G's output r_hat is not squashed; D's output is a logit). The G term is that code's
+non-saturating -log D(fake) (sigmoid cross-entropy against label 1) rather than
+log(1 - D(fake)), whose gradient vanishes while D wins. Ranking scores every item by
+r_hat_u = G(c_u), with the seen items excluded.
 
 Stability: each epoch's history row holds G's and D's losses, D's mean output on real and on
 generated vectors, and the spread of G's output across users on a fixed probe of users. A
