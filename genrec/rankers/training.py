@@ -7,6 +7,7 @@ metric, and the :class:`FitReport`. The ranker supplies one epoch of training.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -19,6 +20,9 @@ from genrec.evaluation.metrics import accuracy_metrics
 from genrec.evaluation.splits import Split
 from genrec.progress import progress_bar
 from genrec.rankers.base import FitReport, Ranker, RankerConfig
+
+# One INFO record per epoch (the Prefect flows forward the genrec loggers to the run logger).
+logger = logging.getLogger(__name__)
 
 
 class TrainedRankerConfig(RankerConfig):
@@ -60,9 +64,9 @@ def fit_with_early_stopping(
             loss = run_epoch(epoch)
             module.eval()
             ndcg = validation_ndcg10(ranker, split)
-            report.history.append(
-                {"epoch": epoch, "loss": loss, "valid_NDCG@10": ndcg, "seconds": time.perf_counter() - epoch_start}
-            )
+            seconds = time.perf_counter() - epoch_start
+            report.history.append({"epoch": epoch, "loss": loss, "valid_NDCG@10": ndcg, "seconds": seconds})
+            logger.info("%s epoch %d: loss %.4f, valid NDCG@10 %.4f, %.1f s", ranker.name, epoch, loss, ndcg, seconds)
             report.epochs = epoch
             if ndcg > best:
                 best, epochs_without_gain, report.best_epoch = ndcg, 0, epoch
