@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from genrec.cli_encode import encode
-from genrec.cli_generate import generate
+from genrec.cli_generate import demo, generate
 from genrec.config import ConfigError
 from genrec.data import Dataset, DataValidationError, list_datasets, list_formats, load_dataset
 from genrec.io import write_json
@@ -175,6 +175,7 @@ def serve(
 
 app.command("encode")(encode)
 app.command("generate")(generate)
+app.command("demo")(demo)
 
 if __name__ == "__main__":
     app()

@@ -26,7 +26,8 @@ from genrec.generators.text_base import ItemFacts
 from genrec.io import atomic_path
 from genrec.progress import progress_bar
 
-IMAGES_TABLE = "images.parquet"
+IMAGES_TABLE = "images.parquet"  # the images as the generator's mode made them (the personalised ones)
+BASELINE_IMAGES_TABLE = "images_baseline.parquet"  # personalization "none" when the generator's mode is not
 BLOCKED_DIR = "blocked"  # flagged images are kept for audit, apart from the publishable ones
 
 
@@ -181,7 +182,8 @@ def generate_images(
     if out_dir is None:
         table["image"] = images
     else:
-        with atomic_path(out_dir / IMAGES_TABLE) as temporary:
+        baseline = mode == "none" and generator.config.personalization != "none"
+        with atomic_path(out_dir / (BASELINE_IMAGES_TABLE if baseline else IMAGES_TABLE)) as temporary:
             table.to_parquet(temporary, index=False)
     return table
 

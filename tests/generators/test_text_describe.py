@@ -95,9 +95,10 @@ def test_generate_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, m
     assert {"config.json", "recommendations.parquet", "images.parquet", "descriptions.parquet", "metrics.json"} <= {
         path.name for path in out.iterdir()
     }
-    # Each personalised image has its non-personalised baseline for the personalization score.
-    assert len(list((out / "images").glob("*_prompt.png"))) == 4
-    assert len(list((out / "images").glob("*_none.png"))) == 4
+    # Each personalised image has its non-personalised baseline for the personalization score;
+    # images the safety check flags (the tiny random-weight CLIP flags at random) lie in images/blocked/.
+    assert len(list((out / "images").rglob("*_prompt.png"))) == 4
+    assert len(list((out / "images").rglob("*_none.png"))) == 4
     recommendations = pd.read_parquet(out / "recommendations.parquet")
     descriptions = pd.read_parquet(out / "descriptions.parquet")
     assert (
@@ -108,7 +109,8 @@ def test_generate_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, m
     assert metrics["recommendations"] == 4 and metrics["images"]["generated"] == 4
     assert metrics["grounding_report"]["descriptions"] == 4
     assert {"clip_score", "personalization_lift", "personalization_win_rate"} <= metrics["images"].keys()
-    assert json.loads((out / "config.json").read_text())["ranker"] == "popular"
+    assert metrics["images"]["flagged"] == len(list((out / "images" / "blocked").glob("*_prompt.png")))
+    assert json.loads((out / "config.json").read_text())["train"]["ranker"] == "popular"
 
     result = CliRunner().invoke(app, args)  # a rerun reuses every image and description
     assert result.exit_code == 0, result.output
