@@ -163,14 +163,37 @@ def benchmark_ranking(
 
 @app.command("serve")
 def serve(
-    cron: Annotated[str, typer.Option(help="cron schedule of the evaluation runs")] = "0 3 * * *",
-    schedule: Annotated[bool, typer.Option(help="--no-schedule: runs only when triggered from the UI")] = True,
-    ranker: Annotated[str, typer.Option(help="registered ranker the scheduled runs evaluate")] = "popular",
+    config: Annotated[
+        Path | None,
+        typer.Option(help="deployments config file (TOML, JSON or YAML); default: the packaged set"),
+    ] = None,
+    check: Annotated[bool, typer.Option(help="only check the config and list its deployments (no server needed)")] = (
+        False
+    ),
+    limit: Annotated[int | None, typer.Option(min=1, help="most flow runs at the same time")] = None,
 ) -> None:
-    """Serve genrec's Prefect deployments (scheduled, and triggerable from the Prefect UI form)."""
-    from genrec.flows.deployments import serve_deployments
+    """Serve genrec's Prefect deployments: scheduled runs, and runs triggered from the Prefect UI.
 
-    serve_deployments(cron=cron if schedule else None, ranker=ranker)
+    Needs a Prefect server (`prefect server start`) named by PREFECT_API_URL.
+    """
+    from genrec.flows.deployments import load_deployments, serve_deployments
+
+    try:
+        loaded = load_deployments(config)
+        if check:
+            table = Table(title=f"deployments in {config or 'the packaged set'}")
+            for column in ("deployment", "schedules", "parameters"):
+                table.add_column(column)
+            for deployment in loaded.deployments:
+                schedules = ", ".join(f"{s.cron} ({s.timezone})" for s in deployment.schedules) or "triggered only"
+                table.add_row(
+                    f"{deployment.flow}/{deployment.name}", schedules, escape(json.dumps(deployment.parameters))
+                )
+            console.print(table)
+            return
+        serve_deployments(config, limit=limit)
+    except ConfigError as err:
+        raise fail(str(err)) from None
 
 
 app.command("encode")(encode)
