@@ -171,12 +171,16 @@ def serve(
         False
     ),
     limit: Annotated[int | None, typer.Option(min=1, help="most flow runs at the same time")] = None,
+    work_pool: Annotated[
+        str | None,
+        typer.Option(help="register the deployments with this work pool and exit; `prefect worker start` runs them"),
+    ] = None,
 ) -> None:
     """Serve genrec's Prefect deployments: scheduled runs, and runs triggered from the Prefect UI.
 
     Needs a Prefect server (`prefect server start`) named by PREFECT_API_URL.
     """
-    from genrec.flows.deployments import load_deployments, serve_deployments
+    from genrec.flows.deployments import load_deployments, register_deployments, serve_deployments
 
     try:
         loaded = load_deployments(config)
@@ -190,6 +194,11 @@ def serve(
                     f"{deployment.flow}/{deployment.name}", schedules, escape(json.dumps(deployment.parameters))
                 )
             console.print(table)
+            return
+        if work_pool is not None:
+            for name in register_deployments(config, work_pool):
+                console.print(f"registered {name} with work pool {work_pool}")
+            console.print(f"start a worker to run them: prefect worker start --pool {work_pool}")
             return
         serve_deployments(config, limit=limit)
     except ConfigError as err:

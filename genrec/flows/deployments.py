@@ -29,6 +29,7 @@ import yaml
 from prefect import Flow
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron
 from prefect.settings import get_current_settings
 from pydantic import (
@@ -167,8 +168,13 @@ def load_deployments(path: str | Path | None = None) -> DeploymentsConfig:
     return DeploymentsConfig.from_dict(data, source=str(path))
 
 
-def build_deployments(config: DeploymentsConfig) -> list[RunnerDeployment]:
-    """Prefect runner deployments; the API enforces each flow's parameter schema on every run created."""
+def build_deployments(config: DeploymentsConfig, work_pool: str | None = None) -> list[RunnerDeployment]:
+    """Prefect runner deployments; the API enforces each flow's parameter schema on every run created.
+
+    With ``work_pool`` the deployments run on that pool's workers, in the current directory (so a
+    relative ``run_dir`` means the same place for ``genrec serve`` and a worker started here).
+    """
+    pool = {} if work_pool is None else {"work_pool_name": work_pool, "job_variables": {"working_dir": str(Path.cwd())}}
     built = []
     for deployment in config.deployments:
         flow: Flow = FLOWS[deployment.flow]
@@ -181,6 +187,7 @@ def build_deployments(config: DeploymentsConfig) -> list[RunnerDeployment]:
                 tags=["genrec", *deployment.tags],
                 enforce_parameter_schema=True,
                 entrypoint_type=EntrypointType.MODULE_PATH,
+                **pool,
             )
         )
     return built
@@ -201,6 +208,25 @@ def require_server() -> str:
     if problem is not None:
         raise ConfigError(f"the Prefect server at {url} does not answer ({problem}); is `prefect server start` up?")
     return url
+
+
+def register_deployments(path: str | Path | None, work_pool: str) -> list[str]:
+    """Register the deployments of ``path`` with a work pool (``prefect worker start --pool`` runs them)."""
+    from prefect.client.orchestration import get_client
+
+    deployments = build_deployments(load_deployments(path), work_pool)
+    require_server()
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(work_pool)
+        except ObjectNotFound:
+            raise ConfigError(
+                f"no work pool {work_pool!r} on the Prefect server; create it with "
+                f"`prefect work-pool create {work_pool} --type process`"
+            ) from None
+    for deployment in deployments:
+        deployment.apply(work_pool_name=work_pool)
+    return [f"{deployment.flow_name}/{deployment.name}" for deployment in deployments]
 
 
 def serve_deployments(path: str | Path | None = None, limit: int | None = None) -> None:

@@ -11,13 +11,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.runner import Runner
+from prefect.settings import get_current_settings
 from typer.testing import CliRunner
 
 from genrec.cli import app
 from genrec.config import ConfigError
-from genrec.flows.deployments import build_deployments, load_deployments
+from genrec.flows import train_flow
+from genrec.flows.deployments import build_deployments, load_deployments, register_deployments
 from genrec.io import read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -115,9 +118,9 @@ def test_a_run_triggered_through_the_api_completes_and_writes_its_outputs(toy_da
         runner = Runner(name="genrec-test-runner")
         deployment_id = await runner.aadd_deployment(deployment)
         async with get_client() as client:
-            with pytest.raises(PrefectHTTPStatusError, match="409|422"):  # enforced schema: rejected at creation
+            with pytest.raises(PrefectHTTPStatusError, match=r"409|422"):  # enforced schema: rejected at creation
                 await client.create_flow_run_from_deployment(deployment_id, parameters={"k": 0})
-            with pytest.raises(PrefectHTTPStatusError, match="409|422"):
+            with pytest.raises(PrefectHTTPStatusError, match=r"409|422"):
                 await client.create_flow_run_from_deployment(deployment_id, parameters={"ranker": "no-such"})
             created = await client.create_flow_run_from_deployment(deployment_id, parameters={"seed": 1})
             await runner.start(run_once=True)
@@ -131,3 +134,48 @@ def test_a_run_triggered_through_the_api_completes_and_writes_its_outputs(toy_da
     assert len(pd.read_parquet(run_dir / "images.parquet")) == 4
     assert "ranking" in read_json(run_dir / "metrics.json")
     assert read_json(run_dir / "config.json")["train"]["seed"] == 1
+
+
+def test_deployments_registered_with_a_work_pool_run_on_a_worker(toy_data: str, tmp_path: Path, monkeypatch):
+    run_dir = tmp_path / "run"
+    config = write(
+        tmp_path / "deployments.toml",
+        f'[[deployments]]\nname = "pooled"\nflow = "recommend"\n'
+        f'parameters = {{dataset = "{toy_data}", run_dir = "{run_dir}", user_mode = "ids", users = [5], k = 1}}\n',
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"no work pool 'genrec-test-pool'.*prefect work-pool create"):
+        register_deployments(config, "genrec-test-pool")
+
+    async def create_pool():
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name="genrec-test-pool", type="process"))
+
+    asyncio.run(create_pool())
+    train_flow(dataset=toy_data, run_dir=str(run_dir))  # the deployment recommends from this model
+    assert register_deployments(config, "genrec-test-pool") == ["recommend/pooled"]
+
+    async def trigger():
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("recommend/pooled")
+            assert deployment.work_pool_name == "genrec-test-pool"
+            assert deployment.job_variables == {"working_dir": str(tmp_path)}
+            return await client.create_flow_run_from_deployment(deployment.id)
+
+    created = asyncio.run(trigger())
+    env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True)}
+    worker = subprocess.run(
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", "genrec-test-pool", "--run-once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert worker.returncode == 0, worker.stderr[-3000:]
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_flow_run(created.id)
+
+    assert asyncio.run(read()).state.is_completed()
+    assert pd.read_parquet(run_dir / "recommendations.parquet")["user_id"].tolist() == [5]

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import pandas as pd
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.exceptions import ParameterTypeError
-from prefect.logging.handlers import APILogWorker
 from prefect.utilities.callables import parameter_schema
 
 from genrec.encoders import list_encoders
@@ -23,38 +17,9 @@ from genrec.generators import list_image_generators, list_text_generators
 from genrec.io import read_json
 from genrec.pipelines import run as gr
 from genrec.rankers import list_rankers
+from tests.flows.prefect_api import artifact_keys, flow_run_logs, task_runs
 
 TINY = {"image_generator": "tiny", "text_generator": "template", "encoder": "tiny"}
-
-
-def task_runs(flow_run_id: UUID) -> list[Any]:
-    async def read() -> list[Any]:
-        async with get_client() as client:
-            return await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-
-    return asyncio.run(read())
-
-
-def flow_run_logs(flow_run_id: UUID) -> list[str]:
-    APILogWorker.drain_all()  # logs reach the API in batches: send what is queued first
-
-    async def read() -> list[str]:
-        async with get_client() as client:
-            logs = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-            return [log.message for log in logs]
-
-    return asyncio.run(read())
-
-
-def artifact_keys(flow_run_id: UUID) -> set[str]:
-    async def read() -> set[str]:
-        async with get_client() as client:
-            found = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-            )
-            return {artifact.key for artifact in found}
-
-    return asyncio.run(read())
 
 
 def test_every_flow_completes_on_the_tiny_presets(toy_data: str, tmp_path: Path):
@@ -80,7 +45,8 @@ def test_pipeline_rerun_runs_no_finished_task_and_publishes_artifacts(toy_data: 
     assert first.is_completed() and second.is_completed()
     first_runs, second_runs = task_runs(first.state_details.flow_run_id), task_runs(second.state_details.flow_run_id)
     expected = {"select-users", "train", "recommend", "generate", "evaluate"}
-    assert {run.task_key.rsplit("-", 1)[0] for run in first_runs} >= expected or len(first_runs) == len(expected)
+    assert sorted(run.name.rsplit("-", 1)[0] for run in first_runs) == sorted(expected)
+    assert sorted(run.name.rsplit("-", 1)[0] for run in second_runs) == sorted(expected)
     assert sorted(run.state.name for run in first_runs) == ["Completed"] * len(expected)
     assert sorted(run.state.name for run in second_runs) == ["Cached"] * len(expected)
     keys = artifact_keys(second.state_details.flow_run_id)
@@ -170,3 +136,16 @@ def test_training_epochs_reach_the_run_logs(toy_data: str, tmp_path: Path):
     assert [message.split(":")[0] for message in epochs] == ["sasrec epoch 1", "sasrec epoch 2"]
     assert "valid NDCG@10" in epochs[0] and epochs[0].endswith(" s")
     assert any(message.startswith("train: sasrec in ") and "2 epochs" in message for message in messages)
+
+
+def test_evaluate_publishes_a_link_to_the_report_when_it_exists(toy_data: str, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    pipeline_flow(dataset=toy_data, run_dir=str(run_dir), user_mode="ids", users=[4], k=1, **TINY)
+    (run_dir / "report.html").write_text("<html><body>report</body></html>")
+    state = evaluate_flow(run_dir=str(run_dir), dataset=toy_data, return_state=True)
+    assert state.is_completed()
+    assert artifact_keys(state.state_details.flow_run_id) == {
+        "genrec-run-metrics",
+        "genrec-run-recommendations",
+        "genrec-run-report",
+    }
