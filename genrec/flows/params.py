@@ -54,7 +54,7 @@ class UserMode(StrEnum):
 
 
 UserId = int | str
-Dataset = Annotated[str, Field(min_length=1)]
+DatasetSource = Annotated[str, Field(min_length=1)]  # a bundled name, a path or FORMAT:PATH
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 TopK = Annotated[int, Field(ge=1, le=1000)]
 SampleSize = Annotated[int, Field(ge=1, le=1_000_000)]

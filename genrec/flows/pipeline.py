@@ -21,7 +21,7 @@ from genrec.flows.params import (
     DEFAULT_IMAGE_GENERATOR,
     DEFAULT_RANKER,
     DEFAULT_TEXT_GENERATOR,
-    Dataset,
+    DatasetSource,
     Days,
     EncoderName,
     ImageGeneratorName,
@@ -55,9 +55,16 @@ def start(
     return stage_tasks(run_dir)
 
 
+def publish(run_dir: str, metrics: Path) -> dict[str, str]:
+    """Publish the run's artifacts; the flow's result."""
+    artifacts = publish_run_artifacts(run_dir)
+    get_run_logger().info(f"artifacts: {', '.join(artifacts)}")
+    return {"run_dir": run_dir, "metrics": str(metrics)}
+
+
 @flow(name="train")
 def train_flow(
-    dataset: Dataset = DEFAULT_DATASET,
+    dataset: DatasetSource = DEFAULT_DATASET,
     ranker: RankerName = DEFAULT_RANKER,
     run_dir: str = "runs/pipeline",
     ranker_config: str | None = None,
@@ -83,7 +90,7 @@ def train_flow(
 
 @flow(name="recommend")
 def recommend_flow(
-    dataset: Dataset = DEFAULT_DATASET,
+    dataset: DatasetSource = DEFAULT_DATASET,
     run_dir: str = "runs/pipeline",
     user_mode: UserMode = UserMode.sample,
     users: list[UserId] | None = None,
@@ -116,7 +123,7 @@ def recommend_flow(
 
 @flow(name="generate")
 def generate_flow(
-    dataset: Dataset = DEFAULT_DATASET,
+    dataset: DatasetSource = DEFAULT_DATASET,
     run_dir: str = "runs/pipeline",
     image_generator: ImageGeneratorName = DEFAULT_IMAGE_GENERATOR,
     text_generator: TextGeneratorName = DEFAULT_TEXT_GENERATOR,
@@ -146,7 +153,7 @@ def generate_flow(
 @flow(name="evaluate")
 def evaluate_flow(
     run_dir: str = "runs/pipeline",
-    dataset: Dataset = DEFAULT_DATASET,
+    dataset: DatasetSource = DEFAULT_DATASET,
     encoder: EncoderName | None = None,
     images: str | None = None,
     ranker: RankerName | None = None,
@@ -173,14 +180,12 @@ def evaluate_flow(
     if ranker is not None:
         tasks.train(dataset, ranker, run_dir, ranker_config, overrides or {}, seed)
     metrics = tasks.evaluate(run_dir, dataset, encoder, images)
-    artifacts = publish_run_artifacts(run_dir)
-    get_run_logger().info(f"artifacts: {', '.join(artifacts)}")
-    return {"run_dir": run_dir, "metrics": str(metrics)}
+    return publish(run_dir, metrics)
 
 
 @flow(name="pipeline")
 def pipeline_flow(
-    dataset: Dataset = DEFAULT_DATASET,
+    dataset: DatasetSource = DEFAULT_DATASET,
     run_dir: str = "runs/pipeline",
     ranker: RankerName = DEFAULT_RANKER,
     ranker_config: str | None = None,
@@ -229,9 +234,7 @@ def pipeline_flow(
         recommendations = tasks.recommend(model_dir, dataset, run_dir, chosen, k)
     tasks.generate(recommendations, dataset, run_dir, image_generator, text_generator, encoder, seed, images)
     metrics = tasks.evaluate(run_dir, dataset, encoder, images)
-    artifacts = publish_run_artifacts(run_dir)
-    get_run_logger().info(f"artifacts: {', '.join(artifacts)}")
-    return {"run_dir": run_dir, "metrics": str(metrics)}
+    return publish(run_dir, metrics)
 
 
 FLOWS = {

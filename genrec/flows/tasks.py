@@ -38,19 +38,23 @@ GENERATION_RETRY_DELAYS = exponential_backoff(backoff_factor=10)(GENERATION_RETR
 
 
 def files_fingerprint(path: Path) -> list[tuple[str, int, int]]:
-    """(relative path, size, mtime_ns) of a file or of every file under a directory, sorted."""
+    """(relative path, size, mtime_ns) of a file or of every file under a directory, sorted.
+
+    In a directory, the top-level entries of :data:`NOT_INPUTS` (a run directory's own results,
+    cache, metrics and report) are left out.
+    """
     if path.is_file():
         stat = path.stat()
         return [(path.name, stat.st_size, stat.st_mtime_ns)]
     rows = []
     for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if d not in NOT_INPUTS)
+        top = Path(root) == path
+        dirs[:] = sorted(d for d in dirs if not (top and d in NOT_INPUTS))
         for name in sorted(files):
-            if name in NOT_INPUTS:
+            if top and name in NOT_INPUTS:
                 continue
-            file = Path(root) / name
-            stat = file.stat()
-            rows.append((str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns))
+            stat = (Path(root) / name).stat()
+            rows.append((str((Path(root) / name).relative_to(path)), stat.st_size, stat.st_mtime_ns))
     return rows
 
 
@@ -58,10 +62,9 @@ def local_path(value: Any) -> Path | None:
     """The existing file or directory a parameter names (``FORMAT:PATH`` too), else None (e.g. a bundled name)."""
     if not isinstance(value, str | Path) or not str(value):
         return None
-    for candidate in (Path(value), Path(str(value).partition(":")[2] or ".")):
-        if candidate.exists() and str(candidate) != ".":
-            return candidate
-    return None
+    text = str(value)
+    candidates = [Path(text), *([Path(text.split(":", 1)[1])] if ":" in text else [])]
+    return next((candidate for candidate in candidates if candidate.exists()), None)
 
 
 @dataclass
