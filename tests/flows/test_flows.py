@@ -49,6 +49,8 @@ def test_pipeline_rerun_runs_no_finished_task_and_publishes_artifacts(toy_data: 
     assert sorted(run.name.rsplit("-", 1)[0] for run in second_runs) == sorted(expected)
     assert sorted(run.state.name for run in first_runs) == ["Completed"] * len(expected)
     assert sorted(run.state.name for run in second_runs) == ["Cached"] * len(expected)
+    gpu = sorted(run.name.rsplit("-", 1)[0] for run in first_runs if "gpu" in run.tags)
+    assert gpu == ["evaluate", "generate", "train"]
     keys = artifact_keys(second.state_details.flow_run_id)
     assert keys == {"genrec-run-metrics", "genrec-run-recommendations"}  # no report.html in this run dir
     messages = flow_run_logs(first.state_details.flow_run_id)
