@@ -1,12 +1,13 @@
 """Prefect tasks, one per function of :mod:`genrec.pipelines.run`; they pass paths and small values only.
 
-Every task persists its result and is cached on its inputs (:data:`STAGE_CACHE`): the inputs
-themselves, the task's source, and the size and modification time of the files its path
-inputs name (the data set, the saved model, the recommendations table, the run directory a
-stage reads). Rerunning a finished flow therefore runs no task; rerunning a crashed one runs
-only what did not finish, and a changed input file runs what depends on it. Results live in
-``<run_dir>/.prefect`` (:func:`stage_tasks`), so deleting a run directory also forgets its
-cache, unless Prefect's ``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK`` names another location.
+Every task persists its result and is cached (:func:`stage_cache`) on its inputs, the task's
+source, and the size and modification time of the files its path inputs name (the data set,
+the saved model, the recommendations table, the run directory a stage reads). Rerunning a
+finished flow therefore runs no task; rerunning a crashed one runs only what did not finish,
+and a changed input file runs what depends on it. Results live in ``<run_dir>/.prefect``
+(:func:`stage_tasks`), so deleting a run directory also forgets its cache, unless Prefect's
+``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK`` names another location. A stage output deleted by
+hand is not noticed by the cache: delete ``<run_dir>/.prefect`` with it.
 """
 
 from __future__ import annotations
