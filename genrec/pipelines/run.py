@@ -57,6 +57,7 @@ METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 CACHE_DIR = "cache"  # the run's embedding cache when no cache_dir is given
 
+DEMO_DATASET = "movielens-latest-small"  # bundled: the demo runs offline
 DEMO_TEXT_GENERATOR = "template"  # the best offline text generator available; "smollm2" once it lands
 DEMO_RANKER, DEMO_RANKER_CONFIG = "sasrec", "sasrec-demo"
 DEMO_USERS, DEMO_TOP_K = 5, 3  # a seeded sample of this many users, this many items each
@@ -456,7 +457,7 @@ def run_demo(
         raise ConfigError(f"unknown demo preset {preset!r}; valid presets: {', '.join(DEMO_PRESETS)}")
     encoder, image_generator, text_generator = DEMO_PRESETS[preset]
     return run_pipeline(
-        "movielens-latest-small",
+        DEMO_DATASET,
         out,
         DEMO_RANKER,
         DEMO_RANKER_CONFIG,

@@ -90,6 +90,22 @@ register_named_config(
 register_named_config("multvae-small-data", "multvae", {"batch_size": 100, "total_anneal_steps": 1000})
 # TIGER's quantiser (RQ-VAE, 3 x 256 codes, latent 32, MLP 512-256-128, beta 0.25) instead of residual k-means.
 register_named_config("tiger-rqvae", "tiger", {"quantiser": "rqvae"})
+# The main job's ranker (`genrec demo`): sasrec trained on each user's last 51 items with the full softmax and a
+# short epoch cap, so the fit takes about two minutes on one core; chosen on validation NDCG@10 among fast
+# candidates (benchmarks/RESULTS.md, "genrec demo").
+register_named_config(
+    "sasrec-demo",
+    "sasrec",
+    {
+        "max_len": 50,
+        "train_windows": "last",
+        "loss": "full",
+        "lr": 2e-3,
+        "batch_size": 128,
+        "epochs": 30,
+        "patience": 5,
+    },
+)
 
 
 def list_named_configs(ranker: str | None = None) -> list[str]:
