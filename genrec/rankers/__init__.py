@@ -103,7 +103,7 @@ register_named_config(
         "lr": 2e-3,
         "batch_size": 128,
         "epochs": 30,
-        "patience": 5,
+        "patience": 10,
     },
 )
 
