@@ -146,15 +146,26 @@ def _print_summary(run_dir: Path) -> None:
     console.print(line, highlight=False)
     if "images" in metrics:
         done = metrics["images"]
+        random_check = (
+            " (the tiny encoder's random weights flag at random)"
+            if done["flagged"] and (config.get("generate", {}).get("encoder") == "tiny")
+            else ""
+        )
         console.print(
-            f"images: {done['generated']} new, {done['reused']} reused, {done['flagged']} flagged by the safety check",
+            f"images: {done['generated']} new, {done['reused']} reused, {done['flagged']} flagged by the safety "
+            f"check{random_check}",
             highlight=False,
         )
     if "descriptions" in metrics:
         text = metrics["descriptions"]
         console.print(
-            f"descriptions: grounding rate {text['grounding_rate']}, preference coverage {text['preference_coverage']}",
+            f"descriptions: grounding rate {_figure(text['grounding_rate'])}, "
+            f"preference coverage {_figure(text['preference_coverage'])}",
             highlight=False,
         )
     console.print(f"results: {run_dir} (metrics: {run_dir / METRICS_FILE})", highlight=False)
     console.print(f"report: {run_dir / REPORT_FILE}", highlight=False)
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
