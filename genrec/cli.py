@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from genrec.cli_encode import encode
-from genrec.cli_generate import generate
+from genrec.cli_generate import demo, generate
 from genrec.cli_report import report
 from genrec.config import ConfigError
 from genrec.data import Dataset, DataValidationError, LoadOptions, list_datasets, list_formats, load_dataset
@@ -233,24 +233,52 @@ def benchmark_ranking(
 
 @app.command("serve")
 def serve(
-    cron: Annotated[str, typer.Option(help="cron schedule of the evaluation runs")] = "0 3 * * *",
-    schedule: Annotated[bool, typer.Option(help="--no-schedule: runs only when triggered from the UI")] = True,
-    ranker: Annotated[str, typer.Option(help="registered ranker the scheduled runs evaluate")] = "popular",
+    config: Annotated[
+        Path | None,
+        typer.Option(help="deployments config file (TOML, JSON or YAML); default: the packaged set"),
+    ] = None,
+    check: Annotated[bool, typer.Option(help="only check the config and list its deployments (no server needed)")] = (
+        False
+    ),
+    limit: Annotated[int | None, typer.Option(min=1, help="most flow runs at the same time")] = None,
+    work_pool: Annotated[
+        str | None,
+        typer.Option(help="register the deployments with this work pool and exit; `prefect worker start` runs them"),
+    ] = None,
 ) -> None:
-    """Serve genrec's Prefect deployments (scheduled, and triggerable from the Prefect UI form)."""
-    from genrec.flows.deployments import check_cron, serve_deployments
+    """Serve genrec's Prefect deployments: scheduled runs, and runs triggered from the Prefect UI.
+
+    Needs a Prefect server (`prefect server start`) named by PREFECT_API_URL.
+    """
+    from genrec.flows.deployments import load_deployments, register_deployments, serve_deployments
 
     try:
-        if schedule:
-            check_cron(cron, source="--cron")
+        loaded = load_deployments(config)
+        if check:
+            table = Table(title=f"deployments in {config or 'the packaged set'}")
+            for column in ("deployment", "schedules", "parameters"):
+                table.add_column(column)
+            for deployment in loaded.deployments:
+                schedules = ", ".join(f"{s.cron} ({s.timezone})" for s in deployment.schedules) or "triggered only"
+                table.add_row(
+                    f"{deployment.flow}/{deployment.name}", schedules, escape(json.dumps(deployment.parameters))
+                )
+            console.print(table)
+            return
+        if work_pool is not None:
+            for name in register_deployments(config, work_pool):
+                console.print(f"registered {name} with work pool {work_pool}")
+            console.print(f"start a worker to run them: prefect worker start --pool {work_pool}")
+            return
+        serve_deployments(config, limit=limit)
     except ConfigError as err:
         raise fail(str(err)) from None
-    serve_deployments(cron=cron if schedule else None, ranker=ranker)
 
 
 app.command("encode")(encode)
 app.command("generate")(generate)
 app.command("report")(report)
+app.command("demo")(demo)
 
 if __name__ == "__main__":
     app()

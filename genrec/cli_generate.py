@@ -1,23 +1,22 @@
-"""``genrec generate``: rank, profile, then write images and descriptions for each user's top-k.
+"""``genrec generate`` and ``genrec demo``: command-line faces of :func:`genrec.pipelines.run.run_pipeline`.
 
-:func:`run_generate` is the plain function behind the command (registered on the app in
-``genrec.cli``); it only wires the pipeline stages. A run directory holds config.json,
-recommendations.parquet, images/ (PNGs) with images.parquet, descriptions.parquet,
-metrics.json and report.html; every write is atomic and a rerun reuses the finished images and descriptions.
+Both only parse options and print where the outputs are; the work is in genrec.pipelines.run.
+A run directory holds config.json, model/, recommendations.parquet, images/ (PNGs) with
+images.parquet and images_baseline.parquet, descriptions.parquet, metrics.json and report.html; a rerun
+reuses the saved ranker, the embeddings, the images and the descriptions.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import pandas as pd
 import typer
 
 from genrec.encoders.cache import CACHE_ENV
 
-RECOMMENDATIONS_TABLE = "recommendations.parquet"
 # preset -> (encoder preset, image generator preset, text generator preset)
 PRESETS = {"tiny": ("tiny", "tiny", "tiny"), "standard": ("standard", "standard", "standard")}
 
@@ -32,137 +31,21 @@ def parse_ids(text: str | None) -> list[Any] | None:
     return [int(part) if part.lstrip("-").isdigit() else part for part in ids]
 
 
-def explicit_recommendations(dataset, users: list[Any], items: list[Any]) -> pd.DataFrame:
-    """The given items for every user, in the given order (``--items``), shaped like ``rank()``'s output."""
-    user_idx, item_idx = dataset.user_index(users), dataset.item_index(items)
-    return pd.DataFrame(
-        {
-            "user_id": [dataset.user_ids[u] for u in user_idx for _ in item_idx],
-            "rank": [r + 1 for _ in user_idx for r in range(len(item_idx))],
-            "item_id": [dataset.item_ids[i] for _ in user_idx for i in item_idx],
-            "item_idx": [int(i) for _ in user_idx for i in item_idx],
-            "score": float("nan"),
-            "title": [dataset.items["title"].iloc[i] for _ in user_idx for i in item_idx],
-        }
-    )
-
-
-def run_generate(
-    dataset: str = "movielens-latest-small",
-    preset: Literal["tiny", "standard"] = "tiny",
-    users: list[Any] | None = None,
-    top_k: int = 3,
-    out: str | Path = "runs/generate",
-    items: list[Any] | None = None,
-    ranker: str = "popular",
-    text_generator: str | None = None,
-    images: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    seed: int = 0,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Rank (or take ``items``), build profiles, generate images and descriptions into ``out``; return metrics.
-
-    The ranker is fitted on the leave-one-out training split and ranks from each user's full
-    history (seen items excluded). Profiles come from the encoders (``encode_items`` ->
-    ``encode_histories`` -> ``preference_profile``) with the preset's encoder.
-    """
-    from genrec.data import load_dataset
-    from genrec.encoders import create_encoder
-    from genrec.evaluation.generation import image_metrics
-    from genrec.evaluation.report import write_report
-    from genrec.evaluation.text_metrics import description_metrics
-    from genrec.generators import create_image_generator, create_text_generator
-    from genrec.generators.grounding import GroundingChecker
-    from genrec.generators.text_base import ItemFacts, UserProfile
-    from genrec.io import atomic_path, write_json
-    from genrec.pipelines import build_ranker, fit_ranker, generate_descriptions, rank, split
-    from genrec.pipelines.encode import encode_histories, encode_items, preference_profile
-    from genrec.pipelines.generate import generate_images
-
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-    if not users:
-        raise ValueError("give at least one user id (--users 1,2)")
-    encoder_name, image_name, text_name = PRESETS[preset]
-    text_name = text_generator or text_name
-    out = Path(out)
-    loaded = load_dataset(dataset, images=images)
-    config = {
-        "dataset": loaded.name,
-        "images": None if images is None else str(Path(images).resolve()),  # history posters, for the report
-        "preset": preset,
-        "users": users,
-        "top_k": top_k,
-        "items": items,
-        "ranker": None if items else ranker,
-        "text_generator": text_name,
-        "image_generator": image_name,
-        "encoder": encoder_name,
-        "seed": seed,
-    }
-    write_json(out / "config.json", config)
-
-    if items:
-        recommendations = explicit_recommendations(loaded, users, items)
-    else:
-        model = build_ranker(ranker, seed=seed)
-        fit_ranker(model, split(loaded), progress=progress)
-        recommendations = rank(model, loaded, users=users, k=top_k)
-    with atomic_path(out / RECOMMENDATIONS_TABLE) as temporary:
-        recommendations.to_parquet(temporary, index=False)
-
-    encoder = create_encoder(encoder_name)
-    item_embeddings = encode_items(loaded, encoder, cache_dir=cache_dir, progress=progress)
-    histories = encode_histories(loaded, item_embeddings, users=users)
-    profiles = {p.user_id: p for p in preference_profile(loaded, histories, item_embeddings, encoder=encoder)}
-
-    image_generator = create_image_generator(image_name)
-    image_table = generate_images(
-        image_generator, recommendations, profiles, loaded, out_dir=out, seeds=(seed,), progress=progress
-    )
-    # The non-personalised image of the same (user, item, seed) is the baseline the
-    # personalization score is measured against.
-    baseline_table = generate_images(
-        image_generator,
-        recommendations,
-        profiles,
-        loaded,
-        out_dir=out,
-        seeds=(seed,),
-        personalization="none",
-        progress=progress,
-    )
-    user_vectors = dict(zip(histories.user_ids.tolist(), histories.embeddings, strict=True))
-    images_scored = image_metrics(image_table, encoder, loaded, user_vectors, baseline=baseline_table)
-    sampling = None if text_name == "template" else {"seed": seed}  # the template generator has no randomness
-    describer = create_text_generator(text_name, sampling, loaded)
-    descriptions = generate_descriptions(describer, recommendations, profiles, loaded, out_dir=out, progress=progress)
-
-    facts = [ItemFacts.from_row(row) for row in loaded.items.iloc[recommendations["item_idx"]].to_dict("records")]
-    user_profiles = [UserProfile.coerce(profiles.get(user), user) for user in recommendations["user_id"]]
-    checker = GroundingChecker(loaded.items)  # default checks for every generator, so runs compare
-    text_metrics = description_metrics(descriptions["description"].tolist(), facts, user_profiles, checker)
-    metrics = {
-        # NaN (e.g. diversity with no item shared by two users) is not JSON: written as null.
-        "descriptions": {name: None if math.isnan(value) else value for name, value in text_metrics.items()},
-        "grounding_report": descriptions.attrs["report"],
-        "images": {
-            **{name: None if math.isnan(value) else value for name, value in images_scored.items()},
-            "generated": int((~image_table["reused"]).sum()) if len(image_table) else 0,
-            "reused": int(image_table["reused"].sum()) if len(image_table) else 0,
-            "flagged": int(image_table["flagged"].sum()) if len(image_table) else 0,
-        },
-        "recommendations": len(recommendations),
-    }
-    write_json(out / "metrics.json", metrics)
-    write_report(out, dataset=loaded)
-    return metrics
+def parse_since(text: str | None) -> int | str | None:
+    """``--active-since``: unix seconds when it is an integer, else an ISO date/time (validated downstream)."""
+    if text is None:
+        return None
+    return int(text) if text.strip().lstrip("-").isdigit() else text.strip()
 
 
 def generate(
-    users: Annotated[str, typer.Option(help="comma-separated user ids, e.g. 1,2")],
     out: Annotated[Path, typer.Option(help="run directory (created; finished outputs are reused)")],
+    users: Annotated[str | None, typer.Option(help="comma-separated user ids, e.g. 1,2")] = None,
+    all_users: Annotated[bool, typer.Option("--all-users", help="every user of the data set")] = False,
+    sample: Annotated[int | None, typer.Option(help="a seeded random sample of N users (with --seed)")] = None,
+    active_since: Annotated[
+        str | None, typer.Option(help="users active at or after this time: ISO date/time (UTC) or unix seconds")
+    ] = None,
     dataset: Annotated[str, typer.Option(help="a bundled name, a path, or FORMAT:PATH")] = "movielens-latest-small",
     preset: Annotated[str, typer.Option(help="tiny (offline, random weights) or standard (pretrained hub models)")] = (
         "tiny"
@@ -170,51 +53,120 @@ def generate(
     top_k: Annotated[int, typer.Option(help="recommended items per user")] = 3,
     items: Annotated[str | None, typer.Option(help="comma-separated item ids instead of ranking")] = None,
     ranker: Annotated[str, typer.Option(help="registered ranker, fitted on the training split")] = "popular",
+    config: Annotated[str | None, typer.Option(help="ranker config: a named config or a JSON file")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a ranker config field: key=value")] = None,
     text_generator: Annotated[
         str | None, typer.Option(help="description generator (template, tiny, standard); default: the preset's")
     ] = None,
+    image_generator: Annotated[str | None, typer.Option(help="image generator; default: the preset's")] = None,
+    encoder: Annotated[str | None, typer.Option(help="CLIP encoder of histories and images; default: the preset's")] = (
+        None
+    ),
     images: Annotated[Path | None, typer.Option(help="directory of <item_id>.<ext> images (history posters)")] = None,
     cache_dir: Annotated[
-        Path | None, typer.Option(envvar=CACHE_ENV, help=f"embedding cache directory (default ${CACHE_ENV})")
+        Path | None,
+        typer.Option(envvar=CACHE_ENV, help=f"embedding cache directory (default ${CACHE_ENV}, else OUT/cache)"),
     ] = None,
-    seed: Annotated[int, typer.Option(help="seeds the ranker, the image noise and the LLM sampling")] = 0,
+    seed: Annotated[int, typer.Option(help="seeds the ranker, the user sample, the image noise and the LLM")] = 0,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Rank, then write personalised images and grounded descriptions for each user's top-k into OUT."""
-    from genrec.cli import console, fail
-    from genrec.config import ConfigError, check_seed
-    from genrec.data import DataValidationError
-    from genrec.registry import UnknownNameError
+    from genrec.cli import fail, parse_overrides
+    from genrec.config import check_seed
+    from genrec.pipelines.run import run_pipeline
 
-    if top_k < 1:
-        raise fail(f"--top-k must be >= 1, got {top_k}")
     try:
         check_seed(seed)
     except ValueError as err:
         raise fail(f"--seed: {err}, got {seed}") from None
-    try:
-        metrics = run_generate(
+    if preset not in PRESETS:
+        raise fail(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    preset_encoder, preset_image, preset_text = PRESETS[preset]
+    with _clear_errors():
+        run_dir = run_pipeline(
             dataset,
-            preset,
-            parse_ids(users),
-            top_k,
             out,
-            parse_ids(items),
             ranker,
-            text_generator,
-            images,
-            cache_dir,
-            seed,
-            progress,
+            config,
+            parse_overrides(set_ or []),
+            users=parse_ids(users),
+            all_users=all_users,
+            sample=sample,
+            active_since=parse_since(active_since),
+            k=top_k,
+            items=parse_ids(items),
+            image_generator=image_generator or preset_image,
+            text_generator=text_generator or preset_text,
+            encoder=encoder or preset_encoder,
+            seed=seed,
+            images=images,
+            cache_dir=cache_dir,
+            progress=progress,
         )
-    except (DataValidationError, ConfigError, UnknownNameError, ValueError) as err:
+    _print_summary(run_dir)
+
+
+def demo(
+    out: Annotated[Path, typer.Option(help="run directory (a rerun reuses everything in it)")] = Path("runs/demo"),
+    preset: Annotated[
+        str, typer.Option(help="tiny (offline, random-weight models) or standard (pretrained hub models)")
+    ] = "tiny",
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """The main job: the whole pipeline on the bundled MovieLens data for a few users, offline with --preset tiny."""
+    from genrec.pipelines.run import run_demo
+
+    with _clear_errors():
+        run_dir = run_demo(out, preset, progress)
+    _print_summary(run_dir)
+
+
+@contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Turns the errors bad input raises into ``error: ...`` and exit code 2 (no traceback)."""
+    from genrec.cli import fail
+    from genrec.config import ConfigError
+    from genrec.data import DataValidationError
+    from genrec.registry import UnknownNameError
+
+    try:
+        yield
+    except (UnknownNameError, ConfigError, DataValidationError, ValueError) as err:
         raise fail(str(err)) from None
-    except KeyError as err:  # unknown user or item id; str() of a KeyError would add quotes
-        raise fail(err.args[0]) from None
-    images_done, text = metrics["images"], metrics["descriptions"]
-    console.print(
-        f"{metrics['recommendations']} recommendations; images: {images_done['generated']} new, "
-        f"{images_done['reused']} reused, {images_done['flagged']} flagged; descriptions: grounding rate "
-        f"{text['grounding_rate']}, preference coverage {text['preference_coverage']}"
-    )
-    console.print(f"wrote {out}")
+    except KeyError as err:  # an unknown id; str() of a KeyError would add quotes
+        raise fail(str(err.args[0])) from None
+
+
+def _print_summary(run_dir: Path) -> None:
+    from genrec.cli import console
+    from genrec.io import read_json
+    from genrec.pipelines.run import METRICS_FILE, REPORT_FILE, read_run_config
+
+    metrics, config = read_json(run_dir / METRICS_FILE), read_run_config(run_dir)
+    chosen = config.get("recommend", {}).get("users", [])
+    line = f"{metrics.get('recommendations', 0)} recommendations for users {', '.join(map(str, chosen))}"
+    if "ranking" in metrics:
+        ranking = metrics["ranking"]
+        line += f"; {ranking['ranker']} test NDCG@10 {ranking['metrics']['NDCG@10']:.4f} (full ranking)"
+    console.print(line, highlight=False)
+    if "images" in metrics:
+        done = metrics["images"]
+        check = (
+            f"{done['flagged']} flagged by the safety check"
+            if done.get("safety_checked")
+            else "safety check skipped (random-weight encoder: its scores would be noise)"
+        )
+        console.print(f"images: {done['generated']} new, {done['reused']} reused, {check}", highlight=False)
+    if "descriptions" in metrics:
+        text = metrics["descriptions"]
+        console.print(
+            f"descriptions: grounding rate {_figure(text['grounding_rate'])}, "
+            f"preference coverage {_figure(text['preference_coverage'])}",
+            highlight=False,
+        )
+    console.print(f"results: {run_dir} (metrics: {run_dir / METRICS_FILE})", highlight=False)
+    console.print(f"report: {run_dir / REPORT_FILE}", highlight=False)
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

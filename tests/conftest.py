@@ -26,6 +26,16 @@ def isolated_cache_dir(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server and database for the whole test run (flows request it)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls from the test server
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture(scope="session")
 def movielens_small() -> Dataset:
     """The bundled ml-latest-small (read-only: do not mutate it in tests)."""
     return load_dataset("movielens-latest-small")

@@ -145,3 +145,54 @@ def test_cli_errors_are_clear(tmp_path: Path):
     assert bad_set.exit_code == 2 and "key=value" in bad_set.output
     bad_field = runner.invoke(app, ["benchmark", "ranking", "--set", "eval_batch_size=0"])
     assert bad_field.exit_code == 2 and "eval_batch_size" in bad_field.output
+
+
+def flat(output: str) -> str:
+    """The CLI output with the terminal's line wrap folded."""
+    return " ".join(output.split())
+
+
+def test_generate_rejects_bad_options_before_writing_anything(tmp_path: Path):
+    out = tmp_path / "run"
+    base = ["generate", "--users", "1,2", "--out", str(out), "--no-progress"]
+    unknown = runner.invoke(app, [*base, "--text-generator", "nope"])
+    assert unknown.exit_code == 2 and "unknown text generator 'nope'; valid names:" in flat(unknown.output)
+    twice = runner.invoke(app, ["generate", "--users", "1,1", "--out", str(out)])
+    assert twice.exit_code == 2 and "user id 1 is given twice" in flat(twice.output)
+    modes = runner.invoke(app, ["generate", "--users", "1", "--all-users", "--out", str(out)])
+    assert modes.exit_code == 2 and "choose exactly one of" in flat(modes.output)
+    bad_set = runner.invoke(app, [*base, "--ranker", "sasrec", "--set", "hiden=8"])
+    assert bad_set.exit_code == 2 and "hiden" in bad_set.output
+    assert not out.exists()
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    result = runner.invoke(app, ["generate", "--users", "1", "--out", str(taken)])
+    assert result.exit_code == 2 and "the run directory is an existing file" in flat(result.output)
+
+
+def test_demo_command_runs_and_says_where_the_results_are(tmp_path: Path, monkeypatch):
+    from genrec.pipelines import run
+    from tests.conftest import write_toy_latest
+
+    monkeypatch.setattr(run, "DEMO_DATASET", str(write_toy_latest(tmp_path / "toy")))
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    text = flat(result.output)
+    assert f"results: {out}" in text and f"report: {out / 'report.html'}" in text
+    assert "sasrec test NDCG@10" in text and (out / "metrics.json").is_file()
+    again = runner.invoke(app, ["demo", "--out", str(out), "--no-progress"])
+    assert again.exit_code == 0 and f"images: 0 new, {run.DEMO_USERS * run.DEMO_TOP_K} reused" in flat(again.output)
+    bad = runner.invoke(app, ["demo", "--out", str(out), "--preset", "huge"])
+    assert bad.exit_code == 2 and "unknown demo preset 'huge'" in flat(bad.output)
+
+
+@pytest.mark.slow
+def test_demo_on_the_bundled_data(tmp_path: Path):
+    """The main job as a user runs it (minutes on one core: the sasrec-demo fit)."""
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["ranking"]["metrics"]["NDCG@10"] > 0.0188  # above the popularity baseline
+    assert metrics["recommendations"] == 15 and metrics["images"]["generated"] == 15

@@ -11,8 +11,6 @@ from typer.testing import CliRunner
 from genrec.cli import app
 from genrec.config import SEED_MAX, ConfigError
 from genrec.encoders.base import EncoderConfig
-from genrec.flows.deployments import build_deployments, check_cron
-from genrec.flows.evaluate_ranker import EvaluateRankerParams
 from genrec.generators.images import ImageGeneratorConfig
 from genrec.generators.text import LLMConfig
 from genrec.rankers import RANKERS, resolve_ranker_config
@@ -114,7 +112,6 @@ def test_a_seed_out_of_range(recbole_dir, toy_latest_dir, tmp_path: Path, seed: 
         EncoderConfig,
         ImageGeneratorConfig,
         LLMConfig,
-        EvaluateRankerParams,
         RANKERS.get("sasrec").config_class,
     ):
         with pytest.raises(ConfigError, match=r"seed: a seed must lie in 0\.\.4294967295"):
@@ -125,11 +122,10 @@ def test_a_seed_out_of_range(recbole_dir, toy_latest_dir, tmp_path: Path, seed: 
 
 
 @pytest.mark.parametrize("cron", ["not a cron", "61 * * * *", "0 3 * *", "H 3 * * *"])
-def test_an_invalid_cron_schedule(cron: str):
-    clean_error(runner.invoke(app, ["serve", "--cron", cron]), f"--cron: invalid cron schedule {cron!r}", "'0 3 * * *'")
-    with pytest.raises(ConfigError, match="invalid cron schedule"):
-        build_deployments(cron=cron)
-    assert check_cron("*/15 * * * *") == "*/15 * * * *"
+def test_an_invalid_cron_schedule(tmp_path: Path, cron: str):
+    config = tmp_path / "deployments.toml"
+    config.write_text(f'[[deployments]]\nname = "a"\nflow = "train"\nschedules = [{{cron = "{cron}"}}]\n')
+    clean_error(runner.invoke(app, ["serve", "--check", "--config", str(config)]), str(config), "Invalid cron string")
 
 
 @pytest.mark.parametrize("size", ["0", "-3"])

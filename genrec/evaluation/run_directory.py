@@ -127,6 +127,31 @@ class RunDirectory:
     absent: list[str] = field(default_factory=list)  # optional inputs the directory lacks
 
 
+STAGE_SECTIONS = ("train", "recommend", "generate")  # genrec.pipelines.run records one section per stage
+
+
+def flat_run_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The flat keys the report reads, from a config.json with one section per stage (``train``,
+    ``recommend``, ``generate``, as genrec.pipelines.run writes it) or an already flat one."""
+    if not any(isinstance(config.get(section), dict) for section in STAGE_SECTIONS):
+        return config
+    train, recommend, generate = (config.get(section) or {} for section in STAGE_SECTIONS)
+    flat = {
+        "dataset": generate.get("dataset") or train.get("dataset"),
+        "images": generate.get("images"),
+        "users": recommend.get("users"),
+        "top_k": recommend.get("k"),
+        "items": recommend.get("items"),
+        "ranker": train.get("ranker"),
+        "ranker_config": train.get("config"),
+        "encoder": generate.get("encoder"),
+        "image_generator": generate.get("image_generator"),
+        "text_generator": generate.get("text_generator"),
+        "seed": generate.get("seed", train.get("seed")),
+    }
+    return {key: value for key, value in flat.items() if value is not None}
+
+
 def load_run_directory(path: str | Path) -> RunDirectory:
     """Read a run directory (see the module docstring); raises :class:`RunDirectoryError` for a non-run."""
     path = Path(path)
@@ -139,7 +164,7 @@ def load_run_directory(path: str | Path) -> RunDirectory:
             f"{path}: not a run directory: missing {', '.join(missing)} "
             f"(a run directory written by `genrec generate` or the pipeline holds {' and '.join(REQUIRED)})"
         )
-    config = _json_object(path / CONFIG_FILE)
+    config = flat_run_config(_json_object(path / CONFIG_FILE))
     recommendations = _table(path / RECOMMENDATIONS_FILE, ("user_id", "item_id", "rank"))
     run = RunDirectory(path=path, config=config, recommendations=recommendations.sort_values(["user_id", "rank"]))
 

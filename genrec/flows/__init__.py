@@ -1,5 +1,9 @@
-"""Prefect flows wiring the plain functions of genrec.pipelines; no model logic lives here."""
+"""Prefect flows wiring the plain functions of genrec.pipelines; no model logic lives here.
 
-from genrec.flows.evaluate_ranker import EvaluateRankerParams, evaluate_ranker_flow
+Flows: ``train``, ``recommend``, ``generate``, ``evaluate`` and ``pipeline`` (all four chained);
+deployments of them are served by ``genrec serve`` (:mod:`genrec.flows.deployments`).
+"""
 
-__all__ = ["EvaluateRankerParams", "evaluate_ranker_flow"]
+from genrec.flows.pipeline import FLOWS, evaluate_flow, generate_flow, pipeline_flow, recommend_flow, train_flow
+
+__all__ = ["FLOWS", "evaluate_flow", "generate_flow", "pipeline_flow", "recommend_flow", "train_flow"]

@@ -7,6 +7,7 @@ metric, and the :class:`FitReport`. The ranker supplies one epoch of training.
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -20,6 +21,9 @@ from genrec.evaluation.metrics import accuracy_metrics
 from genrec.evaluation.splits import Split
 from genrec.progress import progress_bar
 from genrec.rankers.base import FitReport, Ranker, RankerConfig
+
+# One INFO record per epoch (the Prefect flows forward the genrec loggers to the run logger).
+logger = logging.getLogger(__name__)
 
 
 class TrainedRankerConfig(RankerConfig):
@@ -68,8 +72,10 @@ def fit_with_early_stopping(
             loss = figures["loss"]
             module.eval()
             ndcg = validation_ndcg10(ranker, split)
-            row = {"epoch": epoch, **figures, "valid_NDCG@10": ndcg, "seconds": time.perf_counter() - epoch_start}
+            seconds = time.perf_counter() - epoch_start
+            row = {"epoch": epoch, **figures, "valid_NDCG@10": ndcg, "seconds": seconds}
             report.history.append(row)
+            logger.info("%s epoch %d: loss %.4f, valid NDCG@10 %.4f, %.1f s", ranker.name, epoch, loss, ndcg, seconds)
             report.epochs = epoch
             if ndcg > best:
                 best, epochs_without_gain, report.best_epoch = ndcg, 0, epoch

@@ -309,16 +309,24 @@ def test_report_in_a_real_browser(tmp_path, data_dir):
 @pytest.mark.slow
 def test_report_of_a_tiny_generate_run_in_a_real_browser(tmp_path, monkeypatch, single_thread):
     """`genrec generate` on toy data with the tiny presets writes report.html; chromium renders it."""
-    from genrec.cli_generate import run_generate
+    from genrec.pipelines.run import run_pipeline
 
     monkeypatch.setenv("GENREC_CACHE_DIR", str(tmp_path / "cache"))
     data_dir = write_movielens(tmp_path / "data", n_users=6, n_items=12, per_user=5, posters=[1, 2, 4, 8, 9, 10])
     run_dir = tmp_path / "run"
-    run_generate(str(data_dir), "tiny", [1, 2], 2, run_dir, items=[3, 5], images=data_dir / "posters", progress=False)
+    run_pipeline(
+        str(data_dir),
+        run_dir,
+        users=[1, 2],
+        items=[3, 5],
+        text_generator="tiny",
+        images=data_dir / "posters",
+        progress=False,
+    )
     pixels, dom = browse(run_dir / REPORT_FILE, tmp_path / "report.png")
     assert_painted(pixels)
     assert len(re.findall(r'<img class="generated"', dom)) == 4  # one per (user, recommended item)
     assert len(re.findall(r'<img class="baseline"', dom)) == 4
     assert len(re.findall(r'<img class="poster"', dom)) >= 2
-    assert 'id="ranking-metrics"' not in dom  # `genrec generate` records no ranking metrics today
+    assert 'id="ranking-metrics"' not in dom  # explicit items: no ranker, so no ranking metrics
     assert_no_script_from_the_data(dom)

@@ -96,9 +96,10 @@ def test_generate_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, m
         path.name for path in out.iterdir()
     }
     assert (out / "report.html").is_file()  # genrec generate renders the run report at the end
-    # Each personalised image has its non-personalised baseline for the personalization score.
-    assert len(list((out / "images").glob("*_prompt.png"))) == 4
-    assert len(list((out / "images").glob("*_none.png"))) == 4
+    # Each personalised image has its non-personalised baseline for the personalization score;
+    # images the safety check flags lie in images/blocked/.
+    assert len(list((out / "images").rglob("*_prompt.png"))) == 4
+    assert len(list((out / "images").rglob("*_none.png"))) == 4
     assert (pd.read_parquet(out / "images.parquet")["personalization"] == "prompt").all()  # not the baseline
     assert (pd.read_parquet(out / "images_baseline.parquet")["personalization"] == "none").sum() == 4
     recommendations = pd.read_parquet(out / "recommendations.parquet")
@@ -111,7 +112,8 @@ def test_generate_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, m
     assert metrics["recommendations"] == 4 and metrics["images"]["generated"] == 4
     assert metrics["grounding_report"]["descriptions"] == 4
     assert {"clip_score", "personalization_lift", "personalization_win_rate"} <= metrics["images"].keys()
-    assert json.loads((out / "config.json").read_text())["ranker"] == "popular"
+    assert metrics["images"]["flagged"] == len(list((out / "images" / "blocked").glob("*_prompt.png")))
+    assert json.loads((out / "config.json").read_text())["train"]["ranker"] == "popular"
 
     result = CliRunner().invoke(app, args)  # a rerun reuses every image and description
     assert result.exit_code == 0, result.output

@@ -1,0 +1,65 @@
+"""Wall time of ``genrec demo``: a first run into a new run directory, then a rerun that reuses it.
+
+Each run is a fresh ``python -m genrec.cli demo`` process (imports included), as a user types it;
+the first run starts with no run directory (so no saved ranker, no embedding cache, no images).
+Prints one JSON object: seconds of each run, their ratio, and the load average around them.
+
+    heavy -2 python benchmarks/bench_demo.py --out runs/bench-demo --json runs/bench-demo.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from genrec.io import write_json
+
+
+def timed_demo(out: Path, preset: str) -> float:
+    """Seconds of one ``genrec demo`` process; raises if it fails."""
+    command = [sys.executable, "-m", "genrec.cli", "demo", "--out", str(out), "--preset", preset, "--no-progress"]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    print(done.stdout, file=sys.stderr)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-demo"), help="run directory (deleted first)")
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    args = parser.parse_args()
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    load_before = os.getloadavg()
+    first = timed_demo(args.out, args.preset)
+    load_between = os.getloadavg()
+    rerun = timed_demo(args.out, args.preset)
+    result = {
+        "preset": args.preset,
+        "first_seconds": round(first, 1),
+        "rerun_seconds": round(rerun, 1),
+        "rerun_share": round(rerun / first, 3),
+        "threads": os.environ.get("OMP_NUM_THREADS"),
+        "loadavg_before": load_before,
+        "loadavg_between": load_between,
+        "loadavg_after": os.getloadavg(),
+        "metrics": json.loads((args.out / "metrics.json").read_text(encoding="utf-8"))["ranking"]["metrics"],
+    }
+    print(json.dumps(result, indent=2))
+    if args.json is not None:
+        write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()

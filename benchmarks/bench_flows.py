@@ -1,0 +1,114 @@
+"""Prefect overhead: the `pipeline` flow against the same pipeline functions in a plain loop.
+
+Both sides run select_users -> train -> recommend -> generate -> evaluate of
+genrec.pipelines.run with the same inputs (tiny presets: tiny CLIP encoder, tiny diffusion model,
+template descriptions; the popular ranker so that generation, not a fit, dominates), each into a
+fresh run directory (cold) and then again into the same one (warm: the plain loop reuses the
+finished outputs, the flow's tasks are all cached). Runs alternate between the two sides; the
+script prints the median of each and the flow's overhead in percent. The flow runs against a
+temporary local Prefect server (prefect_test_harness), started once and not timed.
+
+    heavy -2 python benchmarks/bench_flows.py --repeats 3 --json benchmarks/results/flows.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def plain_loop(run_dir: str, settings: dict[str, Any]) -> None:
+    from genrec.pipelines import run as gr
+
+    dataset = settings["dataset"]
+    users = gr.select_users(dataset, sample=settings["sample"], seed=settings["seed"])
+    model_dir = gr.train(dataset, settings["ranker"], run_dir, None, {}, settings["seed"])
+    recommendations = gr.recommend(model_dir, dataset, run_dir, users, settings["k"])
+    gr.generate(
+        recommendations,
+        dataset,
+        run_dir,
+        settings["image_generator"],
+        settings["text_generator"],
+        settings["encoder"],
+        settings["seed"],
+        None,
+    )
+    gr.evaluate(run_dir, dataset, settings["encoder"], None)
+
+
+def flow(run_dir: str, settings: dict[str, Any]) -> None:
+    from genrec.flows import pipeline_flow
+
+    state = pipeline_flow(run_dir=run_dir, user_mode="sample", **settings, return_state=True)
+    if not state.is_completed():
+        raise RuntimeError(f"the pipeline flow ended {state.name}: {state.message}")
+
+
+def timed(function, run_dir: str, settings: dict[str, Any]) -> float:
+    start = time.perf_counter()
+    function(run_dir, settings)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="movielens-latest-small")
+    parser.add_argument("--sample", type=int, default=5, help="users per run (a seeded sample)")
+    parser.add_argument("--k", type=int, default=3, help="items per user")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    settings = {
+        "dataset": args.dataset,
+        "ranker": "popular",
+        "sample": args.sample,
+        "k": args.k,
+        "image_generator": "tiny",
+        "text_generator": "template",
+        "encoder": "tiny",
+        "seed": 0,
+    }
+    from prefect.testing.utilities import prefect_test_harness
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    times: dict[str, list[float]] = {"plain cold": [], "flow cold": [], "plain warm": [], "flow warm": []}
+    with tempfile.TemporaryDirectory(prefix="bench-flows-") as root, prefect_test_harness():
+        # one untimed run of each side: imports, the first model builds and the server's first requests
+        plain_loop(f"{root}/warmup-plain", settings)
+        flow(f"{root}/warmup-flow", settings)
+        for repeat in range(args.repeats):
+            order = [("plain", plain_loop), ("flow", flow)]
+            for side, function in order if repeat % 2 == 0 else order[::-1]:
+                run_dir = f"{root}/{side}-{repeat}"
+                times[f"{side} cold"].append(timed(function, run_dir, settings))
+                times[f"{side} warm"].append(timed(function, run_dir, settings))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    overhead = {phase: 100 * (medians[f"flow {phase}"] / medians[f"plain {phase}"] - 1) for phase in ("cold", "warm")}
+    for name, values in times.items():
+        print(f"{name:>11}: median {medians[name]:.2f} s  ({', '.join(f'{v:.2f}' for v in values)})")
+    for phase, percent in overhead.items():
+        seconds = medians[f"flow {phase}"] - medians[f"plain {phase}"]
+        print(f"flow overhead, {phase}: {percent:+.1f}% ({seconds:+.2f} s)")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        result = {
+            "settings": settings,
+            "repeats": args.repeats,
+            "seconds": times,
+            "median_seconds": medians,
+            "overhead_percent": overhead,
+            "loadavg_end": os.getloadavg(),
+        }
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Reading what the test server recorded: task runs, logs and artifacts of a flow run."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.logging.handlers import APILogWorker
+
+
+def task_runs(flow_run_id: UUID) -> list[Any]:
+    async def read() -> list[Any]:
+        async with get_client() as client:
+            return await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+
+    return asyncio.run(read())
+
+
+def flow_run_logs(flow_run_id: UUID) -> list[str]:
+    APILogWorker.drain_all()  # logs reach the API in batches: send what is queued first
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            return [log.message for log in logs]
+
+    return asyncio.run(read())
+
+
+def artifact_keys(flow_run_id: UUID) -> set[str]:
+    async def read() -> set[str]:
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            )
+            return {artifact.key for artifact in found}
+
+    return asyncio.run(read())

@@ -1,0 +1,181 @@
+"""Deployments: the config file, its errors, `genrec serve`, and a real run triggered through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import PrefectHTTPStatusError
+from prefect.runner import Runner
+from prefect.settings import get_current_settings
+from typer.testing import CliRunner
+
+from genrec.cli import app
+from genrec.config import ConfigError
+from genrec.flows import train_flow
+from genrec.flows.deployments import build_deployments, load_deployments, register_deployments
+from genrec.io import read_json
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_packaged_set_has_the_scheduled_and_ui_deployments():
+    config = load_deployments()
+    by_name = {f"{d.flow}/{d.name}": d for d in config.deployments}
+    assert set(by_name) == {"train/nightly", "pipeline/daily", "pipeline/ui", "generate/ui"}
+    assert by_name["pipeline/daily"].parameters["user_mode"] == "active"
+    assert by_name["pipeline/daily"].parameters["active_within_days"] == 1
+    assert not by_name["pipeline/ui"].schedules and not by_name["generate/ui"].schedules
+    deployments = {d.name + "@" + d.entrypoint.rsplit(".", 1)[1]: d for d in build_deployments(config)}
+    nightly = deployments["nightly@train_flow"].schedules[0].schedule
+    assert (nightly.cron, nightly.timezone) == ("0 2 * * *", "UTC")
+    assert all(d.enforce_parameter_schema for d in deployments.values())
+    assert "gpu" not in deployments["nightly@train_flow"].tags  # tags of the deployment; tasks carry `gpu`
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('[[deployments]]\nname = "a"\nflow = "trian"\n', "deployments.0.flow: Value error, unknown flow 'trian'"),
+        (
+            '[[deployments]]\nname = "a"\nflow = "train"\nschedules = [{cron = "0 25 * * *"}]\n',
+            'deployments.0.schedules.0: Value error, Invalid cron string: "0 25 * * *"',
+        ),
+        (
+            '[[deployments]]\nname = "a"\nflow = "train"\nschedules = [{cron = "0 2 * * *", timezone = "Mars/Base"}]\n',
+            'Invalid timezone: "Mars/Base"',
+        ),
+        (
+            '[[deployments]]\nname = "a"\nflow = "pipeline"\nparameters = {colour = "red"}\n',
+            "colour: unknown parameter of flow 'pipeline'",
+        ),
+        (
+            '[[deployments]]\nname = "a"\nflow = "pipeline"\nparameters = {ranker = "nope"}\n',
+            "ranker: Input should be",
+        ),
+        ('[[deployments]]\nname = "a"\nflow = "train"\n[[deployments]]\nname = "a"\nflow = "train"\n', "twice"),
+        ('[[deployments]\nname = "a"\n', "invalid TOML"),
+    ],
+)
+def test_a_bad_config_names_the_file_and_the_key(tmp_path: Path, body: str, expected: str):
+    path = write(tmp_path / "deployments.toml", body)
+    with pytest.raises(ConfigError) as err:
+        load_deployments(path)
+    assert str(err.value).startswith(str(path)) and expected in str(err.value)
+
+
+def test_json_and_yaml_configs_load(tmp_path: Path):
+    json_file = write(tmp_path / "d.json", '{"deployments": [{"name": "a", "flow": "generate"}]}')
+    yaml_file = write(tmp_path / "d.yaml", "deployments:\n  - name: a\n    flow: evaluate\n    parameters: {k: 1}\n")
+    assert load_deployments(json_file).deployments[0].flow == "generate"
+    with pytest.raises(ConfigError, match=r"(?s)d\.yaml.*k: unknown parameter of flow 'evaluate'"):
+        load_deployments(yaml_file)
+
+
+def test_serve_reports_a_bad_config_without_a_traceback(tmp_path: Path):
+    path = write(tmp_path / "bad.toml", '[[deployments]]\nname = "a"\nflow = "nope"\n')
+    result = CliRunner().invoke(app, ["serve", "--config", str(path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2
+    assert f"error: {path}" in result.output and "unknown flow 'nope'" in result.output
+    assert "Traceback" not in result.output
+    checked = CliRunner().invoke(app, ["serve", "--check"], env={"COLUMNS": "300"})
+    assert checked.exit_code == 0 and "pipeline/daily" in checked.output and "0 6 * * * (UTC)" in checked.output
+
+
+def test_serve_without_a_server_says_how_to_start_one(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(tmp_path), "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "300"}
+    done = subprocess.run(
+        [sys.executable, "-m", "genrec.cli", "serve"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert "no Prefect server configured" in done.stdout and "prefect server start" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_run_triggered_through_the_api_completes_and_writes_its_outputs(toy_data: str, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    config = write(
+        tmp_path / "deployments.toml",
+        f'[[deployments]]\nname = "test"\nflow = "pipeline"\n'
+        f'parameters = {{dataset = "{toy_data}", run_dir = "{run_dir}", user_mode = "ids", users = [1, 2], k = 2}}\n',
+    )
+    (deployment,) = build_deployments(load_deployments(config))
+
+    async def round_trip():
+        runner = Runner(name="genrec-test-runner")
+        deployment_id = await runner.aadd_deployment(deployment)
+        async with get_client() as client:
+            with pytest.raises(PrefectHTTPStatusError, match=r"409|422"):  # enforced schema: rejected at creation
+                await client.create_flow_run_from_deployment(deployment_id, parameters={"k": 0})
+            with pytest.raises(PrefectHTTPStatusError, match=r"409|422"):
+                await client.create_flow_run_from_deployment(deployment_id, parameters={"ranker": "no-such"})
+            created = await client.create_flow_run_from_deployment(deployment_id, parameters={"seed": 1})
+            await runner.start(run_once=True)
+            return await client.read_flow_run(created.id)
+
+    flow_run = asyncio.run(round_trip())
+    assert flow_run.state.is_completed(), flow_run.state
+    assert flow_run.parameters["seed"] == 1 and flow_run.parameters["users"] == [1, 2]
+    recommendations = pd.read_parquet(run_dir / "recommendations.parquet")
+    assert recommendations["user_id"].tolist() == [1, 1, 2, 2]
+    assert len(pd.read_parquet(run_dir / "images.parquet")) == 4
+    assert "ranking" in read_json(run_dir / "metrics.json")
+    assert read_json(run_dir / "config.json")["train"]["seed"] == 1
+
+
+def test_deployments_registered_with_a_work_pool_run_on_a_worker(toy_data: str, tmp_path: Path, monkeypatch):
+    run_dir = tmp_path / "run"
+    config = write(
+        tmp_path / "deployments.toml",
+        f'[[deployments]]\nname = "pooled"\nflow = "recommend"\n'
+        f'parameters = {{dataset = "{toy_data}", run_dir = "{run_dir}", user_mode = "ids", users = [5], k = 1}}\n',
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"no work pool 'genrec-test-pool'.*prefect work-pool create"):
+        register_deployments(config, "genrec-test-pool")
+
+    async def create_pool():
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name="genrec-test-pool", type="process"))
+
+    asyncio.run(create_pool())
+    train_flow(dataset=toy_data, run_dir=str(run_dir))  # the deployment recommends from this model
+    assert register_deployments(config, "genrec-test-pool") == ["recommend/pooled"]
+
+    async def trigger():
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("recommend/pooled")
+            assert deployment.work_pool_name == "genrec-test-pool"
+            assert deployment.job_variables == {"working_dir": str(tmp_path)}
+            return await client.create_flow_run_from_deployment(deployment.id)
+
+    created = asyncio.run(trigger())
+    env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True)}
+    worker = subprocess.run(
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", "genrec-test-pool", "--run-once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert worker.returncode == 0, worker.stderr[-3000:]
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_flow_run(created.id)
+
+    assert asyncio.run(read()).state.is_completed()
+    assert pd.read_parquet(run_dir / "recommendations.parquet")["user_id"].tolist() == [5]
