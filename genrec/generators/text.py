@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 from pydantic import Field, model_validator
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedTokenizerFast
 
 from genrec.data import Dataset
@@ -35,9 +34,10 @@ from genrec.generators.text_base import (
     TextGenerator,
     TextGeneratorConfig,
 )
-from genrec.generators.text_safety import BlockedOutput, Blocklist, SafetyConfig, quote_list, quote_untrusted
+from genrec.generators.text_safety import BlockedOutput, OutputFilter, SafetyConfig, quote_list, quote_untrusted
 from genrec.hub import resolve_pretrained_dir
 from genrec.io import write_json
+from genrec.language_models import special_token_strings, train_bpe_tokenizer
 from genrec.progress import progress_bar
 
 GENERATOR_FILE = "genrec_text_generator.json"
@@ -120,21 +120,9 @@ class LLMConfig(TextGeneratorConfig):
 
 def train_catalogue_tokenizer(texts: Sequence[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer trained on ``texts`` with genrec's chat template, left padding."""
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(TINY_SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+    return train_bpe_tokenizer(
+        [SYSTEM_PROMPT, INSTRUCTION, *texts], vocab_size, TINY_SPECIAL_TOKENS, TINY_CHAT_TEMPLATE, "<|pad|>", "<|eos|>"
     )
-    backend.train_from_iterator([SYSTEM_PROMPT, INSTRUCTION, *texts], trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<|pad|>", eos_token="<|eos|>", padding_side="left"
-    )
-    tokenizer.chat_template = TINY_CHAT_TEMPLATE
-    return tokenizer
 
 
 class LLMGenerator(TextGenerator):
@@ -147,7 +135,7 @@ class LLMGenerator(TextGenerator):
         super().__init__(config)
         self.checker = GroundingChecker(dataset.items, config.grounding)
         self.template = TemplateGenerator(config.template)
-        self.blocklist = Blocklist(config.safety.blocklist)
+        self.output_filter = OutputFilter(config.safety)
         self.dtype = resolve_precision(config.precision, torch.device(config.device))
         if config.random_weights:
             self.tokenizer = train_catalogue_tokenizer(item_texts(dataset.items), config.tokenizer_vocab_size)
@@ -164,14 +152,7 @@ class LLMGenerator(TextGenerator):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # Strings the tokenizer would read as control tokens: removed from untrusted metadata.
-        self.special_tokens = tuple(
-            sorted(
-                {*self.tokenizer.all_special_tokens}
-                | {token.content for token in self.tokenizer.added_tokens_decoder.values() if token.special},
-                key=len,
-                reverse=True,
-            )
-        )
+        self.special_tokens = special_token_strings(self.tokenizer)
         stop = [self.tokenizer.eos_token_id, *self.tokenizer.convert_tokens_to_ids(["<|end|>", "<|im_end|>"])]
         self.generation_config = GenerationConfig(
             max_new_tokens=config.max_new_tokens,
@@ -239,7 +220,7 @@ class LLMGenerator(TextGenerator):
                         request = requests[index]
                         attempts[index] += 1
                         claims = self.checker.unsupported(text, request.item, request.profile)
-                        terms = self.blocklist.find(text)
+                        terms = self.output_filter.find(text, self.special_tokens)
                         if terms:
                             blocked_terms[index] += terms
                             record = BlockedOutput(request.user_id, request.item.item_id, "llm", terms, text)
