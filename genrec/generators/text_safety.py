@@ -2,7 +2,7 @@
 
 Item metadata is untrusted text: a title such as ``Ignore previous instructions and ...`` or a
 tag holding ``<|im_start|>system`` must reach the model as *data*. Every field is cleaned by
-:func:`genrec.text_sanitise.sanitise_untrusted` (special and chat-template tokens, markup, URLs,
+:func:`genrec.untrusted_text.sanitise_untrusted` (special and chat-template tokens, markup, URLs,
 e-mail addresses removed) and quoted as one length-capped JSON string literal
 (:func:`quote_list`); prompts place such literals only in the user turn.
 
@@ -11,7 +11,7 @@ kept to the words the ``alt-profanity-check`` classifier scores as offensive on 
 "kill", "gay" or "hell" in a plot summary are not blocked), found after normalisation (NFKC,
 case, leetspeak, repeated letters, letters split by separators, ``*`` masks, words embedded in
 longer unknown words); injection phrases; and the unsafe markup classes of
-:func:`genrec.text_sanitise.find_unsafe_markup`. A blocked output is recorded
+:func:`genrec.untrusted_text.find_unsafe_markup`. A blocked output is recorded
 (:class:`BlockedOutput`), never silently dropped.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from genrec.config import StrictModel
-from genrec.text_sanitise import ELLIPSIS, find_unsafe_markup, quote_untrusted, sanitise_untrusted
+from genrec.untrusted_text import ELLIPSIS, find_unsafe_markup, quote_untrusted, sanitise_untrusted
 
 __all__ = [
     "ELLIPSIS",

@@ -1,16 +1,18 @@
 """Untrusted text (titles, tags, genres, user text) made safe to place in a prompt, a template or an image prompt.
 
-Catalogue metadata is written by whoever fills the catalogue, so it can hold what a model
-would read as an instruction or a control token: chat-template markers (``<|im_start|>system``),
-other special tokens (``</s>``, ``[INST]``, ``<<SYS>>``), HTML (``<script>``), Markdown links,
-URLs and e-mail addresses. :func:`sanitise_untrusted` removes all of them, plus the special
-tokens of the tokenizer in use when the caller passes them, and caps the length;
+A lower layer shared by every stage that writes prompts: the description generators
+(genrec.generators.text_safety re-exports it) and the LLM ranker, which may not import the
+generators. Catalogue metadata is written by whoever fills the catalogue, so it can hold what a
+model would read as an instruction or a control token: chat-template markers
+(``<|im_start|>system``), other special tokens (``</s>``, ``[INST]``, ``<<SYS>>``), HTML
+(``<script>``), Markdown links, URLs and e-mail addresses. :func:`sanitise_untrusted` removes all
+of them, plus the special tokens of the tokenizer in use when the caller passes them as
+``forbidden`` (``genrec.language_models.special_token_strings``), and caps the length;
 :func:`quote_untrusted` then makes the result one JSON string literal, so a quote or a newline
 inside it cannot end the literal or start a new turn. :func:`find_unsafe_markup` reports the
 same classes in a text without changing it (the output filter of the description generators).
 
-This module sits below genrec.generators and genrec.rankers, which both build prompts from
-catalogue text; it imports nothing from genrec.
+It imports nothing from genrec.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 ELLIPSIS = "…"
 
 # Special tokens of widely used tokenizers and chat formats (Llama 2, Mistral, Gemma, BERT, GPT-2,
-# ChatML). Matched case-insensitively; the tokenizer in use adds its own (``special_tokens``).
+# ChatML). Matched case-insensitively; the tokenizer in use adds its own (``forbidden``).
 GENERIC_SPECIAL_TOKENS = (
     "<s>",
     "</s>",
@@ -85,11 +87,11 @@ def _remove_tokens(text: str, tokens: Iterable[str]) -> str:
     return text
 
 
-def sanitise_untrusted(text: Any, max_chars: int | None = None, special_tokens: Iterable[str] = ()) -> str:
+def sanitise_untrusted(text: Any, max_chars: int | None = None, forbidden: Iterable[str] = ()) -> str:
     """``text`` with every control token, markup, link and address removed, whitespace collapsed, capped.
 
     Removed: chat-template markers (``<|...|>``), the generic special tokens above and
-    ``special_tokens`` (the loaded tokenizer's, e.g. ``tokenizer.all_special_tokens``), bracketed
+    ``forbidden`` (the loaded tokenizer's special tokens), bracketed
     role markers (``[INST]``, ``<<SYS>>``), HTML/XML elements (``<script>`` and ``<style>`` with
     their content), comments and entities, Markdown links (their label is kept) and backticks,
     URLs (``http://``, ``www.``, bare domains, ``javascript:``) and e-mail addresses. Control and
@@ -97,7 +99,7 @@ def sanitise_untrusted(text: Any, max_chars: int | None = None, special_tokens: 
     ``max_chars``: cut with an ellipsis.
     """
     cleaned = "" if text is None else str(text)
-    tokens = (*GENERIC_SPECIAL_TOKENS, *special_tokens)
+    tokens = (*GENERIC_SPECIAL_TOKENS, *forbidden)
     for _ in range(MAX_PASSES):
         before = cleaned
         cleaned = _without_controls(html.unescape(cleaned))
@@ -119,12 +121,12 @@ def sanitise_untrusted(text: Any, max_chars: int | None = None, special_tokens: 
     return cleaned
 
 
-def quote_untrusted(text: Any, max_chars: int | None = None, special_tokens: Iterable[str] = ()) -> str:
+def quote_untrusted(text: Any, max_chars: int | None = None, forbidden: Iterable[str] = ()) -> str:
     """One JSON string literal of :func:`sanitise_untrusted`'s result: quotes inside come out escaped."""
-    return json.dumps(sanitise_untrusted(text, max_chars, special_tokens), ensure_ascii=False)
+    return json.dumps(sanitise_untrusted(text, max_chars, forbidden), ensure_ascii=False)
 
 
-def find_unsafe_markup(text: str, special_tokens: Iterable[str] = ()) -> list[str]:
+def find_unsafe_markup(text: str, forbidden: Iterable[str] = ()) -> list[str]:
     """The unsafe pieces of ``text`` as ``kind:piece`` (``special_token``, ``markup``, ``url``, ``email``), in order.
 
     The classes :func:`sanitise_untrusted` removes; a generated description holding any of
@@ -132,7 +134,7 @@ def find_unsafe_markup(text: str, special_tokens: Iterable[str] = ()) -> list[st
     """
     normalised = _without_controls(html.unescape(text))
     found: list[tuple[int, int, str]] = []
-    for token in {*GENERIC_SPECIAL_TOKENS, *special_tokens}:
+    for token in {*GENERIC_SPECIAL_TOKENS, *forbidden}:
         if token.strip():
             for m in re.finditer(re.escape(token), normalised, re.IGNORECASE):
                 found.append((m.start(), m.end(), f"special_token:{m.group(0)}"))
