@@ -111,6 +111,16 @@ GENRE_FORMS = {
     "War": ("war film", "war movie", "war drama", "war epic", "war story"),
     "Western": ("western", "westerns"),
 }
+# Words that make a tag an opinion about a film rather than a topic the metadata states.
+_OPINION_TEXT = (
+    "good great best better bad worst awesome amazing beautiful beautifully brilliant classic clever cool "
+    "dark disappointing dull emotional engrossing entertaining epic excellent fantastic favorite favourite "
+    "fun funny gorgeous heartwarming hilarious interesting masterpiece moving must nice original overrated "
+    "underrated quotable stylish stylized stunning touching visually watch see boring slow acting cast "
+    "soundtrack dialogue music cinematography ending plot story scenery visuals effects special performance "
+    "performances storytelling pacing atmospheric big"
+)
+OPINION_WORDS = frozenset(_OPINION_TEXT.split())
 # Genre names whose plain sense is common: claims only when capitalised mid-sentence or in a GENRE_FORMS phrase.
 PLAIN_SENSE_GENRES = frozenset({("children",), ("war",)})
 _AWARD = re.compile(
@@ -166,14 +176,14 @@ class GroundingConfig(StrictModel):
     max_ngram: int = Field(16, ge=1, le=64, description="longest title/tag (in tokens) recognised in a text")
     min_words: int = Field(4, ge=1, description="a fluent description has at least this many words")
     fluency_threshold: float = Field(
-        0.85, ge=0.0, le=1.0, description="least share of known words (calibrated on the labelled calibration split)"
+        0.53, ge=0.0, le=1.0, description="least share of known words (calibrated on the labelled calibration split)"
     )
     max_repeat: int = Field(3, ge=2, description="a word repeated this many times in a row is not fluent")
     about_encoder: str | None = Field(
         "minilm", description="encoder preset for the semantic about-item check (None: only a named title counts)"
     )
     about_threshold: float = Field(
-        0.45, ge=-1.0, le=1.0, description="least cosine to the item's facts (calibrated on the calibration split)"
+        0.26, ge=-1.0, le=1.0, description="least cosine to the item's facts (calibrated on the calibration split)"
     )
     rating_tolerance: float = Field(0.3, ge=0.0, description="a stated rating (5-star scale) may differ this much")
     high_rating: float = Field(4.0, description="mean rating from which 'highly rated' is supported")
@@ -414,6 +424,8 @@ class GroundingChecker:
                 key = _lower_words(tag)
                 if key and len(key) <= self.config.max_ngram and key not in self.genres and self._topical(key):
                     self.tags.setdefault(key, tag)
+                    if key[-1].isalpha() and not key[-1].endswith("s"):
+                        self.tags.setdefault((*key[:-1], key[-1] + "s"), tag)  # "dinosaurs" for "dinosaur"
         self.vocabulary = frozenset(
             word
             for item in facts
@@ -423,9 +435,18 @@ class GroundingChecker:
         )
 
     def _topical(self, key: tuple[str, ...]) -> bool:
-        """A tag names a topic when one of its words outside genre names is rarer than everyday speech."""
+        """A tag names a topic ("time travel", "dinosaur", "pixar") rather than an opinion ("great acting", "fun").
+
+        Opinion words (:data:`OPINION_WORDS`) make a tag an opinion; otherwise a tag of several
+        words is a topic, and a one-word tag is one when it is rarer than everyday speech.
+        """
         genre_words = {word for form in self.genres for word in form}
-        return any(word.isalpha() and word not in genre_words and zipf(word) < self.config.topic_zipf for word in key)
+        words = [word for word in key if word.isalpha() and word not in STOPWORDS]
+        if not words or any(word in OPINION_WORDS for word in words):
+            return False
+        if len(words) > 1:
+            return any(word not in genre_words for word in words)
+        return words[0] not in genre_words and zipf(words[0]) < self.config.topic_zipf
 
     # ---------------------------------------------------------------- claims
     def claims(self, text: str, item: ItemFacts, profile: UserProfile | None = None) -> list[Claim]:
@@ -489,7 +510,8 @@ class GroundingChecker:
                 elif best == genre:
                     add(position, len(best), "genre", SUPPORTED if self.genres[best] in item_genres else UNSUPPORTED)
                 else:
-                    supported = best in item_tags or self.tags[best].lower() in {g.lower() for g in item.genres}
+                    stated = _lower_words(self.tags[best])
+                    supported = stated in item_tags or self.tags[best].lower() in {g.lower() for g in item.genres}
                     add(position, len(best), "tag", SUPPORTED if supported else UNSUPPORTED)
                 position += len(best)
                 continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import pandas as pd
 
 from genrec.data import Dataset
 from genrec.encoders.base import batches
-from genrec.generators.grounding import GroundingReport
+from genrec.generators.grounding import DescriptionCheck, GroundingChecker, GroundingConfig, GroundingReport
 from genrec.generators.text_base import DescriptionRequest, ItemFacts, TextGenerator, UserProfile
 from genrec.io import atomic_path, write_json
 
@@ -145,3 +145,80 @@ def _stored(row: Mapping[str, Any]) -> dict[str, Any]:
 def _write(table: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as temporary:
         table.drop(columns=["reused"]).to_parquet(temporary, index=False)
+
+
+_CHECKERS: dict[tuple[int, str], tuple[Dataset, GroundingChecker]] = {}
+
+
+def item_ratings(dataset: Dataset) -> dict[Any, float]:
+    """Item id -> mean rating over the interactions that have one (what rating claims are checked against)."""
+    rated = dataset.interactions.dropna(subset=["rating"])
+    means = rated.groupby("item_idx")["rating"].mean()
+    ids = dataset.items["item_id"].to_numpy()
+    return {ids[int(index)]: float(mean) for index, mean in means.items()}
+
+
+def description_checker(dataset: Dataset, config: GroundingConfig | None = None) -> GroundingChecker:
+    """The grounding guard for ``dataset`` (its vocabularies and mean ratings), built once per data set and config."""
+    config = config or GroundingConfig()
+    key = (id(dataset), config.model_dump_json())
+    cached = _CHECKERS.get(key)
+    if cached is None or cached[0] is not dataset:
+        cached = (dataset, GroundingChecker(dataset.items, config, ratings=item_ratings(dataset)))
+        _CHECKERS.clear()  # one data set at a time: a checker holds the catalogue's vocabularies
+        _CHECKERS[key] = cached
+    return cached[1]
+
+
+def check_description(
+    dataset: Dataset, item_id: Any, text: str, config: GroundingConfig | None = None
+) -> DescriptionCheck:
+    """The grounding guard's verdict on ``text`` as a description of ``item_id`` in ``dataset``.
+
+    ``passed`` is true only when the text is about the item (names its title, or is close to
+    its facts under MiniLM), fluent, asserts no claim the metadata contradicts (``unsupported``)
+    or cannot confirm (``unverifiable``), and the output filter found nothing (``blocked``).
+    Works on text from any generator. Unknown ``item_id`` raises a KeyError naming it.
+    """
+    return check_descriptions(dataset, [item_id], [text], config)[0]
+
+
+def check_descriptions(
+    dataset: Dataset, item_ids: Sequence[Any], texts: Sequence[str], config: GroundingConfig | None = None
+) -> list[DescriptionCheck]:
+    """:func:`check_description` for many (item, text) pairs; the semantic check runs in one batch."""
+    if len(item_ids) != len(texts):
+        raise ValueError(f"{len(item_ids)} item ids but {len(texts)} texts")
+    checker = description_checker(dataset, config)
+    rows = dataset.items.iloc[dataset.item_index(list(item_ids))].to_dict("records")
+    facts = [ItemFacts.from_row(row, checker.people_columns) for row in rows]
+    return checker.check_many([str(text) for text in texts], facts)
+
+
+def calibrate_guard(
+    dataset: Dataset, item_ids: Sequence[Any], texts: Sequence[str], about: Sequence[bool], fluent: Sequence[bool]
+) -> dict[str, float]:
+    """Thresholds of the guard from labelled descriptions: ``about_threshold`` and ``fluency_threshold``.
+
+    ``about[i]``: text i is about its item; ``fluent[i]``: it is readable text. The semantic
+    threshold is fitted on the fluent texts that do not name their title (only those reach the
+    similarity); the fluency threshold on every text. Each is the cut with the best balanced
+    accuracy (:func:`genrec.evaluation.text_metrics.calibrate_threshold`). Fit them on a
+    calibration split, never on the descriptions you report figures for.
+    """
+    from genrec.evaluation.text_metrics import calibrate_threshold
+
+    checker = description_checker(dataset)
+    rows = dataset.items.iloc[dataset.item_index(list(item_ids))].to_dict("records")
+    facts = [ItemFacts.from_row(row, checker.people_columns) for row in rows]
+    unnamed = [
+        i
+        for i, (text, item) in enumerate(zip(texts, facts, strict=True))
+        if fluent[i] and not checker.names_title(text, item)
+    ]
+    similarities = checker.similarities([texts[i] for i in unnamed], [facts[i] for i in unnamed])
+    shares = [checker.known_word_share(text)[0] for text in texts]
+    return {
+        "about_threshold": calibrate_threshold(similarities, [about[i] for i in unnamed]),
+        "fluency_threshold": calibrate_threshold(shares, fluent),
+    }
