@@ -16,6 +16,7 @@ import numpy as np
 from genrec.config import ConfigError
 from genrec.rankers.base import FitReport, NotFittedError, Ranker, RankerConfig
 from genrec.rankers.diffrec import DiffRecRanker
+from genrec.rankers.llm import LLMRanker
 from genrec.rankers.multvae import MultVAERanker
 from genrec.rankers.popularity import PopularityRanker
 from genrec.rankers.sasrec import HSTURanker, SASRecRanker
@@ -29,6 +30,7 @@ RANKERS.register(DiffRecRanker.name)(DiffRecRanker)
 RANKERS.register(SASRecRanker.name)(SASRecRanker)
 RANKERS.register(HSTURanker.name)(HSTURanker)
 RANKERS.register(TigerRanker.name)(TigerRanker)
+RANKERS.register(LLMRanker.name)(LLMRanker)
 
 # Named configurations: name -> (ranker name, settings). A ranker's default config is its
 # best-known configuration; named ones document other published or studied settings.
