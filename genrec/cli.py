@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from genrec.cli_describe import check_descriptions_command
 from genrec.cli_encode import encode
 from genrec.cli_generate import generate
 from genrec.config import ConfigError
@@ -175,6 +176,7 @@ def serve(
 
 app.command("encode")(encode)
 app.command("generate")(generate)
+app.command("check-descriptions")(check_descriptions_command)
 
 if __name__ == "__main__":
     app()

@@ -18,8 +18,9 @@ import typer
 from genrec.encoders.cache import CACHE_ENV
 
 RECOMMENDATIONS_TABLE = "recommendations.parquet"
-# preset -> (encoder preset, image generator preset, text generator preset)
-PRESETS = {"tiny": ("tiny", "tiny", "tiny"), "standard": ("standard", "standard", "standard")}
+# preset -> (encoder preset, image generator preset, text generator preset); descriptions come from the
+# offline SmolLM2 (text generator "tiny" is random-weight noise, for tests: --text-generator tiny)
+PRESETS = {"tiny": ("tiny", "tiny", "smollm2"), "standard": ("standard", "standard", "standard")}
 
 
 def parse_ids(text: str | None) -> list[Any] | None:
@@ -70,12 +71,10 @@ def run_generate(
     from genrec.data import load_dataset
     from genrec.encoders import create_encoder
     from genrec.evaluation.generation import image_metrics
-    from genrec.evaluation.text_metrics import description_metrics
     from genrec.generators import create_image_generator, create_text_generator
-    from genrec.generators.grounding import GroundingChecker
-    from genrec.generators.text_base import ItemFacts, UserProfile
     from genrec.io import atomic_path, write_json
-    from genrec.pipelines import build_ranker, fit_ranker, generate_descriptions, rank, split
+    from genrec.pipelines import build_ranker, fit_ranker, rank, split
+    from genrec.pipelines.describe import describe_recommendations
     from genrec.pipelines.encode import encode_histories, encode_items, preference_profile
     from genrec.pipelines.generate import generate_images
 
@@ -135,16 +134,10 @@ def run_generate(
     images_scored = image_metrics(image_table, encoder, loaded, user_vectors, baseline=baseline_table)
     sampling = None if text_name == "template" else {"seed": seed}  # the template generator has no randomness
     describer = create_text_generator(text_name, sampling, loaded)
-    descriptions = generate_descriptions(describer, recommendations, profiles, loaded, out_dir=out, progress=progress)
-
-    facts = [ItemFacts.from_row(row) for row in loaded.items.iloc[recommendations["item_idx"]].to_dict("records")]
-    user_profiles = [UserProfile.coerce(profiles.get(user), user) for user in recommendations["user_id"]]
-    checker = GroundingChecker(loaded.items)  # default checks for every generator, so runs compare
-    text_metrics = description_metrics(descriptions["description"].tolist(), facts, user_profiles, checker)
+    # Personalised and baseline descriptions, the guard's honest rates and the text personalisation lift.
+    _, text_metrics = describe_recommendations(describer, recommendations, profiles, loaded, out, progress)
     metrics = {
-        # NaN (e.g. diversity with no item shared by two users) is not JSON: written as null.
-        "descriptions": {name: None if math.isnan(value) else value for name, value in text_metrics.items()},
-        "grounding_report": descriptions.attrs["report"],
+        **text_metrics,
         "images": {
             **{name: None if math.isnan(value) else value for name, value in images_scored.items()},
             "generated": int((~image_table["reused"]).sum()) if len(image_table) else 0,
@@ -207,7 +200,9 @@ def generate(
     images_done, text = metrics["images"], metrics["descriptions"]
     console.print(
         f"{metrics['recommendations']} recommendations; images: {images_done['generated']} new, "
-        f"{images_done['reused']} reused, {images_done['flagged']} flagged; descriptions: grounding rate "
-        f"{text['grounding_rate']}, preference coverage {text['preference_coverage']}"
+        f"{images_done['reused']} reused, {images_done['flagged']} flagged; descriptions: "
+        f"{metrics['grounding_report']['rates']['mode'].split(':')[0]}, LLM pass rate before fallback "
+        f"{text['llm_pass_rate']}, final pass rate {text['final_pass_rate']}, preference coverage "
+        f"{text['preference_coverage']}, personalisation lift {text.get('personalization_lift')}"
     )
     console.print(f"wrote {out}")

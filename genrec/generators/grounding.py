@@ -35,6 +35,7 @@ fails. Outputs the :class:`~genrec.generators.text_safety.OutputFilter` blocks f
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -46,6 +47,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from genrec.config import StrictModel
+from genrec.data import Dataset
 from genrec.generators.text_base import ItemFacts, UserProfile, display_title
 from genrec.generators.text_safety import OutputFilter, SafetyConfig
 
@@ -330,6 +332,14 @@ class GroundingReport:
         }
 
 
+def item_ratings(dataset: Dataset) -> dict[Any, float]:
+    """Item id -> mean rating over the interactions that have one (what rating claims are checked against)."""
+    rated = dataset.interactions.dropna(subset=["rating"])
+    means = rated.groupby("item_idx")["rating"].mean()
+    ids = dataset.items["item_id"].to_numpy()
+    return {ids[int(index)]: float(mean) for index, mean in means.items()}
+
+
 def _blocked_key(record: Mapping[str, Any]) -> tuple:
     return (str(record.get("user_id")), str(record.get("item_id")), record.get("stage"), record.get("text"))
 
@@ -359,6 +369,7 @@ def title_keys(title: str) -> set[tuple[str, ...]]:
     variants = {title, display_title(title)}
     for alternative in re.findall(r"\((?:a\.k\.a\.\s*)?([^()]+)\)", title):
         variants |= {alternative, display_title(alternative)}
+    variants |= {unicodedata.normalize("NFKC", variant) for variant in variants}  # "½" as sanitised text writes it
     keys = set()
     for variant in variants:
         words = _lower_words(variant)
@@ -406,7 +417,6 @@ class GroundingChecker:
         facts = [ItemFacts.from_row(row, self.people_columns) for row in items.to_dict("records")]
         self.ratings = dict(ratings or {})
         self._similarity = similarity
-        self.output_filter = OutputFilter(self.config.safety)
         self.titles: dict[tuple[str, ...], str] = {}
         for item in facts:
             for key in title_keys(item.title):
@@ -426,6 +436,8 @@ class GroundingChecker:
                     self.tags.setdefault(key, tag)
                     if key[-1].isalpha() and not key[-1].endswith("s"):
                         self.tags.setdefault((*key[:-1], key[-1] + "s"), tag)  # "dinosaurs" for "dinosaur"
+        title_words = {word for item in facts for word in _lower_words(item.title) if word.isalpha()}
+        self.output_filter = OutputFilter(self.config.safety, frozenset(title_words))
         self.vocabulary = frozenset(
             word
             for item in facts
@@ -472,12 +484,15 @@ class GroundingChecker:
             for i in range(start, start + length):
                 covered[i] = True
 
+        # The item's own title, the user's liked titles and the item's own tags, written out, are supported
+        # as a whole: the words inside them claim nothing else ("oscar (best picture)", "1990s" as a tag).
+        allowed_kinds = {key: "tag" for key in item_tags if key} | {key: "title" for key in own | liked}
         position = 0
         while position < len(words):
             title = self._longest(lower, position, self.titles)
-            allowed = self._longest(lower, position, {k: k for k in own | liked})
+            allowed = self._longest(lower, position, allowed_kinds)
             if allowed is not None and (title is None or len(title) <= len(allowed)):
-                add(position, len(allowed), "title", SUPPORTED)
+                add(position, len(allowed), allowed_kinds[allowed], SUPPORTED)
                 position += len(allowed)
                 continue
             if title is not None and self._written_as_title(words, position, len(title), sentence_start[position]):
@@ -678,9 +693,14 @@ class GroundingChecker:
         known = [w in self.vocabulary or zipf(w.replace("’", "'")) >= self.config.known_zipf for w in words]
         return float(np.mean(known)), len(words)
 
-    def fluent(self, text: str) -> tuple[bool, float]:
+    def fluent(self, text: str, item: ItemFacts | None = None) -> tuple[bool, float]:
+        """(fluent, known-word share); words repeated inside the item's own title ("Tora! Tora! Tora!") are fine."""
         share, count = self.known_word_share(text)
-        words = [w.lower() for w in _TOKEN.findall(text) if w[:1].isalpha()]
+        lower = _lower_words(text)
+        if item is not None:
+            for key in sorted(title_keys(item.title), key=len, reverse=True):
+                lower = _remove_run(lower, key)
+        words = [w for w in lower if w[:1].isalpha()]
         longest_run = max((len(list(g)) for _, g in groupby(words)), default=0)
         fluent = count >= self.config.min_words and share >= self.config.fluency_threshold
         return fluent and longest_run < self.config.max_repeat, share
@@ -713,8 +733,8 @@ class GroundingChecker:
         results = []
         for text, item, profile in zip(texts, items, profiles, strict=True):
             text = text or ""
-            blocked = self.output_filter.find(text, special_tokens)
-            fluent, share = self.fluent(text)
+            blocked = self.output_filter.find(text, special_tokens, (item.title, item.display_title))
+            fluent, share = self.fluent(text, item)
             claims = self.claims(text, item, profile) if fluent else []
             names = self.names_title(text, item)
             results.append(
@@ -743,6 +763,19 @@ class GroundingChecker:
         for r in results:
             r.passed = r.about_item and r.fluent and not r.unsupported and not r.unverifiable and not r.blocked
         return results
+
+
+def _remove_run(words: tuple[str, ...], key: tuple[str, ...]) -> tuple[str, ...]:
+    """``words`` without every occurrence of the sequence ``key``."""
+    out: list[str] = []
+    position = 0
+    while position < len(words):
+        if key and words[position : position + len(key)] == key:
+            position += len(key)
+            continue
+        out.append(words[position])
+        position += 1
+    return tuple(out)
 
 
 def _name_word(word: str, lower: str) -> bool:

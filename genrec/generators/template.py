@@ -27,6 +27,7 @@ class TemplateConfig(TextGeneratorConfig):
 
     max_genres: int = Field(4, ge=1, le=20, description="most genres named in a description")
     max_tags: int = Field(4, ge=0, le=20, description="most tags named in a description (0: none)")
+    max_title_chars: int = Field(200, ge=8, le=2000, description="longest title written out (longer: cut with …)")
     safety: SafetyConfig = Field(default_factory=SafetyConfig, description="metadata sanitising and the output filter")
 
 
@@ -61,10 +62,12 @@ class TemplateGenerator(TextGenerator):
         def clean(values: Sequence[str]) -> list[str]:
             return [text for text in (sanitise_untrusted(value, limit) for value in values) if text]
 
-        title = sanitise_untrusted(item.display_title, limit) or "This title"
+        title = sanitise_untrusted(item.display_title, config.max_title_chars) or "This title"
         named = f"{title} ({item.year})" if item.year is not None else title
         shared_genres, other_genres = shared_first(clean(item.genres), clean(profile.genres))
-        shared_tags, other_tags = shared_first(clean(item.tags), clean(profile.tags))
+        # A tag the output filter would block ("mindfuck") is left out rather than blocking the whole text.
+        tags = [tag for tag in clean(item.tags) if not self.output_filter.find(tag)]
+        shared_tags, other_tags = shared_first(tags, clean(profile.tags))
         shared = shared_genres + shared_tags[: config.max_tags]
         if shared:
             sentences = [f"Because you enjoy {join_words(shared)}, {named} is one for you."]
@@ -90,7 +93,7 @@ class TemplateGenerator(TextGenerator):
     def screened(self, request: DescriptionRequest, report: GroundingReport, source: str) -> Description:
         """:meth:`compose` behind the output filter; a blocked text is counted and recorded in ``report``."""
         text = self.compose(request)
-        terms = self.output_filter.find(text)
+        terms = self.output_filter.find(text, titles=(request.item.title, request.item.display_title))
         if not terms:
             return Description(text, source)
         report.blocked += 1

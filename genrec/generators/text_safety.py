@@ -151,11 +151,16 @@ class OutputFilter:
 
     def __init__(self, config: SafetyConfig | None = None, allowed_words: frozenset[str] = frozenset()):
         self.config = config or SafetyConfig()
-        self.allowed_words = frozenset(word.lower() for word in allowed_words)  # catalogue vocabulary
+        # Words of the catalogue's titles ("Nightwatch"): never searched for embedded profanity.
+        self.allowed_words = frozenset(normalise(word) for word in allowed_words)
         self.phrases = tuple(self.config.blocklist)
 
-    def find(self, text: str, special_tokens: tuple[str, ...] = ()) -> list[str]:
-        """Every reason ``text`` is blocked, each once, in order of kind; empty: the text may be shown."""
+    def find(self, text: str, special_tokens: tuple[str, ...] = (), titles: tuple[str, ...] = ()) -> list[str]:
+        """Every reason ``text`` is blocked, each once, in order of kind; empty: the text may be shown.
+
+        ``titles``: the described item's own title(s); a title is the catalogue's name for the
+        item ("Moby Dick", "Kick-Ass"), so its words are not read as profanity.
+        """
         found: list[str] = []
         if self.config.markup:
             found += find_unsafe_markup(text, special_tokens)
@@ -163,6 +168,8 @@ class OutputFilter:
         squashed = " ".join(re.sub(r"[^\w\s]", " ", normal.translate(_LEET)).split())
         found += [f"phrase:{phrase}" for phrase in self.phrases if _contains_phrase(squashed, phrase)]
         if self.config.profanity:
+            for title in sorted({normalise(title) for title in titles if title.strip()}, key=len, reverse=True):
+                normal = normal.replace(title, " ")
             found += [f"profanity:{word}" for word in self.profanity(normal)]
         return list(dict.fromkeys(found))
 
