@@ -75,10 +75,10 @@ def parity(ranker: LLMRanker, history, retrieved: np.ndarray, users: int) -> dic
     """bf16 vs fp32 LM log-probabilities of the same prompts (the zero-shot model)."""
     rows = np.arange(min(users, len(retrieved)))
     candidates = retrieved[rows, : ranker.config.candidates]
-    bf16 = ranker.lm_scores(history.rows(rows), candidates)
-    ranker.model.float()
-    fp32 = ranker.lm_scores(history.rows(rows), candidates)
-    ranker.model.to(torch.bfloat16)
+    dtype = ranker.model.dtype
+    bf16 = ranker.model.to(torch.bfloat16) and ranker.lm_scores(history.rows(rows), candidates)
+    fp32 = ranker.model.float() and ranker.lm_scores(history.rows(rows), candidates)
+    ranker.model.to(dtype)
     finite = np.isfinite(fp32)
     rho = [spearman(a[m], b[m]) for a, b, m in zip(bf16, fp32, finite, strict=True)]
     return {

@@ -350,8 +350,16 @@ class LLMRanker(Ranker):
         return np.where(candidates >= 0, total / len(orders), -np.inf)
 
     def retrieve(self, history: Sequences, k: int, exclude: Sequences | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The retriever's top max(k, N) with ``exclude`` (default: the history) removed: items and scores."""
-        return self.retriever.rank(history, k=max(k, self.config.candidates), exclude=exclude)
+        """The retriever's top max(k, N) with ``exclude`` (default: the history) removed: items and scores.
+
+        Padded with -1 (score -inf) to N columns when the catalogue is smaller than N.
+        """
+        items, scores = self.retriever.rank(history, k=max(k, self.config.candidates), exclude=exclude)
+        missing = self.config.candidates - items.shape[1]
+        if missing > 0:
+            items = np.pad(items, ((0, 0), (0, missing)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, missing)), constant_values=-np.inf)
+        return items, scores
 
     def combine(
         self, retrieved: np.ndarray, retrieved_scores: np.ndarray, lm: np.ndarray, k: int, fusion_lambda: float
@@ -553,13 +561,15 @@ class LLMRanker(Ranker):
         the same log-softmax that scores candidates at inference.
         """
         self.model.train()
-        prompts, answers = [], []
+        prompts, answers, counts = [], [], []
         for row in rows:
-            order = generator.permutation(self.config.candidates)  # shuffled hard negatives
+            count = int((candidates[row] >= 0).sum())  # retrieved candidates fill the first slots
+            order = generator.permutation(count)  # shuffled hard negatives
             prompts.append(self.prompt(history[row], candidates[row, order]))
             answers.append(int(np.flatnonzero(order == slots[row])[0]))
-        letters = self.answer_logits(prompts)[:, self.letter_ids.to(self.config.device)]  # [B, N]
-        loss = F.cross_entropy(letters, torch.tensor(answers, device=letters.device))
+            counts.append(count)
+        letters = self.letter_log_probs(self.answer_logits(prompts), np.asarray(counts))  # [B, N]
+        loss = F.nll_loss(letters, torch.tensor(answers))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -47,22 +47,22 @@ def save_tiny_llama(directory: Path, titles: list[str], seed: int = 0) -> Path:
     return directory
 
 
-def write_planted_catalogue(directory: Path, n_users: int = 40, n_films: int = 12, seed: int = 0) -> Path:
-    """A MovieLens-latest directory whose next item is always a "Golden Ticket" film (the planted answer).
+def write_planted_catalogue(directory: Path, n_users: int = 40, n_films: int = 6, seed: int = 0) -> Path:
+    """A MovieLens-latest directory where every user's last training item is "Golden Ticket (2000)".
 
-    Each user rates 5 random films, then "Golden Ticket (2000)" (the last training item), "Golden
-    Ticket 2 (2001)" (the validation target under leave-one-out) and one more film (the test target).
+    Each user rates ``n_films - 2`` random films, then the golden item (the planted answer of the
+    training examples), then the two other films (validation and test targets under leave-one-out).
     """
     directory.mkdir(parents=True, exist_ok=True)
     generator = np.random.default_rng(seed)
     golden = n_films + 1
     ratings = ["userId,movieId,rating,timestamp"]
     for user in range(1, n_users + 1):
-        films = generator.choice(np.arange(1, n_films + 1), 6, replace=False).tolist()
-        for step, item in enumerate([*films[:5], golden, golden + 1, films[5]]):
+        films = generator.permutation(np.arange(1, n_films + 1)).tolist()
+        for step, item in enumerate([*films[:-2], golden, *films[-2:]]):
             ratings.append(f"{user},{item},4.0,{1000 + 100 * user + step}")
     movies = ["movieId,title,genres"] + [f"{i},Film {i} ({1980 + i}),Drama" for i in range(1, n_films + 1)]
-    movies += [f"{golden},Golden Ticket (2000),Comedy", f"{golden + 1},Golden Ticket 2 (2001),Comedy"]
+    movies.append(f"{golden},Golden Ticket (2000),Comedy")
     (directory / "ratings.csv").write_text("\n".join(ratings) + "\n")
     (directory / "movies.csv").write_text("\n".join(movies) + "\n")
     return directory
