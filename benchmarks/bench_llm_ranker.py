@@ -5,7 +5,8 @@ One run per seed on movielens-latest-small, leave-one-out, full ranking (seen it
    zero-shot fusion lambda on the validation sample; score every test user once with the LM;
 2. fit a second llm ranker on the saved retriever (``retriever=<dir>``, no refit) with LoRA
    fine-tuning (the defaults); score every test user once with the fine-tuned LM;
-3. from those two test passes: the retriever's order, zero-shot (lambda 0), fine-tuned (lambda 0),
+3. from those two test passes (``--variants`` runs one of the two; the fine-tuned run then fits its
+   own retriever with the same seed): the retriever's order, zero-shot (lambda 0), fine-tuned (lambda 0),
    fused (fine-tuned LM + lambda chosen on validation) and fused zero-shot.
 Optionally ``--parity-users U`` compares bf16 against fp32 LM scores on U validation users, and
 ``--permutations P`` also scores the validation sample with P candidate orders (fine-tuned LM).
@@ -94,63 +95,74 @@ def parity(ranker: LLMRanker, history, retrieved: np.ndarray, users: int) -> dic
     }
 
 
-def run_seed(dataset, the_split, seed: int, overrides: dict[str, Any], args, workdir: Path) -> dict[str, Any]:
+def retriever_figures(ranker: LLMRanker, test, result: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The retriever alone on test and the share of test targets among its top N; returns its top 20."""
+    retrieved, scores = ranker.retrieve(test.history, max(KS))
+    N = ranker.config.candidates
+    result["retriever"] = accuracy_metrics(retrieved[:, : max(KS)], test.targets, KS)
+    result["target_in_top_N_share"] = accuracy_metrics(retrieved[:, :N], test.targets, (N,))[f"HR@{N}"]
+    result["retriever_fit_seconds"] = ranker.fit_details["retriever_fit_seconds"]
+    return retrieved, scores
+
+
+def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Path) -> dict[str, Any]:
     test = the_split.test
     if args.test_users:
         test = test.subset(np.arange(min(args.test_users, len(test))))
+    variants = args.variants.split(",")
     result: dict[str, Any] = {"seed": seed, "test_users": len(test), "loadavg_start": os.getloadavg()}
-
-    zero = build_ranker("llm", None, {**overrides, "fine_tune": False}, seed)
-    start = time.perf_counter()
-    zero.fit(the_split, progress=True)
-    result["zero_shot_fit_seconds"] = time.perf_counter() - start
-    result["retriever_fit_seconds"] = zero.fit_details["retriever_fit_seconds"]
-    result["zero_shot_valid"] = {k: v for k, v in zero.fit_details.items() if k.startswith("valid_")}
-    result["zero_shot_lambda"] = zero.fusion_lambda
-    retrieved, scores = zero.retrieve(test.history, max(KS))
-    result["retriever"] = accuracy_metrics(retrieved[:, : max(KS)], test.targets, KS)
-    result["target_in_top_N_share"] = float(
-        accuracy_metrics(retrieved[:, : zero.config.candidates], test.targets, (zero.config.candidates,))[
-            f"HR@{zero.config.candidates}"
-        ]
-    )
-    if args.parity_users:
-        valid = the_split.valid
-        valid_retrieved, _ = zero.retrieve(valid.history, 10)
-        result["bf16_vs_fp32"] = parity(zero, valid.history, valid_retrieved, args.parity_users)
-        print(json.dumps({"bf16_vs_fp32": result["bf16_vs_fp32"]}), flush=True)
-    lm_zero, timing = test_pass(zero, test.history, retrieved)
-    result["zero_shot_timing"] = timing
-    result["zero_shot"] = metrics_of(zero, retrieved, scores, lm_zero, test.targets, 0.0)
-    result["zero_shot_fused"] = metrics_of(zero, retrieved, scores, lm_zero, test.targets, zero.fusion_lambda)
-    print(json.dumps({k: result[k] for k in ("retriever", "zero_shot", "zero_shot_fused")}), flush=True)
-
-    retriever_dir = workdir / f"retriever-seed{seed}"
-    zero.retriever.save_pretrained(retriever_dir)
-    tuned = build_ranker("llm", None, {**overrides, "retriever": str(retriever_dir)}, seed)
-    del zero
-    start = time.perf_counter()
-    report = tuned.fit(the_split, progress=True)
-    result["fine_tune_fit_seconds"] = time.perf_counter() - start
-    result["fine_tune_seconds"] = tuned.fit_details["fine_tune_seconds"]
-    result["fine_tune"] = {**tuned.fit_details, "history": report.history}
-    result["fused_lambda"] = tuned.fusion_lambda
-    if args.permutations > 1:
-        valid = the_split.valid.subset(tuned.validation_rows(the_split))
-        valid_retrieved, valid_scores = tuned.retrieve(valid.history, 10)
-        figures = {}
-        for count in (1, args.permutations):
-            tuned.config.permutations = count
-            lm = tuned.lm_scores(valid.history, valid_retrieved[:, : tuned.config.candidates])
-            figures[f"permutations_{count}"] = tuned.valid_ndcg(valid, valid_retrieved, valid_scores, lm, 0.0)
-        tuned.config.permutations = overrides.get("permutations", 1)
-        result["valid_NDCG@10_by_permutations"] = figures
-        print(json.dumps(figures), flush=True)
-    lm_tuned, timing = test_pass(tuned, test.history, retrieved)
-    result["fine_tuned_timing"] = timing
-    result["fine_tuned"] = metrics_of(tuned, retrieved, scores, lm_tuned, test.targets, 0.0)
-    result["fused"] = metrics_of(tuned, retrieved, scores, lm_tuned, test.targets, tuned.fusion_lambda)
-    result["config"] = tuned.config.model_dump(mode="json")
+    retriever_dir = None
+    if "zero-shot" in variants:
+        zero = build_ranker("llm", None, {**overrides, "fine_tune": False}, seed)
+        start = time.perf_counter()
+        zero.fit(the_split, progress=True)
+        result["zero_shot_fit_seconds"] = time.perf_counter() - start
+        result["zero_shot_valid"] = {k: v for k, v in zero.fit_details.items() if k.startswith("valid_")}
+        result["zero_shot_lambda"] = zero.fusion_lambda
+        retrieved, scores = retriever_figures(zero, test, result)
+        if args.parity_users:
+            valid = the_split.valid
+            valid_retrieved, _ = zero.retrieve(valid.history, 10)
+            result["bf16_vs_fp32"] = parity(zero, valid.history, valid_retrieved, args.parity_users)
+            print(json.dumps({"bf16_vs_fp32": result["bf16_vs_fp32"]}), flush=True)
+        lm_zero, timing = test_pass(zero, test.history, retrieved)
+        result["zero_shot_timing"] = timing
+        result["zero_shot"] = metrics_of(zero, retrieved, scores, lm_zero, test.targets, 0.0)
+        result["zero_shot_fused"] = metrics_of(zero, retrieved, scores, lm_zero, test.targets, zero.fusion_lambda)
+        print(json.dumps({k: result[k] for k in ("retriever", "zero_shot", "zero_shot_fused")}), flush=True)
+        retriever_dir = workdir / f"retriever-seed{seed}"
+        zero.retriever.save_pretrained(retriever_dir)
+        del zero
+    if "fine-tuned" in variants:
+        # On the zero-shot run's retriever when there is one (no refit); else it fits its own (same seed).
+        tuned_overrides = {**overrides, **({"retriever": str(retriever_dir)} if retriever_dir else {})}
+        tuned = build_ranker("llm", None, tuned_overrides, seed)
+        start = time.perf_counter()
+        report = tuned.fit(the_split, progress=True)
+        result["fine_tune_fit_seconds"] = time.perf_counter() - start
+        result["fine_tune_seconds"] = tuned.fit_details["fine_tune_seconds"]
+        result["fine_tune"] = {**tuned.fit_details, "history": report.history}
+        result["fused_lambda"] = tuned.fusion_lambda
+        if retriever_dir is None:
+            retrieved, scores = retriever_figures(tuned, test, result)
+        else:
+            retrieved, scores = tuned.retrieve(test.history, max(KS))
+        if args.permutations > 1:
+            valid = the_split.valid.subset(tuned.validation_rows(the_split))
+            valid_retrieved, valid_scores = tuned.retrieve(valid.history, 10)
+            figures = {}
+            for count in (1, args.permutations):
+                tuned.config.permutations = count
+                lm = tuned.lm_scores(valid.history, valid_retrieved[:, : tuned.config.candidates])
+                figures[f"permutations_{count}"] = tuned.valid_ndcg(valid, valid_retrieved, valid_scores, lm, 0.0)
+            tuned.config.permutations = overrides.get("permutations", 1)
+            result["valid_NDCG@10_by_permutations"] = figures
+            print(json.dumps(figures), flush=True)
+        lm_tuned, timing = test_pass(tuned, test.history, retrieved)
+        result["fine_tuned_timing"] = timing
+        result["fine_tuned"] = metrics_of(tuned, retrieved, scores, lm_tuned, test.targets, 0.0)
+        result["fused"] = metrics_of(tuned, retrieved, scores, lm_tuned, test.targets, tuned.fusion_lambda)
+        result["config"] = tuned.config.model_dump(mode="json")
     result["loadavg_end"] = os.getloadavg()
     return result
 
@@ -163,6 +175,9 @@ def main() -> None:
     parser.add_argument("--test-users", type=int, default=0, help="first U test users only (0: all; smoke runs)")
     parser.add_argument("--parity-users", type=int, default=0, help="bf16 vs fp32 on U validation users")
     parser.add_argument("--permutations", type=int, default=0, help="also score validation with P orders")
+    parser.add_argument(
+        "--variants", default="zero-shot,fine-tuned", help="zero-shot, fine-tuned or both (separate runs share a seed)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--json", default=None, help="write all results to this file (rewritten after each seed)")
     args = parser.parse_args()
@@ -173,10 +188,11 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-llm-") as workdir:
         for seed in (int(s) for s in args.seeds.split(",")):
-            results.append(run_seed(dataset, the_split, seed, overrides, args, Path(workdir)))
+            results.append(run_seed(the_split, seed, overrides, args, Path(workdir)))
             summary = {
                 name: {key: results[-1][name][key] for key in HEADLINE}
                 for name in ("retriever", "zero_shot", "fine_tuned", "fused", "zero_shot_fused")
+                if name in results[-1]
             }
             print(json.dumps({"seed": seed, **summary}, indent=2), flush=True)
             if args.json:
