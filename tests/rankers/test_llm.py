@@ -12,6 +12,7 @@ from genrec.data import load_dataset
 from genrec.data.sequences import Sequences
 from genrec.evaluation import split
 from genrec.evaluation.splits import EvalSet, Split
+from genrec.pipelines import benchmark_ranking
 from genrec.rankers import Ranker, create_ranker, list_rankers, load_ranker
 from genrec.rankers.llm import SYSTEM_PROMPT, prefix_examples, ranking_messages, rerank, title_text
 from genrec.untrusted_text import sanitise_untrusted
@@ -191,3 +192,20 @@ def test_a_saved_retriever_directory_is_used_as_is(tiny_lm, toy_split, tmp_path)
     assert ranker.retriever.name == "popular"
     with pytest.raises(ValueError, match="neither a registered ranker"):
         zero_shot(tiny_lm, retriever=str(tmp_path / "missing")).fit(toy_split, progress=False)
+
+
+def test_benchmark_ranking_runs_the_llm_ranker(tiny_lm, planted):
+    settings = {**FAST, "model": tiny_lm, "candidates": 4, "max_steps": 2, "eval_every": 1, "lora": LORA}
+    result = benchmark_ranking(planted.dataset, "llm", overrides=settings, seed=1, progress=False)
+    assert result["ranker"] == "llm" and result["seed"] == 1 and 0.0 <= result["metrics"]["NDCG@10"] <= 1.0
+    assert result["extra"]["prompts_per_user"] == 1.0 and result["extra"]["train_examples"] == 40
+
+
+@pytest.mark.slow
+def test_real_smollm2_reranks_one_user(toy_split):
+    ranker = create_ranker("llm", {**FAST, "fine_tune": False, "valid_users": 4, "dtype": "bfloat16"})
+    ranker.fit(toy_split, progress=False)
+    items, scores = ranker.rank(toy_split.test.history.rows(np.arange(1)), k=10)
+    retrieved, _ = ranker.retriever.rank(toy_split.test.history.rows(np.arange(1)), k=10)
+    assert set(items[0, :8]) == set(retrieved[0, :8]) and np.isfinite(scores[0, :8]).all()
+    assert ranker.prompt(toy_split.test.history[0], retrieved[0, :8]).startswith("<|im_start|>system\n")
