@@ -62,7 +62,7 @@ _MARKDOWN_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*\)")
 _URL = re.compile(
     r"(?:\b(?:https?|ftp|file|javascript|data|vbscript|mailto):\S*)"
     r"|(?:\bwww\.\S+)"
-    r"|(?:\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|ru|cn|xyz|info|biz|top|ly|me|co|app|dev)\b(?:/\S*)?)",
+    r"|(?:\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|ru|cn|xyz|info|biz|top|ly|me|co|app|dev)/\S*)",
     re.IGNORECASE,
 )
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")

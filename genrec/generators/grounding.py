@@ -490,11 +490,18 @@ class GroundingChecker:
         position = 0
         while position < len(words):
             title = self._longest(lower, position, self.titles)
-            allowed = self._longest(lower, position, allowed_kinds)
+            allowed = self._longest(lower, position, allowed_kinds, max(map(len, allowed_kinds), default=1))
             if allowed is not None and (title is None or len(title) <= len(allowed)):
                 add(position, len(allowed), allowed_kinds[allowed], SUPPORTED)
                 position += len(allowed)
                 continue
+            # A title that is also a genre, tag or name ("Romance", "Casino") is read as that.
+            # So is one that spells an award, a box-office or relation phrase or a review site ("Oscar").
+            if title is not None and (
+                any(title in vocabulary for vocabulary in (self.genres, self.tags, self.people))
+                or any(p.fullmatch(" ".join(title)) for p in (_AWARD, _BOX_OFFICE, _RELATION, _RATING_SITE))
+            ):
+                title = None
             if title is not None and self._written_as_title(words, position, len(title), sentence_start[position]):
                 add(position, len(title), "title", UNSUPPORTED)
                 position += len(title)
@@ -552,7 +559,9 @@ class GroundingChecker:
         if length == 1 or len(significant) == 1:
             word = significant[0]
             neighbours = [words[i] for i in (start - 1, start + length) if 0 <= i < len(words)]
-            if any(_name_word(w, w.lower()) for w in neighbours) and not quoted:
+            if not quoted and any(
+                _name_word(w, w.lower()) and zipf(w.lower()) < self.config.everyday_zipf for w in neighbours
+            ):
                 return False  # part of a name: "Keanu Reeves" is a person, not the film "Keanu"
             if len(word) < self.config.min_title_chars and not quoted:
                 return False
@@ -560,7 +569,7 @@ class GroundingChecker:
                 return True
             if not word[:1].isupper():
                 return not everyday[0] and zipf(word.lower()) < self.config.known_zipf
-            return not everyday[0] or (not at_sentence_start and length > 1)
+            return not everyday[0] or not at_sentence_start
         capitalised = [w[:1].isupper() for w in significant]
         if all(capitalised):
             return True
@@ -667,8 +676,10 @@ class GroundingChecker:
         """A lone capitalised word is a name when it is not everyday English and not a known word of the catalogue."""
         return zipf(word) < self.config.everyday_zipf - 0.5 and (word in item_words or word not in self.vocabulary)
 
-    def _longest(self, words: Sequence[str], start: int, vocabulary: Mapping) -> tuple[str, ...] | None:
-        for length in range(min(self.config.max_ngram, len(words) - start), 0, -1):
+    def _longest(
+        self, words: Sequence[str], start: int, vocabulary: Mapping, limit: int | None = None
+    ) -> tuple[str, ...] | None:
+        for length in range(min(limit or self.config.max_ngram, len(words) - start), 0, -1):
             key = tuple(words[start : start + length])
             if key in vocabulary:
                 return key
