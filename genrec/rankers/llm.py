@@ -25,6 +25,7 @@ in tokens; they sit in the user turn, the system prompt is a constant.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from genrec.rankers.base import FitReport, Ranker, RankerConfig
 from genrec.untrusted_text import ELLIPSIS, quote_untrusted, sanitise_untrusted
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_YEAR_SUFFIX = re.compile(r"^(.+?)( \(\d{4}\))$")
 RETRIEVER_DIR = "retriever"
 ADAPTER_DIR = "adapter"
 TITLES_FILE = "item_titles.json"
@@ -136,12 +138,18 @@ def catalogue_titles(items: pd.DataFrame) -> list[str]:
 
 
 def title_text(title: Any, tokenizer, max_tokens: int, max_chars: int, forbidden: tuple[str, ...]) -> str:
-    """A title sanitised (control/special tokens, markup, links removed), capped in characters then tokens."""
-    cleaned = sanitise_untrusted(title, max_chars, forbidden)
-    ids = tokenizer.encode(cleaned, add_special_tokens=False)
-    if len(ids) <= max_tokens:
-        return cleaned
-    return tokenizer.decode(ids[:max_tokens]).rstrip() + ELLIPSIS
+    """A title sanitised (control/special tokens, markup, links removed), capped in characters then tokens.
+
+    A trailing year, ``Title (1995)``, is kept outside the caps, so a cut title still shows it.
+    """
+    cleaned = sanitise_untrusted(title, None, forbidden)
+    match = _YEAR_SUFFIX.match(cleaned)
+    name, year = (match[1], match[2]) if match else (cleaned, "")
+    name = sanitise_untrusted(name, max_chars)
+    ids = tokenizer.encode(name, add_special_tokens=False)
+    if len(ids) > max_tokens:
+        name = tokenizer.decode(ids[:max_tokens]).rstrip() + ELLIPSIS
+    return name + year
 
 
 def ranking_messages(history: list[str], candidates: list[str], forbidden: tuple[str, ...] = ()) -> list[dict]:
@@ -231,7 +239,7 @@ class LLMRanker(Ranker):
         if any(len(ids) != 1 for ids in letters):
             raise ValueError(f"{self.config.model}: the index letters must be single tokens, got {letters}")
         self.letter_ids = torch.tensor([ids[0] for ids in letters])  # [N]
-        self._title_cache: dict[int, str] = {}
+        self._title_cache: dict[str, str] = {}
 
     def attach_adapter(self) -> None:
         """Wrap the LM in a fresh, seeded LoRA adapter (B = 0, so it starts as the zero-shot model)."""
@@ -277,12 +285,14 @@ class LLMRanker(Ranker):
 
     # -- prompts and scoring -----------------------------------------------------------------------
     def title(self, item: int) -> str:
-        if item not in self._title_cache:
+        """Item ``item``'s title as the prompt shows it (:func:`title_text`), cached by the raw title."""
+        raw = self.titles[item]
+        if raw not in self._title_cache:
             config = self.config
-            self._title_cache[item] = title_text(
-                self.titles[item], self.tokenizer, config.title_tokens, config.title_chars, self.forbidden
+            self._title_cache[raw] = title_text(
+                raw, self.tokenizer, config.title_tokens, config.title_chars, self.forbidden
             )
-        return self._title_cache[item]
+        return self._title_cache[raw]
 
     def prompt(self, history: np.ndarray, candidates: np.ndarray) -> str:
         """The chat prompt for one user: the last ``history_titles`` items and the lettered candidates."""

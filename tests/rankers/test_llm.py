@@ -84,6 +84,8 @@ def test_title_text_caps_characters_then_tokens(tiny_lm, planted):
     ranker.build(planted.n_items)
     assert title_text("x" * 300, ranker.tokenizer, 1000, 20, ()) == "x" * 19 + "…"
     assert title_text("Golden Ticket", ranker.tokenizer, 1000, 120, ()) == "Golden Ticket"
+    assert title_text("x" * 300 + " (1995)", ranker.tokenizer, 1000, 20, ()) == "x" * 19 + "… (1995)"
+    assert title_text("Golden Ticket Golden Ticket (2000)", ranker.tokenizer, 2, 120, ()).endswith("… (2000)")
 
 
 def test_rerank_ties_keep_retriever_order_and_fusion_weights_the_retriever():
