@@ -269,7 +269,10 @@ class LLMGenerator(TextGenerator):
         return results, report
 
     def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "model_class": type(self.model).__name__, "vocab_size": len(self.tokenizer)}
+        # Random weights write noise: outputs and reports say so, so nobody reads it as a description.
+        noise = self.config.random_weights
+        return {**super().identity(), "model_class": type(self.model).__name__, "vocab_size": len(self.tokenizer),
+                "noise": noise}  # fmt: skip
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Model, tokenizer (with its chat template) and the resolved config; reloads to identical output."""
