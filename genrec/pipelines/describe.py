@@ -245,20 +245,31 @@ def description_checker(dataset: Dataset, config: GroundingConfig | None = None)
 
 
 def check_description(
-    dataset: Dataset, item_id: Any, text: str, config: GroundingConfig | None = None
+    dataset: Dataset,
+    item_id: Any,
+    text: str,
+    config: GroundingConfig | None = None,
+    profile: UserProfile | Mapping[str, Any] | None = None,
 ) -> DescriptionCheck:
     """The grounding guard's verdict on ``text`` as a description of ``item_id`` in ``dataset``.
 
     ``passed`` is true only when the text is about the item (names its title, or is close to
     its facts under MiniLM), fluent, asserts no claim the metadata contradicts (``unsupported``)
     or cannot confirm (``unverifiable``), and the output filter found nothing (``blocked``).
-    Works on text from any generator. Unknown ``item_id`` raises a KeyError naming it.
+    Works on text from any generator. ``profile`` (the user's, as the generator saw it) makes
+    the user's liked titles supported claims ("since you liked Heat"). Unknown ``item_id``
+    raises a KeyError naming it.
     """
-    return check_descriptions(dataset, [item_id], [text], config)[0]
+    profiles = None if profile is None else [UserProfile.coerce(profile)]
+    return check_descriptions(dataset, [item_id], [text], config, profiles)[0]
 
 
 def check_descriptions(
-    dataset: Dataset, item_ids: Sequence[Any], texts: Sequence[str], config: GroundingConfig | None = None
+    dataset: Dataset,
+    item_ids: Sequence[Any],
+    texts: Sequence[str],
+    config: GroundingConfig | None = None,
+    profiles: Sequence[UserProfile | None] | None = None,
 ) -> list[DescriptionCheck]:
     """:func:`check_description` for many (item, text) pairs; the semantic check runs in one batch."""
     if len(item_ids) != len(texts):
@@ -266,7 +277,7 @@ def check_descriptions(
     checker = description_checker(dataset, config)
     rows = dataset.items.iloc[dataset.item_index(list(item_ids))].to_dict("records")
     facts = [ItemFacts.from_row(row, checker.people_columns) for row in rows]
-    return checker.check_many([str(text) for text in texts], facts)
+    return checker.check_many([str(text) for text in texts], facts, profiles)
 
 
 def calibrate_guard(
