@@ -154,14 +154,15 @@ def generate(
     users: Annotated[str, typer.Option(help="comma-separated user ids, e.g. 1,2")],
     out: Annotated[Path, typer.Option(help="run directory (created; finished outputs are reused)")],
     dataset: Annotated[str, typer.Option(help="a bundled name, a path, or FORMAT:PATH")] = "movielens-latest-small",
-    preset: Annotated[str, typer.Option(help="tiny (offline, random weights) or standard (pretrained hub models)")] = (
-        "tiny"
-    ),
+    preset: Annotated[
+        str, typer.Option(help="tiny (offline: random-weight images, SmolLM2 descriptions) or standard (hub models)")
+    ] = "tiny",
     top_k: Annotated[int, typer.Option(help="recommended items per user")] = 3,
     items: Annotated[str | None, typer.Option(help="comma-separated item ids instead of ranking")] = None,
     ranker: Annotated[str, typer.Option(help="registered ranker, fitted on the training split")] = "popular",
     text_generator: Annotated[
-        str | None, typer.Option(help="description generator (template, tiny, standard); default: the preset's")
+        str | None,
+        typer.Option(help="description generator (smollm2, template, tiny, standard); default: the preset's"),
     ] = None,
     images: Annotated[Path | None, typer.Option(help="directory of <item_id>.<ext> images (history posters)")] = None,
     cache_dir: Annotated[
