@@ -105,6 +105,20 @@ def retriever_figures(ranker: LLMRanker, test, result: dict[str, Any]) -> tuple[
     return retrieved, scores
 
 
+def permutation_figures(ranker: LLMRanker, the_split, permutations: int) -> dict[str, float]:
+    """Validation NDCG@10 (lambda 0) of the LM in retriever order and averaged over ``permutations`` orders."""
+    valid = the_split.valid.subset(ranker.validation_rows(the_split))
+    retrieved, scores = ranker.retrieve(valid.history, 10)
+    kept, figures = ranker.config.permutations, {}
+    for count in (1, permutations):
+        ranker.config.permutations = count
+        lm = ranker.lm_scores(valid.history, retrieved[:, : ranker.config.candidates])
+        figures[f"permutations_{count}"] = ranker.valid_ndcg(valid, retrieved, scores, lm, 0.0)
+    ranker.config.permutations = kept
+    print(json.dumps({"valid_NDCG@10_by_permutations": figures}), flush=True)
+    return figures
+
+
 def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Path) -> dict[str, Any]:
     test = the_split.test
     if args.test_users:
@@ -125,6 +139,8 @@ def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Pat
             valid_retrieved, _ = zero.retrieve(valid.history, 10)
             result["bf16_vs_fp32"] = parity(zero, valid.history, valid_retrieved, args.parity_users)
             print(json.dumps({"bf16_vs_fp32": result["bf16_vs_fp32"]}), flush=True)
+        if args.permutations > 1:
+            result["zero_shot_valid_by_permutations"] = permutation_figures(zero, the_split, args.permutations)
         lm_zero, timing = test_pass(zero, test.history, retrieved)
         result["zero_shot_timing"] = timing
         result["zero_shot"] = metrics_of(zero, retrieved, scores, lm_zero, test.targets, 0.0)
@@ -148,16 +164,7 @@ def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Pat
         else:
             retrieved, scores = tuned.retrieve(test.history, max(KS))
         if args.permutations > 1:
-            valid = the_split.valid.subset(tuned.validation_rows(the_split))
-            valid_retrieved, valid_scores = tuned.retrieve(valid.history, 10)
-            figures = {}
-            for count in (1, args.permutations):
-                tuned.config.permutations = count
-                lm = tuned.lm_scores(valid.history, valid_retrieved[:, : tuned.config.candidates])
-                figures[f"permutations_{count}"] = tuned.valid_ndcg(valid, valid_retrieved, valid_scores, lm, 0.0)
-            tuned.config.permutations = overrides.get("permutations", 1)
-            result["valid_NDCG@10_by_permutations"] = figures
-            print(json.dumps(figures), flush=True)
+            result["fine_tuned_valid_by_permutations"] = permutation_figures(tuned, the_split, args.permutations)
         lm_tuned, timing = test_pass(tuned, test.history, retrieved)
         result["fine_tuned_timing"] = timing
         result["fine_tuned"] = metrics_of(tuned, retrieved, scores, lm_tuned, test.targets, 0.0)
