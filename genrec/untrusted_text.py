@@ -65,6 +65,9 @@ _URL = re.compile(
     r"|(?:\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|ru|cn|xyz|info|biz|top|ly|me|co|app|dev)/\S*)",
     re.IGNORECASE,
 )
+# A bare domain ("Amazon.com") in generated text: a link to somewhere. Not removed from catalogue titles
+# ("Startup.com" is a film), only reported by find_unsafe_markup.
+_BARE_DOMAIN = re.compile(r"\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|ru|cn|xyz|info|biz|top|ly|app|dev)\b", re.I)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _CODE_MARKS = re.compile(r"`+")
 MAX_PASSES = 4  # removals can join fragments into a new marker ("<|im_<|x|>start|>"): repeat until stable
@@ -147,6 +150,7 @@ def find_unsafe_markup(text: str, forbidden: Iterable[str] = ()) -> list[str]:
         ("markup", _MARKDOWN_LINK),
         ("email", _EMAIL),
         ("url", _URL),
+        ("url", _BARE_DOMAIN),
     ):
         found += [(m.start(), m.end(), f"{kind}:{m.group(0)[:40]}") for m in pattern.finditer(normalised)]
     # A piece inside an earlier one (an e-mail's domain, a token inside a tag) is reported once, as the outer.

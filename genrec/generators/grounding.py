@@ -4,7 +4,9 @@ A description passes (:meth:`GroundingChecker.check` -> :class:`DescriptionCheck
 
 1. it is **about the item**: it names the item's title (any case; a leading or trailing article
    is optional, so "the matrix" and "Matrix" name "Matrix, The"), or its MiniLM embedding is
-   close to the item's facts (title, year, genres, tags): cosine >= ``about_threshold``;
+   close to the item's facts (title, year, genres, tags): cosine >= ``about_threshold``; and it
+   does not talk about the prompt instead ("This is an example of...", "the user", "taglines"):
+   such ``meta`` phrases make it off topic;
 2. it is **fluent**: at least ``min_words`` words, the share of known words (wordfreq's English
    list plus the catalogue's vocabulary) >= ``fluency_threshold``, no word repeated
    ``max_repeat`` times in a row;
@@ -24,7 +26,8 @@ A description passes (:meth:`GroundingChecker.check` -> :class:`DescriptionCheck
      people or tags name it, otherwise unverifiable;
    - ``rating``: "4.2 out of 5", "8/10", "4 stars", "highly rated": checked against the item's
      mean rating when the catalogue has ratings; IMDb/Rotten Tomatoes scores are unverifiable;
-   - ``award``, ``box_office``, ``relation`` (sequel, remake, "based on", "from the makers of"),
+   - ``award``, ``box_office``, ``relation`` (sequel, remake, "based on", "from the makers of",
+     where it was released: Netflix, a TV show, a premiere),
      ``number``: unverifiable unless an item tag states it (an "oscar (...)" tag supports an
      Oscar claim; a "sequel" tag or a numbered title supports "sequel").
 
@@ -149,6 +152,20 @@ _RATING = re.compile(
     r"|\b(?:rated|rating of|scored?|score of)\s+(?P<bare>\d+(?:\.\d+)?)\b",
     re.IGNORECASE,
 )
+# Text about the prompt or the task rather than the item: a small model echoing its instructions.
+_META = re.compile(
+    r"\b(this (?:is an example|is a piece|piece|item|summary|description|text)|the user(?:'s)?|as an ai|"
+    r"tag ?lines?|metadata|the item(?:'s)?|favou?rite genres|liked titles|the description|"
+    r"(?:this|the) (?:product|prompt)|here is (?:a|the) description)\b",
+    re.IGNORECASE,
+)
+# Where or how it was released or shown: nothing in the metadata says.
+_RELEASE = re.compile(
+    r"\b(netflix|amazon(?: prime)?|hulu|hbo|disney\+|prime video|apple tv|youtube|streaming|on dvd|blu-ray|"
+    r"tv show|tv series|television series|mini-?series|broadway|premiered|world premiere)\b",
+    re.IGNORECASE,
+)
+_RELATIVE_TIME = re.compile(r"\b((?:last|this|next) (?:year|month|week|summer|winter)|recently|nowadays)\b", re.I)
 _RATING_SITE = re.compile(r"\b(imdb|rotten tomatoes|metacritic|letterboxd|tomatometer)\b", re.IGNORECASE)
 _HIGHLY_RATED = re.compile(r"\b(highly[- ]rated|top[- ]rated|best[- ]rated|five[- ]star|5[- ]star)\b", re.IGNORECASE)
 _PERSON_TRIGGER = re.compile(
@@ -227,6 +244,7 @@ class DescriptionCheck:
     names_title: bool = False
     similarity: float | None = None  # cosine to the item's facts, when it was needed
     known_word_share: float = 0.0
+    meta: list[str] = field(default_factory=list)  # phrases about the prompt, not the item: not about it
 
     def reasons(self) -> list[str]:
         """Why it failed, as ``kind:detail`` strings (empty when it passed)."""
@@ -235,7 +253,8 @@ class DescriptionCheck:
             *([] if self.fluent else ["not_fluent:"]),
             *self.unsupported,
             *self.unverifiable,
-            *([] if self.about_item else ["off_topic:"]),
+            *(f"meta:{phrase}" for phrase in self.meta),
+            *([] if self.about_item or self.meta else ["off_topic:"]),
         ]
 
     def to_dict(self) -> dict[str, Any]:
@@ -249,6 +268,7 @@ class DescriptionCheck:
             "names_title": self.names_title,
             "similarity": self.similarity,
             "known_word_share": self.known_word_share,
+            "meta": list(self.meta),
         }
 
 
@@ -633,6 +653,10 @@ class GroundingChecker:
             claim(m.start(), m.end(), "award", SUPPORTED if supported else UNVERIFIABLE)
         for m in _BOX_OFFICE.finditer(lowered):
             claim(m.start(), m.end(), "box_office", UNVERIFIABLE)
+        for m in _RELEASE.finditer(lowered):
+            claim(m.start(), m.end(), "relation", UNVERIFIABLE)
+        for m in _RELATIVE_TIME.finditer(lowered):
+            claim(m.start(), m.end(), "date", UNVERIFIABLE)
         for m in _RELATION.finditer(lowered):
             phrase = m.group(0)
             key = phrase.split()[0] if not phrase.startswith(("based", "true", "inspired")) else phrase
@@ -748,10 +772,12 @@ class GroundingChecker:
             fluent, share = self.fluent(text, item)
             claims = self.claims(text, item, profile) if fluent else []
             names = self.names_title(text, item)
+            meta = list(dict.fromkeys(m.group(0).lower() for m in _META.finditer(text)))
             results.append(
                 DescriptionCheck(
                     passed=False,
-                    about_item=names,
+                    about_item=names and not meta,
+                    meta=meta,
                     fluent=fluent,
                     unsupported=[str(c) for c in claims if c.status == UNSUPPORTED],
                     unverifiable=[str(c) for c in claims if c.status == UNVERIFIABLE],
@@ -764,7 +790,12 @@ class GroundingChecker:
         pending = [
             i
             for i, r in enumerate(results)
-            if not r.names_title and r.fluent and not r.blocked and not r.unsupported and not r.unverifiable
+            if not r.names_title
+            and not r.meta
+            and r.fluent
+            and not r.blocked
+            and not r.unsupported
+            and not r.unverifiable
         ]
         if pending and (self.config.about_encoder is not None or self._similarity is not None):
             scores = self.similarities([texts[i] for i in pending], [items[i] for i in pending])
