@@ -100,7 +100,11 @@ class LLMRankerConfig(RankerConfig):
     title_tokens: int = Field(16, ge=1, description="tokens kept of each title (longer ones end in an ellipsis)")
     title_chars: int = Field(120, ge=8, description="characters kept of each title before tokenizing")
     model: str = Field("smollm2", description="'smollm2' (offline), 'standard' (a hub instruct model), hub id or dir")
-    dtype: DType = Field("bfloat16", description="LM weights dtype ('auto': bf16 on CUDA, fp32 on CPU)")
+    dtype: DType = Field(
+        "auto",
+        description="LM weights dtype; 'auto': bf16 on CUDA, fp32 on CPU (bf16 ran 5x slower than fp32 on the "
+        "project's AMD EPYC CPU, which lacks bf16 matrix instructions: benchmarks/RESULTS.md)",
+    )
     batch_size: int = Field(8, ge=1, description="prompts per forward pass when scoring")
     permutations: int = Field(1, ge=1, description="candidate orders averaged at inference (1: retriever order)")
     fine_tune: bool = Field(True, description="LoRA fine-tuning on the training split (False: zero-shot)")

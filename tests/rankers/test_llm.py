@@ -205,7 +205,7 @@ def test_benchmark_ranking_runs_the_llm_ranker(tiny_lm, planted):
 
 @pytest.mark.slow
 def test_real_smollm2_reranks_one_user(toy_split):
-    ranker = create_ranker("llm", {**FAST, "fine_tune": False, "valid_users": 4, "dtype": "bfloat16"})
+    ranker = create_ranker("llm", {**FAST, "fine_tune": False, "valid_users": 4, "dtype": "auto"})
     ranker.fit(toy_split, progress=False)
     items, scores = ranker.rank(toy_split.test.history.rows(np.arange(1)), k=10)
     retrieved, _ = ranker.retriever.rank(toy_split.test.history.rows(np.arange(1)), k=10)
