@@ -6,6 +6,7 @@ A cached load includes hashing the 98 MB GGUF (the cache key) and reading the bf
 
     .venv/bin/python benchmarks/bench_language_models.py --loads 5 --json lm-load.json
     .venv/bin/python benchmarks/bench_language_models.py --cache-dir /tmp/empty-cache --loads 3
+    .venv/bin/python benchmarks/bench_language_models.py --loads 1 --forward-tokens 770   # fp32 vs bf16 speed
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=5, help="cached loads to time")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--forward-tokens", type=int, default=0, help="also time one forward pass per dtype")
     parser.add_argument("--json", default=None, help="write the figures to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -50,6 +52,15 @@ def main() -> None:
         "threads": args.threads,
         "loadavg": os.getloadavg(),
     }
+    if args.forward_tokens:
+        generator = torch.Generator().manual_seed(0)
+        ids = torch.randint(100, 4000, (1, args.forward_tokens), generator=generator)
+        for dtype in ("float32", "bfloat16"):
+            model, _ = load_causal_lm("smollm2", dtype=dtype, cache_dir=args.cache_dir)
+            with torch.inference_mode():
+                start = time.perf_counter()
+                model(input_ids=ids, logits_to_keep=1)
+                result[f"forward_seconds_{dtype}"] = time.perf_counter() - start
     print(json.dumps(result, indent=2))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
