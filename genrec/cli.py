@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from genrec.cli_describe import check_descriptions_command
 from genrec.cli_encode import encode
 from genrec.cli_generate import demo, generate
 from genrec.cli_report import report
@@ -279,6 +280,7 @@ app.command("encode")(encode)
 app.command("generate")(generate)
 app.command("report")(report)
 app.command("demo")(demo)
+app.command("check-descriptions")(check_descriptions_command)
 
 if __name__ == "__main__":
     app()

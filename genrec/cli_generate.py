@@ -17,8 +17,9 @@ import typer
 
 from genrec.encoders.cache import CACHE_ENV
 
-# preset -> (encoder preset, image generator preset, text generator preset)
-PRESETS = {"tiny": ("tiny", "tiny", "tiny"), "standard": ("standard", "standard", "standard")}
+# preset -> (encoder preset, image generator preset, text generator preset); descriptions come from the
+# offline SmolLM2 (text generator "tiny" is random-weight noise, for tests: --text-generator tiny)
+PRESETS = {"tiny": ("tiny", "tiny", "smollm2"), "standard": ("standard", "standard", "standard")}
 
 
 def parse_ids(text: str | None) -> list[Any] | None:
@@ -47,16 +48,17 @@ def generate(
         str | None, typer.Option(help="users active at or after this time: ISO date/time (UTC) or unix seconds")
     ] = None,
     dataset: Annotated[str, typer.Option(help="a bundled name, a path, or FORMAT:PATH")] = "movielens-latest-small",
-    preset: Annotated[str, typer.Option(help="tiny (offline, random weights) or standard (pretrained hub models)")] = (
-        "tiny"
-    ),
+    preset: Annotated[
+        str, typer.Option(help="tiny (offline: random-weight images, SmolLM2 descriptions) or standard (hub models)")
+    ] = "tiny",
     top_k: Annotated[int, typer.Option(help="recommended items per user")] = 3,
     items: Annotated[str | None, typer.Option(help="comma-separated item ids instead of ranking")] = None,
     ranker: Annotated[str, typer.Option(help="registered ranker, fitted on the training split")] = "popular",
     config: Annotated[str | None, typer.Option(help="ranker config: a named config or a JSON file")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a ranker config field: key=value")] = None,
     text_generator: Annotated[
-        str | None, typer.Option(help="description generator (template, tiny, standard); default: the preset's")
+        str | None,
+        typer.Option(help="description generator (smollm2, template, tiny, standard); default: the preset's"),
     ] = None,
     image_generator: Annotated[str | None, typer.Option(help="image generator; default: the preset's")] = None,
     encoder: Annotated[str | None, typer.Option(help="CLIP encoder of histories and images; default: the preset's")] = (
@@ -158,10 +160,11 @@ def _print_summary(run_dir: Path) -> None:
         )
         console.print(f"images: {done['generated']} new, {done['reused']} reused, {check}", highlight=False)
     if "descriptions" in metrics:
-        text = metrics["descriptions"]
+        text, rates = metrics["descriptions"], metrics["grounding_report"]["rates"]
         console.print(
-            f"descriptions: grounding rate {_figure(text['grounding_rate'])}, "
-            f"preference coverage {_figure(text['preference_coverage'])}",
+            f"descriptions: {rates['mode']}; LLM pass rate before fallback {_figure(text['llm_pass_rate'])}, "
+            f"final pass rate {_figure(text['final_pass_rate'])}, preference coverage "
+            f"{_figure(text['preference_coverage'])}, personalisation lift {_figure(text.get('personalization_lift'))}",
             highlight=False,
         )
     console.print(f"results: {run_dir} (metrics: {run_dir / METRICS_FILE})", highlight=False)

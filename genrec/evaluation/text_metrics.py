@@ -1,7 +1,9 @@
-"""Description metrics: grounding rate, preference coverage, distinct-n, cross-user diversity.
+"""Description metrics: guard pass rate, grounding rate, preference coverage, distinct-n, cross-user
+diversity and the text personalisation lift against a non-personalised baseline.
 
 Each is a plain function over texts and the inputs they were written from; the image metrics
-live in :mod:`genrec.evaluation.generation`.
+live in :mod:`genrec.evaluation.generation` (the personalisation lift is the same measure as the
+images', :func:`genrec.evaluation.generation.personalization_score`, on text embeddings).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from genrec.evaluation.generation import cross_user_diversity
+from genrec.evaluation.generation import cross_user_diversity, personalization_score
 from genrec.generators.grounding import GroundingChecker
 from genrec.generators.text_base import ItemFacts, UserProfile
 
@@ -30,8 +32,9 @@ def grounding_rate(
     checker: GroundingChecker,
     profiles: Sequence[UserProfile | None] | None = None,
 ) -> float:
-    """Share of descriptions with no unsupported claim (see :mod:`genrec.generators.grounding`).
+    """Share of descriptions with no unsupported or unverifiable claim (see :mod:`genrec.generators.grounding`).
 
+    Only the claims: :func:`guard_pass_rate` also asks for an on-topic, fluent, unblocked text.
     Empty texts (blocked outputs) are left out; NaN when nothing is left.
     """
     profiles = profiles if profiles is not None else [None] * len(texts)
@@ -43,6 +46,91 @@ def grounding_rate(
         if text
     ]
     return float(np.mean(grounded)) if grounded else float("nan")
+
+
+def guard_pass_rate(
+    texts: Sequence[str],
+    items: Sequence[ItemFacts],
+    checker: GroundingChecker,
+    profiles: Sequence[UserProfile | None] | None = None,
+) -> float:
+    """Share of non-empty descriptions that pass the whole guard (:meth:`GroundingChecker.check`); NaN without any."""
+    kept = [i for i, text in enumerate(texts) if text]
+    if len(texts) != len(items):
+        raise ValueError(f"{len(texts)} texts but {len(items)} items: expected equal counts")
+    if not kept:
+        return float("nan")
+    chosen = [profiles[i] for i in kept] if profiles is not None else None
+    checks = checker.check_many([texts[i] for i in kept], [items[i] for i in kept], chosen)
+    return float(np.mean([check.passed for check in checks]))
+
+
+def text_personalization(
+    texts: Sequence[str], baseline_texts: Sequence[str], history_texts: Sequence[str], encoder: Any
+) -> dict[str, float]:
+    """How much closer personalised descriptions are to their user's history text than the baseline's.
+
+    Row i: the description of one (user, item, seed), the non-personalised description of the
+    same (user, item, seed) and the user's history text (titles, genres, tags). With MiniLM (the
+    ``minilm`` encoder preset): mean cosine of each to the history, ``lift`` (personalised minus
+    baseline) and ``win_rate``, as :func:`~genrec.evaluation.generation.personalization_score`.
+    """
+    if not len(texts) == len(baseline_texts) == len(history_texts):
+        raise ValueError(
+            f"{len(texts)} texts, {len(baseline_texts)} baseline texts and {len(history_texts)} histories: "
+            "expected one of each per (user, item)"
+        )
+    if not len(texts):
+        return personalization_score(np.zeros((0, 1)), np.zeros((0, 1)), np.zeros((0, 1)))
+    vectors = encoder.encode_texts([*texts, *baseline_texts, *history_texts]).numpy()  # [3N, D]
+    n = len(texts)
+    return personalization_score(vectors[:n], vectors[n : 2 * n], vectors[2 * n :])
+
+
+def guard_precision_recall(passed: Sequence[bool], good: Sequence[bool]) -> dict[str, float]:
+    """The guard as a detector of bad descriptions, against labels (``good[i]``: text i should pass).
+
+    ``precision``: share of rejected texts that are bad; ``recall``: share of bad texts rejected;
+    ``acceptance_precision``: share of accepted texts that are good; ``acceptance_recall``: share
+    of good texts accepted. NaN where a denominator is zero.
+    """
+    passed, good = np.asarray(passed, dtype=bool), np.asarray(good, dtype=bool)
+    if passed.shape != good.shape:
+        raise ValueError(f"{len(passed)} verdicts but {len(good)} labels")
+
+    def ratio(hits: np.ndarray, total: np.ndarray) -> float:
+        return float(hits.sum() / total.sum()) if total.sum() else float("nan")
+
+    return {
+        "precision": ratio(~passed & ~good, ~passed),
+        "recall": ratio(~passed & ~good, ~good),
+        "acceptance_precision": ratio(passed & good, passed),
+        "acceptance_recall": ratio(passed & good, good),
+        "n": len(good),
+    }
+
+
+def calibrate_threshold(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """The cut ``t`` (``score >= t`` means positive) with the best balanced accuracy on labelled scores.
+
+    Candidates are the midpoints between consecutive distinct scores; ties go to the middle of
+    the best range, so the cut sits as far from both classes as the data allow. Needs both classes.
+    """
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+    if len(scores) != len(labels):
+        raise ValueError(f"{len(scores)} scores but {len(labels)} labels")
+    if labels.all() or not labels.any():
+        raise ValueError("calibration needs positive and negative examples")
+    distinct = np.unique(scores)
+    candidates = np.concatenate([[distinct[0] - 1e-6], (distinct[1:] + distinct[:-1]) / 2, [distinct[-1] + 1e-6]])
+    balanced = np.array(
+        [
+            ((scores >= t) & labels).sum() / labels.sum() + ((scores < t) & ~labels).sum() / (~labels).sum()
+            for t in candidates
+        ]
+    )
+    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
+    return float((candidates[best[0]] + candidates[best[-1]]) / 2)
 
 
 def mentions_preference(text: str, profile: UserProfile) -> bool:
@@ -100,12 +188,37 @@ def description_metrics(
     items: Sequence[ItemFacts],
     profiles: Sequence[UserProfile],
     checker: GroundingChecker,
+    baseline_texts: Sequence[str] | None = None,
+    history_texts: Sequence[str] | None = None,
+    encoder: Any = None,
 ) -> dict[str, float]:
-    """Every description metric for one set of (user, item) descriptions, JSON-ready."""
-    return {
+    """Every description metric for one set of (user, item) descriptions, JSON-ready.
+
+    With ``baseline_texts`` (the non-personalised descriptions of the same rows) the baseline's
+    preference coverage and diversity come beside the personalised ones; with ``history_texts``
+    and an ``encoder`` (MiniLM) too, the text personalisation lift (:func:`text_personalization`)
+    and the embedding-based cross-user diversity.
+    """
+    item_ids = [item.item_id for item in items]
+    metrics = {
+        "guard_pass_rate": guard_pass_rate(texts, items, checker, profiles),
         "grounding_rate": grounding_rate(texts, items, checker, profiles),
         "preference_coverage": preference_coverage(texts, profiles),
         "distinct_1": distinct_n(texts, 1),
         "distinct_2": distinct_n(texts, 2),
-        "cross_user_diversity": description_diversity(texts, [item.item_id for item in items]),
+        "cross_user_diversity": description_diversity(texts, item_ids),
     }
+    if baseline_texts is not None:
+        metrics["baseline_preference_coverage"] = preference_coverage(baseline_texts, profiles)
+        metrics["baseline_cross_user_diversity"] = description_diversity(baseline_texts, item_ids)
+        if history_texts is not None and encoder is not None:
+            lift = text_personalization(texts, baseline_texts, history_texts, encoder)
+            metrics["personalization_lift"] = lift["lift"]
+            metrics["personalization_win_rate"] = lift["win_rate"]
+            metrics["history_similarity"] = lift["personalized"]
+            metrics["baseline_history_similarity"] = lift["baseline"]
+    if encoder is not None and len(texts):
+        metrics["cross_user_diversity_embedding"] = description_diversity(
+            texts, item_ids, encoder.encode_texts(list(texts)).numpy()
+        )
+    return metrics

@@ -5,9 +5,11 @@
 >>> generator = create_image_generator("standard")             # sd-turbo, 1 step, 512x512
 >>> generator = create_image_generator("standard", pretrained=False)  # same architecture, random weights
 >>> describer = create_text_generator("template")              # grounded, deterministic, no model
->>> describer = create_text_generator("tiny", dataset=ds)       # tiny Llama + catalogue tokenizer, offline
+>>> describer = create_text_generator("smollm2", dataset=ds)    # offline SmolLM2-135M-Instruct behind the guard
+>>> describer = create_text_generator("tiny", dataset=ds)       # random tiny Llama: noise, for tests only
 """
 
+from genrec.generators.grounding import DescriptionCheck, GroundingChecker, GroundingConfig, GroundingReport
 from genrec.generators.image_safety import ImageSafetyChecker, ImageSafetyConfig
 from genrec.generators.images import (
     IMAGE_GENERATORS,
@@ -20,10 +22,15 @@ from genrec.generators.prompts import ImagePrompt, build_image_prompt
 from genrec.generators.template import TemplateConfig, TemplateGenerator
 from genrec.generators.text import LLMConfig, LLMGenerator, create_text_generator, list_text_generators
 from genrec.generators.text_base import TEXT_GENERATORS, ItemFacts, TextGenerator, UserProfile
+from genrec.generators.text_safety import OutputFilter, SafetyConfig
 
 __all__ = [
     "IMAGE_GENERATORS",
     "TEXT_GENERATORS",
+    "DescriptionCheck",
+    "GroundingChecker",
+    "GroundingConfig",
+    "GroundingReport",
     "ImageGenerator",
     "ImageGeneratorConfig",
     "ImagePrompt",
@@ -32,6 +39,8 @@ __all__ = [
     "ItemFacts",
     "LLMConfig",
     "LLMGenerator",
+    "OutputFilter",
+    "SafetyConfig",
     "TemplateConfig",
     "TemplateGenerator",
     "TextGenerator",

@@ -1,57 +1,212 @@
-"""The grounding guard: extract the checkable claims of a description and test them against metadata.
+"""The grounding guard: is a description about its item, readable, and does the metadata support every claim?
 
-A description may only state what the item's metadata supports. The checkable claims are
-mentions of catalogue vocabulary (the claim extraction of FActScore, Min et al. 2023, reduced to
-what a catalogue can verify):
+A description passes (:meth:`GroundingChecker.check` -> :class:`DescriptionCheck`) only if
 
-- ``title``: another catalogue item's title (case-sensitive, so "heat" is a word and "Heat" a
-  title); the item's own title and the user's liked titles (their profile) are allowed;
-- ``year``: a four-digit year; only the item's year is supported;
-- ``genre`` / ``tag``: a catalogue genre or tag (case-insensitive); only the item's own are supported;
-- ``person``: a name from the catalogue's people columns, or a tag written as a Capitalised Name
-  ("Robin Williams"); only people in the item's metadata are supported.
+1. it is **about the item**: it names the item's title (any case; a leading or trailing article
+   is optional, so "the matrix" and "Matrix" name "Matrix, The"), or its MiniLM embedding is
+   close to the item's facts (title, year, genres, tags): cosine >= ``about_threshold``; and it
+   does not talk about the prompt instead ("This is an example of...", "the user", "taglines"):
+   such ``meta`` phrases make it off topic;
+2. it is **fluent**: at least ``min_words`` words, the share of known words (wordfreq's English
+   list plus the catalogue's vocabulary) >= ``fluency_threshold``, no word repeated
+   ``max_repeat`` times in a row;
+3. every **checkable claim** is supported by the item's metadata, and it asserts nothing the
+   guard cannot check (FActScore's atomic claims, Min et al. 2023, reduced to what a catalogue
+   holds). Claim kinds:
 
-Matching runs over word n-grams, longest match first, so "Toy Story 2" in a description of
-"Toy Story" is a claim about another title, while words inside an allowed title ("Christmas"
-in "Christmas Vacation") claim nothing. The check is strict on purpose: a profile genre the item
-lacks is unsupported wherever it appears, because the guard cannot tell "you like X" from
-"this is X".
+   - ``title``: another catalogue item's title, written as a title (capitalised, quoted, or a
+     word too rare to be an everyday one); a one-word title at a sentence start counts when it
+     is not an everyday word ("Jumanji is" is a claim, "Heat is" is not). The item's own title
+     and the user's liked titles are supported;
+   - ``year``/``decade``/``date``: checked against the item's year (a day or month is unverifiable);
+   - ``genre``: a catalogue genre or its usual form ("animated", "sci-fi", "romantic comedy");
+   - ``tag``: a catalogue tag that names a topic (a word rare enough not to be everyday speech,
+     so "love", "classic" or "boring" claim nothing), supported by the item's own tags;
+   - ``person``: a proper name (capitalised words) or a name-like tag; supported when the item's
+     people or tags name it, otherwise unverifiable;
+   - ``rating``: "4.2 out of 5", "8/10", "4 stars", "highly rated": checked against the item's
+     mean rating when the catalogue has ratings; IMDb/Rotten Tomatoes scores are unverifiable;
+   - ``award``, ``box_office``, ``relation`` (sequel, remake, "based on", "from the makers of",
+     where it was released: Netflix, a TV show, a premiere),
+     ``number``: unverifiable unless an item tag states it (an "oscar (...)" tag supports an
+     Oscar claim; a "sequel" tag or a numbered title supports "sequel").
+
+Unverifiable claims are listed apart and never counted as supported: a text that asserts one
+fails. Outputs the :class:`~genrec.generators.text_safety.OutputFilter` blocks fail too.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import groupby
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
 from genrec.config import StrictModel
+from genrec.data import Dataset
 from genrec.generators.text_base import ItemFacts, UserProfile, display_title
+from genrec.generators.text_safety import OutputFilter, SafetyConfig
 
-# Punctuation marks are tokens too, so a match never spans "space, action" for the tag "space action".
-_WORD = re.compile(r"\w+|[^\w\s]")
-_SENTENCE_END = re.compile(r"[.!?:]\s*$")
+CLAIM_KINDS = (
+    "title",
+    "year",
+    "decade",
+    "date",
+    "genre",
+    "tag",
+    "person",
+    "rating",
+    "award",
+    "box_office",
+    "relation",
+    "number",
+)
+SUPPORTED, UNSUPPORTED, UNVERIFIABLE = "supported", "unsupported", "unverifiable"
+
+# Words, numbers with decimals ("4.5"), and single punctuation marks, with their offsets.
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)?|[^\W\d_]+(?:['’][^\W\d_]+)*|[^\w\s]")
+_SENTENCE_END = re.compile(r"[.!?:;\"“”]\s*$")
 _YEAR = re.compile(r"^(18[89]\d|19\d\d|20[0-4]\d)$")
-CLAIM_KINDS = ("title", "year", "genre", "tag", "person")
+_LEADING_ARTICLES = ("the", "a", "an")
+_STOPWORDS_TEXT = (
+    "a an the and or but of in on at to for from by with as is are was were be been it its this that "
+    "these those you your yours he she they we i his her their our my me him them who whom which what "
+    "when where why how if then than so not no yes all any some each every one ones there here very just "
+    "also about into over after before while during up down out off again once more most much many few "
+    "such only own same can will would should could may might must do does did doing have has had having"
+)
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+_MONTHS_TEXT = (
+    "january february march april may june july august september october november december jan feb mar "
+    "apr jun jul aug sep sept oct nov dec"
+)
+MONTHS = _MONTHS_TEXT.split()
+_WEEKDAYS_TEXT = "monday tuesday wednesday thursday friday saturday sunday"
+WEEKDAYS = frozenset(_WEEKDAYS_TEXT.split())
+_NUMBER_WORDS_TEXT = (
+    "two three four five six seven eight nine ten eleven twelve dozen hundred hundreds thousand thousands"
+)
+NUMBER_WORDS = frozenset(_NUMBER_WORDS_TEXT.split())
+# Everyday forms of MovieLens's genres; a catalogue genre not listed here matches only by its name.
+GENRE_FORMS = {
+    "Action": ("action", "action-packed", "action packed"),
+    "Adventure": ("adventure", "adventures"),
+    "Animation": ("animation", "animated", "cartoon"),
+    "Children": ("children's film", "children's movie", "kids' film", "kids' movie", "family film", "family movie"),
+    "Comedy": ("comedy", "comedies", "comedic", "rom-com", "romcom"),
+    "Crime": ("crime",),
+    "Documentary": ("documentary", "documentaries"),
+    "Drama": ("drama", "dramas"),
+    "Fantasy": ("fantasy",),
+    "Film-Noir": ("film-noir", "film noir", "noir"),
+    "Horror": ("horror",),
+    "IMAX": ("imax",),
+    "Musical": ("musical", "musicals"),
+    "Mystery": ("mystery", "mysteries"),
+    "Romance": ("romance", "romantic", "rom-com", "romcom", "love story"),
+    "Sci-Fi": ("sci-fi", "scifi", "science fiction", "science-fiction"),
+    "Thriller": ("thriller", "thrillers"),
+    "War": ("war film", "war movie", "war drama", "war epic", "war story"),
+    "Western": ("western", "westerns"),
+}
+# Words that make a tag an opinion about a film rather than a topic the metadata states.
+_OPINION_TEXT = (
+    "good great best better bad worst awesome amazing beautiful beautifully brilliant classic clever cool "
+    "dark disappointing dull emotional engrossing entertaining epic excellent fantastic favorite favourite "
+    "fun funny gorgeous heartwarming hilarious interesting masterpiece moving must nice original overrated "
+    "underrated quotable stylish stylized stunning touching visually watch see boring slow acting cast "
+    "soundtrack dialogue music cinematography ending plot story scenery visuals effects special performance "
+    "performances storytelling pacing atmospheric big"
+)
+OPINION_WORDS = frozenset(_OPINION_TEXT.split())
+# Genre names whose plain sense is common: claims only when capitalised mid-sentence or in a GENRE_FORMS phrase.
+PLAIN_SENSE_GENRES = frozenset({("children",), ("war",)})
+_AWARD = re.compile(
+    r"\b(oscars?|academy awards?|golden globes?|baftas?|emmys?|grammys?|palme d['’]or|cannes|sundance|"
+    r"berlinale|venice film festival|award[- ]winning|awards?|nominat\w*|best picture|best actor|best actress|"
+    r"best director|critically acclaimed|acclaimed|accolades?)\b",
+    re.IGNORECASE,
+)
+_BOX_OFFICE = re.compile(
+    r"(\bbox[- ]office\b|\bgross(?:ed|ing|es)?\b|\bhighest[- ]grossing\b|\bblockbuster\b|\bmillions?\b|\bbillions?\b|"
+    r"\$\s?\d[\d,.]*|\bbest[- ]?selling\b|\bsold[- ]out\b|\bbudget\b)",
+    re.IGNORECASE,
+)
+_RELATION = re.compile(
+    r"\b(sequel|prequel|remake|reboot|spin[- ]?off|follow[- ]up|trilogy|franchise|based on|adapted from|"
+    r"adaptation of|adaptation|from the (?:makers|creators|director|studio|team) (?:of|behind)|true story|"
+    r"inspired by)\b",
+    re.IGNORECASE,
+)
+# Scale of a stated rating: "4.2 out of 5", "8/10", "4.5 stars", "rated 4", "85%".
+_RATING = re.compile(
+    r"(?:\b(?:rated|rating of|scored?|score of)\s+)?(?P<value>\d+(?:\.\d+)?)[\s-]*"
+    r"(?:(?:/|out of)\s*(?P<scale>5|10|100)\b|(?P<stars>stars?)\b|(?P<percent>%))"
+    r"|\b(?:rated|rating of|scored?|score of)\s+(?P<bare>\d+(?:\.\d+)?)\b",
+    re.IGNORECASE,
+)
+# Text about the prompt or the task rather than the item: a small model echoing its instructions.
+_META = re.compile(
+    r"\b(this (?:is an example|is a piece|piece|item|summary|description|text)|the user(?:'s)?|as an ai|"
+    r"tag ?lines?|metadata|the item(?:'s)?|favou?rite genres|liked titles|the description|"
+    r"(?:this|the) (?:product|prompt)|here is (?:a|the) description)\b",
+    re.IGNORECASE,
+)
+# Where or how it was released or shown: nothing in the metadata says.
+_RELEASE = re.compile(
+    r"\b(netflix|amazon(?: prime)?|hulu|hbo|disney\+|prime video|apple tv|youtube|streaming|on dvd|blu-ray|"
+    r"tv show|tv series|television series|mini-?series|broadway|premiered|world premiere)\b",
+    re.IGNORECASE,
+)
+_RELATIVE_TIME = re.compile(r"\b((?:last|this|next) (?:year|month|week|summer|winter)|recently|nowadays)\b", re.I)
+_RATING_SITE = re.compile(r"\b(imdb|rotten tomatoes|metacritic|letterboxd|tomatometer)\b", re.IGNORECASE)
+_HIGHLY_RATED = re.compile(r"\b(highly[- ]rated|top[- ]rated|best[- ]rated|five[- ]star|5[- ]star)\b", re.IGNORECASE)
+_PERSON_TRIGGER = re.compile(
+    r"\b(?:directed by|starring|stars|written by|produced by|voiced by|director|actor|actress|filmmaker)\s*$",
+    re.IGNORECASE,
+)
+_NUMBERED_TITLE = re.compile(r"(?:\s(?:[2-9]|II|III|IV|V|VI)|:?\s(?:part|chapter|episode)\s\w+)$", re.IGNORECASE)
 
 
 class GroundingConfig(StrictModel):
-    """What the guard checks and how hard it tries before falling back to the template."""
+    """What the guard checks, its calibrated thresholds and how hard the LLM generator retries."""
 
-    max_retries: int = Field(2, ge=0, le=10, description="regenerations of a description with an unsupported claim")
+    max_retries: int = Field(2, ge=0, le=10, description="regenerations of a description that fails the guard")
     check: tuple[str, ...] = Field(CLAIM_KINDS, description=f"claim kinds to check, a subset of {CLAIM_KINDS}")
     people_columns: tuple[str, ...] = Field(
         ("people", "cast", "director", "directors", "actors"),
         description="item columns listing people; those present in the catalogue are used",
     )
-    min_title_chars: int = Field(4, ge=1, description="shorter one-word titles ('It', 'Up') are not treated as claims")
-    min_tag_chars: int = Field(4, ge=1, description="shorter tags are not treated as claims")
-    max_ngram: int = Field(
-        24, ge=1, le=64, description="longest title/tag (in words and punctuation marks) recognised in a text"
+    min_title_chars: int = Field(4, ge=1, description="shorter one-word titles ('It', 'Up') are claims only in quotes")
+    everyday_zipf: float = Field(
+        4.0, description="wordfreq Zipf frequency from which a word is everyday speech, not a title or topic"
     )
+    topic_zipf: float = Field(
+        3.5, description="a tag is a topic claim when one of its non-genre words is rarer than this Zipf frequency"
+    )
+    known_zipf: float = Field(2.0, description="wordfreq Zipf frequency from which a word counts as known (fluency)")
+    max_ngram: int = Field(16, ge=1, le=64, description="longest title/tag (in tokens) recognised in a text")
+    min_words: int = Field(4, ge=1, description="a fluent description has at least this many words")
+    fluency_threshold: float = Field(
+        0.53, ge=0.0, le=1.0, description="least share of known words (calibrated on the labelled calibration split)"
+    )
+    max_repeat: int = Field(3, ge=2, description="a word repeated this many times in a row is not fluent")
+    about_encoder: str | None = Field(
+        "minilm", description="encoder preset for the semantic about-item check (None: only a named title counts)"
+    )
+    about_threshold: float = Field(
+        0.26, ge=-1.0, le=1.0, description="least cosine to the item's facts (calibrated on the calibration split)"
+    )
+    rating_tolerance: float = Field(0.3, ge=0.0, description="a stated rating (5-star scale) may differ this much")
+    high_rating: float = Field(4.0, description="mean rating from which 'highly rated' is supported")
+    safety: SafetyConfig = Field(default_factory=SafetyConfig, description="the output filter")
 
     @field_validator("check")
     @classmethod
@@ -66,39 +221,119 @@ class GroundingConfig(StrictModel):
 class Claim:
     kind: str  # one of CLAIM_KINDS
     text: str  # as written in the description
-    supported: bool
+    status: str  # SUPPORTED, UNSUPPORTED or UNVERIFIABLE
+
+    @property
+    def supported(self) -> bool:
+        return self.status == SUPPORTED
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.text}"
 
 
 @dataclass
+class DescriptionCheck:
+    """The guard's verdict on one description (see the module docstring); ``passed`` needs all four."""
+
+    passed: bool
+    about_item: bool
+    fluent: bool
+    unsupported: list[str] = field(default_factory=list)  # "kind:claim" the metadata contradicts
+    unverifiable: list[str] = field(default_factory=list)  # "kind:claim" the metadata cannot confirm
+    blocked: list[str] = field(default_factory=list)  # what the output filter found
+    names_title: bool = False
+    similarity: float | None = None  # cosine to the item's facts, when it was needed
+    known_word_share: float = 0.0
+    meta: list[str] = field(default_factory=list)  # phrases about the prompt, not the item: not about it
+
+    def reasons(self) -> list[str]:
+        """Why it failed, as ``kind:detail`` strings (empty when it passed)."""
+        return [
+            *(f"blocked:{term}" for term in self.blocked),
+            *([] if self.fluent else ["not_fluent:"]),
+            *self.unsupported,
+            *self.unverifiable,
+            *(f"meta:{phrase}" for phrase in self.meta),
+            *([] if self.about_item or self.meta else ["off_topic:"]),
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "about_item": self.about_item,
+            "fluent": self.fluent,
+            "unsupported": list(self.unsupported),
+            "unverifiable": list(self.unverifiable),
+            "blocked": list(self.blocked),
+            "names_title": self.names_title,
+            "similarity": self.similarity,
+            "known_word_share": self.known_word_share,
+            "meta": list(self.meta),
+        }
+
+
+@dataclass
 class GroundingReport:
-    """Counts over one batch of descriptions (the guard's and the blocklist's audit trail)."""
+    """Counts over a set of descriptions: the guard's and the output filter's audit trail.
+
+    ``llm_first_try`` / ``regenerated`` / ``fallback`` / ``template`` / ``blocked`` count final
+    sources; ``llm_attempts`` and ``rejected_attempts`` count every LLM try;
+    ``rejection_reasons`` counts the reasons of rejected tries by kind; ``blocked_outputs`` keeps
+    every blocked text. :meth:`rates` gives the honest figures (LLM pass rate before any
+    fallback, regeneration, fallback and final rates, separately).
+    """
 
     descriptions: int = 0
     template: int = 0  # produced by the template generator directly
     llm_first_try: int = 0  # LLM text accepted as generated
     regenerated: int = 0  # LLM text accepted after at least one rejected attempt
     fallback: int = 0  # every LLM attempt rejected: the template text was used
-    blocked: int = 0  # no text survived the blocklist (description left empty)
+    blocked: int = 0  # no text survived the output filter (description left empty)
     llm_attempts: int = 0
     rejected_attempts: int = 0
-    unsupported_claims: dict[str, int] = field(default_factory=dict)  # kind -> count over rejected attempts
+    reused: int = 0  # rows taken from an earlier run (resumed), counted in the figures above
+    rejection_reasons: dict[str, int] = field(default_factory=dict)  # kind -> count over rejected attempts
     blocked_outputs: list[dict[str, Any]] = field(default_factory=list)  # BlockedOutput.to_dict() of each
 
-    def count_claims(self, claims: Iterable[Claim]) -> None:
-        for claim in claims:
-            self.unsupported_claims[claim.kind] = self.unsupported_claims.get(claim.kind, 0) + 1
+    def count_reasons(self, reasons: Iterable[str]) -> None:
+        for reason in reasons:
+            kind = reason.split(":", 1)[0]
+            self.rejection_reasons[kind] = self.rejection_reasons.get(kind, 0) + 1
 
     def merge(self, other: GroundingReport) -> None:
-        for name in ("descriptions", "template", "llm_first_try", "regenerated", "fallback", "blocked"):
+        for name in ("descriptions", "template", "llm_first_try", "regenerated", "fallback", "blocked", "reused"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.llm_attempts += other.llm_attempts
         self.rejected_attempts += other.rejected_attempts
-        for kind, count in other.unsupported_claims.items():
-            self.unsupported_claims[kind] = self.unsupported_claims.get(kind, 0) + count
-        self.blocked_outputs.extend(other.blocked_outputs)
+        for kind, count in other.rejection_reasons.items():
+            self.rejection_reasons[kind] = self.rejection_reasons.get(kind, 0) + count
+        known = {_blocked_key(record) for record in self.blocked_outputs}
+        self.blocked_outputs.extend(r for r in other.blocked_outputs if _blocked_key(r) not in known)
+
+    def rates(self) -> dict[str, Any]:
+        """Shares of all descriptions; ``llm_pass_rate`` is the LLM's own first-try rate, before any fallback."""
+        n = self.descriptions
+        llm = self.llm_first_try + self.regenerated + self.fallback  # descriptions the LLM was asked for
+
+        def share(count: int, total: int) -> float | None:
+            return count / total if total else None
+
+        if n == 0:
+            mode = "none"
+        elif llm == 0:
+            mode = "template only: no language model was used; every description is the template's"
+        else:
+            mode = "llm"
+        return {
+            "mode": mode,
+            "llm_pass_rate": share(self.llm_first_try, llm),
+            "regeneration_rate": share(self.regenerated, llm),
+            "pass_rate_after_regeneration": share(self.llm_first_try + self.regenerated, llm),
+            "fallback_rate": share(self.fallback, llm),
+            "template_rate": share(self.template, n),
+            "blocked_rate": share(self.blocked, n),
+            "attempt_pass_rate": share(self.llm_attempts - self.rejected_attempts, self.llm_attempts),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,113 +345,497 @@ class GroundingReport:
             "blocked": self.blocked,
             "llm_attempts": self.llm_attempts,
             "rejected_attempts": self.rejected_attempts,
-            "unsupported_claims": dict(sorted(self.unsupported_claims.items())),
+            "reused": self.reused,
+            "rejection_reasons": dict(sorted(self.rejection_reasons.items())),
+            "rates": self.rates(),
             "blocked_outputs": list(self.blocked_outputs),
         }
 
 
-class GroundingChecker:
-    """Claim extraction and checking against one catalogue's vocabulary (built once, reused)."""
+def item_ratings(dataset: Dataset) -> dict[Any, float]:
+    """Item id -> mean rating over the interactions that have one (what rating claims are checked against)."""
+    rated = dataset.interactions.dropna(subset=["rating"])
+    means = rated.groupby("item_idx")["rating"].mean()
+    ids = dataset.items["item_id"].to_numpy()
+    return {ids[int(index)]: float(mean) for index, mean in means.items()}
 
-    def __init__(self, items: pd.DataFrame, config: GroundingConfig | None = None):
+
+def _blocked_key(record: Mapping[str, Any]) -> tuple:
+    return (str(record.get("user_id")), str(record.get("item_id")), record.get("stage"), record.get("text"))
+
+
+@lru_cache(maxsize=262144)
+def zipf(word: str) -> float:
+    """wordfreq's Zipf frequency of a lower-cased English word (0: unknown); 7 for a stop word."""
+    from wordfreq import zipf_frequency
+
+    return 7.0 if word in STOPWORDS else zipf_frequency(word, "en")
+
+
+def _strip_article(words: tuple[str, ...]) -> tuple[str, ...]:
+    return words[1:] if len(words) > 1 and words[0] in _LEADING_ARTICLES else words
+
+
+def _lower_words(text: str) -> tuple[str, ...]:
+    return tuple(word.lower() for word in _TOKEN.findall(text))
+
+
+def title_keys(title: str) -> set[tuple[str, ...]]:
+    """Lower-cased word tuples a text may use to name ``title``: as stored, as displayed, without a leading article.
+
+    "Matrix, The" -> ("matrix", ",", "the"), ("the", "matrix"), ("matrix",); an alternative
+    title in parentheses ("Twelve Monkeys (a.k.a. 12 Monkeys)") gives its own keys too.
+    """
+    variants = {title, display_title(title)}
+    for alternative in re.findall(r"\((?:a\.k\.a\.\s*)?([^()]+)\)", title):
+        variants |= {alternative, display_title(alternative)}
+    variants |= {unicodedata.normalize("NFKC", variant) for variant in variants}  # "½" as sanitised text writes it
+    keys = set()
+    for variant in variants:
+        words = _lower_words(variant)
+        if words:
+            keys |= {words, _strip_article(words)}
+    return keys
+
+
+def facts_text(item: ItemFacts) -> str:
+    """The item's facts as one sentence-like text: what the semantic about-item check compares to."""
+    parts = [item.display_title + (f" ({item.year})" if item.year is not None else "")]
+    if item.genres:
+        parts.append(", ".join(item.genres))
+    if item.tags:
+        parts.append(", ".join(item.tags[:12]))
+    return ". ".join(parts)
+
+
+@dataclass
+class _Span:
+    start: int  # token index
+    length: int
+    kind: str
+    text: str
+    status: str
+
+
+class GroundingChecker:
+    """Claim extraction and checking against one catalogue (vocabularies built once, reused).
+
+    ``ratings`` maps item id -> mean rating (5-star scale) for rating claims; ``similarity`` is a
+    function ``(texts, facts_texts) -> cosines`` (default: the ``about_encoder`` preset, loaded on
+    first use, only for texts that do not name their title).
+    """
+
+    def __init__(
+        self,
+        items: pd.DataFrame,
+        config: GroundingConfig | None = None,
+        ratings: Mapping[Any, float] | None = None,
+        similarity: Callable[[Sequence[str], Sequence[str]], np.ndarray] | None = None,
+    ):
         self.config = config or GroundingConfig()
-        columns = [column for column in self.config.people_columns if column in items.columns]
-        self.people_columns = tuple(columns)
+        self.people_columns = tuple(c for c in self.config.people_columns if c in items.columns)
         facts = [ItemFacts.from_row(row, self.people_columns) for row in items.to_dict("records")]
-        # Keys are word tuples: titles case-sensitive, the rest lower-cased.
+        self.ratings = dict(ratings or {})
+        self._similarity = similarity
         self.titles: dict[tuple[str, ...], str] = {}
         for item in facts:
-            for variant in (item.title, display_title(item.title)):
-                key = _words(variant)
-                one_short_word = len(key) == 1 and len(key[0]) < self.config.min_title_chars
-                if key and not one_short_word and len(key) <= self.config.max_ngram:
-                    self.titles.setdefault(key, variant)
-        self.genres = {_lower_words(g): g for item in facts for g in item.genres}
+            for key in title_keys(item.title):
+                if len(key) <= self.config.max_ngram:
+                    self.titles.setdefault(key, item.title)
+        catalogue_genres = {g for item in facts for g in item.genres}
+        self.genres: dict[tuple[str, ...], str] = {}
+        for genre in sorted(catalogue_genres):
+            for form in (genre, *GENRE_FORMS.get(genre, ())):
+                self.genres.setdefault(_lower_words(form), genre)
         self.people = {_lower_words(p): p for item in facts for p in item.people}
-        self.tags = {
-            _lower_words(t): t
+        self.tags: dict[tuple[str, ...], str] = {}
+        for item in facts:
+            for tag in item.tags:
+                key = _lower_words(tag)
+                if key and len(key) <= self.config.max_ngram and key not in self.genres and self._topical(key):
+                    self.tags.setdefault(key, tag)
+                    if key[-1].isalpha() and not key[-1].endswith("s"):
+                        self.tags.setdefault((*key[:-1], key[-1] + "s"), tag)  # "dinosaurs" for "dinosaur"
+        title_words = {word for item in facts for word in _lower_words(item.title) if word.isalpha()}
+        self.output_filter = OutputFilter(self.config.safety, frozenset(title_words))
+        self.vocabulary = frozenset(
+            word
             for item in facts
-            for t in item.tags
-            if len(t) >= self.config.min_tag_chars and _lower_words(t) not in self.genres
-        }
-        self.tags = {key: tag for key, tag in self.tags.items() if key and len(key) <= self.config.max_ngram}
+            for text in (item.title, *item.genres, *item.tags, *item.people)
+            for word in _lower_words(text)
+            if word.isalpha()
+        )
 
+    def _topical(self, key: tuple[str, ...]) -> bool:
+        """A tag names a topic ("time travel", "dinosaur", "pixar") rather than an opinion ("great acting", "fun").
+
+        Opinion words (:data:`OPINION_WORDS`) make a tag an opinion; otherwise a tag of several
+        words is a topic, and a one-word tag is one when it is rarer than everyday speech.
+        """
+        genre_words = {word for form in self.genres for word in form}
+        words = [word for word in key if word.isalpha() and word not in STOPWORDS]
+        if not words or any(word in OPINION_WORDS for word in words):
+            return False
+        if len(words) > 1:
+            return any(word not in genre_words for word in words)
+        return words[0] not in genre_words and zipf(words[0]) < self.config.topic_zipf
+
+    # ---------------------------------------------------------------- claims
     def claims(self, text: str, item: ItemFacts, profile: UserProfile | None = None) -> list[Claim]:
-        """Every checkable claim in ``text``, in order, each marked supported or not."""
+        """Every checkable claim in ``text``, in order of appearance, each supported, unsupported or unverifiable."""
         profile = profile or UserProfile()
-        spans = [(m.start(), m.group(0)) for m in _WORD.finditer(text)]
-        words = tuple(word for _, word in spans)
-        lower = tuple(word.lower() for word in words)
-        allowed = _allowed_spans(words, (item.title, item.display_title, *profile.titles))
-        item_genres = {_lower_words(g) for g in item.genres} | {_lower_words(t) for t in item.tags}
-        item_tags = {_lower_words(t) for t in item.tags} | item_genres
-        item_people = {_lower_words(p) for p in item.people} | {_lower_words(t) for t in item.tags}
-        check = set(self.config.check)
-        found: list[Claim] = []
+        matches = list(_TOKEN.finditer(text))
+        words = tuple(m.group(0) for m in matches)
+        lower = tuple(w.lower() for w in words)
+        starts = [m.start() for m in matches]
+        sentence_start = [i == 0 or bool(_SENTENCE_END.search(text[: starts[i]])) for i in range(len(words))]
+        own = {key for title in (item.title,) for key in title_keys(title)}
+        liked = {key for title in profile.titles for key in title_keys(title)}
+        item_tags = {_lower_words(t) for t in item.tags}
+        item_people = {_lower_words(p) for p in item.people} | item_tags
+        item_genres = set(item.genres)
+        tag_text = " ".join(t.lower() for t in item.tags)
+        spans: list[_Span] = []
+        covered = [False] * len(words)
+
+        def add(start: int, length: int, kind: str, status: str) -> None:
+            written = text[starts[start] : matches[start + length - 1].end()]
+            spans.append(_Span(start, length, kind, written, status))
+            for i in range(start, start + length):
+                covered[i] = True
+
+        # The item's own title, the user's liked titles and the item's own tags, written out, are supported
+        # as a whole: the words inside them claim nothing else ("oscar (best picture)", "1990s" as a tag).
+        allowed_kinds = {key: "tag" for key in item_tags if key} | {key: "title" for key in own | liked}
         position = 0
         while position < len(words):
-            title = self._longest(words, position, self.titles)
-            if position in allowed and (title is None or len(title) <= allowed[position]):
-                position += allowed[position]  # the item's own title or a liked title: words inside claim nothing
+            title = self._longest(lower, position, self.titles)
+            allowed = self._longest(lower, position, allowed_kinds, max(map(len, allowed_kinds), default=1))
+            if allowed is not None and (title is None or len(title) <= len(allowed)):
+                add(position, len(allowed), allowed_kinds[allowed], SUPPORTED)
+                position += len(allowed)
                 continue
-            sentence_start = position == 0 or bool(_SENTENCE_END.search(text[: spans[position][0]]))
-            # A title that is also a genre, tag, name or year ("Romance", "Casino", "1969") is read as that.
-            ambiguous = title is not None and (
-                any(tuple(w.lower() for w in title) in v for v in (self.genres, self.tags, self.people))
-                or (len(title) == 1 and _YEAR.match(title[0]) is not None)
-            )
-            if title and not ambiguous and (len(title) > 1 or not sentence_start):
-                if "title" in check:
-                    found.append(Claim("title", " ".join(words[position : position + len(title)]), False))
-                position += len(title)  # words inside a title claim nothing else
+            # A title that is also a genre, tag or name ("Romance", "Casino") is read as that.
+            # So is one that spells an award, a box-office or relation phrase or a review site ("Oscar").
+            if title is not None and (
+                any(title in vocabulary for vocabulary in (self.genres, self.tags, self.people))
+                or any(p.fullmatch(" ".join(title)) for p in (_AWARD, _BOX_OFFICE, _RELATION, _RATING_SITE))
+            ):
+                title = None
+            if title is not None and self._written_as_title(words, position, len(title), sentence_start[position]):
+                add(position, len(title), "title", UNSUPPORTED)
+                position += len(title)
                 continue
-            person = self._longest(lower, position, self.people)
-            tag = self._longest(lower, position, self.tags)
-            genre = self._longest(lower, position, self.genres)
-            match = max((m for m in (person, tag, genre) if m), key=len, default=None)
-            if match is None:
-                if _YEAR.match(words[position]) and "year" in check:
-                    found.append(Claim("year", words[position], item.year == int(words[position])))
+            position += 1
+
+        self._regex_claims(text, matches, covered, add, item, tag_text)
+
+        position = 0
+        while position < len(words):
+            if covered[position]:
                 position += 1
                 continue
-            written = words[position : position + len(match)]
-            if match == person or (match == tag and len(written) > 1 and all(w[:1].isupper() for w in written)):
-                kind, supported = "person", match in item_people
-            elif match == genre:
-                kind, supported = "genre", match in item_genres
+            person = self._longest(lower, position, self.people)
+            genre = self._longest(lower, position, self.genres)
+            tag = self._longest(lower, position, self.tags)
+            best = max((m for m in (person, genre, tag) if m), key=len, default=None)
+            if best is not None and not any(covered[position : position + len(best)]):
+                written = words[position : position + len(best)]
+                if best == person or (best == tag and len(best) > 1 and all(w[:1].isupper() for w in written)):
+                    add(position, len(best), "person", SUPPORTED if best in item_people else UNVERIFIABLE)
+                elif (
+                    best == genre
+                    and best in PLAIN_SENSE_GENRES
+                    and not (written[0][:1].isupper() and not sentence_start[position])
+                ):
+                    pass  # "for children", "a war hero": the genre only when written as a name ("Children", "War")
+                elif best == genre:
+                    add(position, len(best), "genre", SUPPORTED if self.genres[best] in item_genres else UNSUPPORTED)
+                else:
+                    stated = _lower_words(self.tags[best])
+                    supported = stated in item_tags or self.tags[best].lower() in {g.lower() for g in item.genres}
+                    add(position, len(best), "tag", SUPPORTED if supported else UNSUPPORTED)
+                position += len(best)
+                continue
+            if _YEAR.match(words[position]):
+                add(position, 1, "year", SUPPORTED if item.year == int(words[position]) else UNSUPPORTED)
+            position += 1
+
+        self._names(words, lower, starts, text, sentence_start, covered, add, item_people, item)
+        check = set(self.config.check)
+        spans.sort(key=lambda span: span.start)
+        return [Claim(s.kind, s.text, s.status) for s in spans if s.kind in check]
+
+    def _written_as_title(self, words: Sequence[str], start: int, length: int, at_sentence_start: bool) -> bool:
+        """Whether the words at ``start`` are used as a title, not as everyday words that spell one."""
+        written = words[start : start + length]
+        quoted = (start > 0 and words[start - 1] in "\"“'‘") or (
+            start + length < len(words) and words[start + length] == "("
+        )
+        significant = [w for w in written if w.isalpha() and w.lower() not in STOPWORDS]
+        if not significant:
+            return quoted
+        everyday = [zipf(w.lower()) >= self.config.everyday_zipf for w in significant]
+        if length == 1 or len(significant) == 1:
+            word = significant[0]
+            neighbours = [words[i] for i in (start - 1, start + length) if 0 <= i < len(words)]
+            if not quoted and any(
+                _name_word(w, w.lower()) and zipf(w.lower()) < self.config.everyday_zipf for w in neighbours
+            ):
+                return False  # part of a name: "Keanu Reeves" is a person, not the film "Keanu"
+            if len(word) < self.config.min_title_chars and not quoted:
+                return False
+            if quoted:
+                return True
+            if not word[:1].isupper():
+                return not everyday[0] and zipf(word.lower()) < self.config.known_zipf
+            return not everyday[0] or not at_sentence_start
+        capitalised = [w[:1].isupper() for w in significant]
+        if all(capitalised):
+            return True
+        # Written in lower case: a title only when its rare words make the phrase unmistakable.
+        return quoted or not any(everyday)
+
+    def _regex_claims(self, text, matches, covered, add, item: ItemFacts, tag_text: str) -> None:
+        """Dates, decades, ratings, awards, box office and relations: phrase patterns over the raw text."""
+        offsets = [(m.start(), m.end()) for m in matches]
+
+        def token_range(start: int, end: int) -> tuple[int, int] | None:
+            inside = [i for i, (s, e) in enumerate(offsets) if s < end and e > start]
+            return (inside[0], len(inside)) if inside else None
+
+        def claim(start: int, end: int, kind: str, status: str) -> None:
+            found = token_range(start, end)
+            if found is not None and not any(covered[found[0] : found[0] + found[1]]):
+                add(found[0], found[1], kind, status)
+
+        lowered = text.lower()
+        months = "|".join(MONTHS)
+        date = re.compile(
+            rf"\b(?:(?:{months})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+(?P<y1>\d{{4}})|\d{{1,2}}(?:st|nd|rd|th)?\s+"
+            rf"(?:of\s+)?(?:{months})\.?,?\s+(?P<y2>\d{{4}})|(?:{months})\.?\s+(?P<y3>\d{{4}})|"
+            rf"(?P<y4>\d{{4}})-\d{{2}}-\d{{2}})\b"
+        )
+        for m in date.finditer(lowered):
+            year = int(next(y for y in m.group("y1", "y2", "y3", "y4") if y))
+            claim(m.start(), m.end(), "date", UNSUPPORTED if item.year != year else UNVERIFIABLE)
+        for m in re.finditer(r"(?<![\w'’])(?:(1[89]|20)(\d)0s|['’](\d)0s|(\d)0s)\b", lowered):
+            if m.group(1):
+                decade = int(m.group(1) + m.group(2) + "0")
             else:
-                kind, supported = "tag", match in item_tags
-            if kind in check:
-                found.append(Claim(kind, " ".join(written), supported))
-            position += len(match)
-        return found
+                digit = int(m.group(3) or m.group(4))
+                decade = (1900 if digit >= 3 else 2000) + digit * 10
+            supported = item.year is not None and decade <= item.year < decade + 10
+            claim(m.start(), m.end(), "decade", SUPPORTED if supported else UNSUPPORTED)
+        mean = self.ratings.get(item.item_id)
+        for m in _RATING.finditer(lowered):
+            value = float(m.group("value") or m.group("bare"))
+            if m.group("percent"):
+                scaled = None  # percentages are review-site scores
+            elif m.group("scale"):
+                scaled = value * 5.0 / float(m.group("scale"))
+            else:
+                scaled = value
+            if scaled is None or mean is None or scaled > 5.0:
+                status = UNVERIFIABLE
+            else:
+                status = SUPPORTED if abs(scaled - mean) <= self.config.rating_tolerance else UNSUPPORTED
+            claim(m.start(), m.end(), "rating", status)
+        for m in _HIGHLY_RATED.finditer(lowered):
+            status = UNVERIFIABLE if mean is None else SUPPORTED if mean >= self.config.high_rating else UNSUPPORTED
+            claim(m.start(), m.end(), "rating", status)
+        for m in _RATING_SITE.finditer(lowered):
+            claim(m.start(), m.end(), "rating", UNVERIFIABLE)
+        for m in _AWARD.finditer(lowered):
+            phrase = m.group(0)
+            family = "oscar" if phrase.startswith(("oscar", "academy")) else phrase.split()[0].rstrip("s")
+            supported = family in tag_text or ("award" in phrase and "award" in tag_text)
+            claim(m.start(), m.end(), "award", SUPPORTED if supported else UNVERIFIABLE)
+        for m in _BOX_OFFICE.finditer(lowered):
+            claim(m.start(), m.end(), "box_office", UNVERIFIABLE)
+        for m in _RELEASE.finditer(lowered):
+            claim(m.start(), m.end(), "relation", UNVERIFIABLE)
+        for m in _RELATIVE_TIME.finditer(lowered):
+            claim(m.start(), m.end(), "date", UNVERIFIABLE)
+        for m in _RELATION.finditer(lowered):
+            phrase = m.group(0)
+            key = phrase.split()[0] if not phrase.startswith(("based", "true", "inspired")) else phrase
+            supported = key in tag_text or (
+                key in ("sequel", "follow-up", "follow up") and _NUMBERED_TITLE.search(item.display_title) is not None
+            )
+            claim(m.start(), m.end(), "relation", SUPPORTED if supported else UNVERIFIABLE)
+        for i, (start, end) in enumerate(offsets):
+            word = matches[i].group(0)
+            if covered[i] or not word[:1].isdigit() or _YEAR.match(word):
+                continue
+            claim(start, end, "number", UNVERIFIABLE)
 
-    def unsupported(self, text: str, item: ItemFacts, profile: UserProfile | None = None) -> list[Claim]:
-        """The claims of ``text`` the item's metadata does not support (empty: the text is grounded)."""
-        return [claim for claim in self.claims(text, item, profile) if not claim.supported]
+    def _names(self, words, lower, starts, text, sentence_start, covered, add, item_people, item: ItemFacts) -> None:
+        """Proper names (runs of capitalised words) no vocabulary matched: people the metadata must name."""
+        own_words = {w for key in title_keys(item.title) for w in key}
+        item_words = own_words | {w for g in item.genres for w in _lower_words(g)}
+        item_words |= {w for t in item.tags for w in _lower_words(t)} | {
+            w for p in item.people for w in _lower_words(p)
+        }
+        position = 0
+        while position < len(words):
+            run = position
+            while run < len(words) and not covered[run] and _name_word(words[run], lower[run]):
+                run += 1
+            if run == position:
+                position += 1
+                continue
+            first = position
+            # A capitalised everyday word opening a sentence ("Follow", "Set") is not part of a name.
+            while first < run and sentence_start[first] and zipf(lower[first]) >= self.config.everyday_zipf - 0.5:
+                first += 1
+            name = lower[first:run]
+            triggered = first > 0 and _PERSON_TRIGGER.search(text[: starts[first]]) is not None
+            if name and (len(name) > 1 or triggered or self._rare_name(name[0], item_words)):
+                known = all(word in item_words for word in name) or name in item_people
+                add(first, run - first, "person", SUPPORTED if known else UNVERIFIABLE)
+            position = run
 
-    def _longest(self, words: Sequence[str], start: int, vocabulary: dict) -> tuple[str, ...] | None:
-        for length in range(min(self.config.max_ngram, len(words) - start), 0, -1):
+    def _rare_name(self, word: str, item_words: set[str]) -> bool:
+        """A lone capitalised word is a name when it is not everyday English and not a known word of the catalogue."""
+        return zipf(word) < self.config.everyday_zipf - 0.5 and (word in item_words or word not in self.vocabulary)
+
+    def _longest(
+        self, words: Sequence[str], start: int, vocabulary: Mapping, limit: int | None = None
+    ) -> tuple[str, ...] | None:
+        for length in range(min(limit or self.config.max_ngram, len(words) - start), 0, -1):
             key = tuple(words[start : start + length])
             if key in vocabulary:
                 return key
         return None
 
+    def unsupported(self, text: str, item: ItemFacts, profile: UserProfile | None = None) -> list[Claim]:
+        """The claims of ``text`` that are not supported: contradicted or unverifiable (empty: grounded)."""
+        return [claim for claim in self.claims(text, item, profile) if not claim.supported]
 
-def _allowed_spans(words: tuple[str, ...], titles: Iterable[str]) -> dict[int, int]:
-    """Start position -> length of every occurrence of the allowed titles (any length), longest first."""
-    spans: dict[int, int] = {}
-    keys = {_words(variant) for title in titles for variant in (title, display_title(title))} - {()}
-    for key in sorted(keys, key=len, reverse=True):
-        for start in range(len(words) - len(key) + 1):
-            if words[start : start + len(key)] == key and start not in spans:
-                spans[start] = len(key)
-    return spans
+    # ---------------------------------------------------------------- the other checks
+    def names_title(self, text: str, item: ItemFacts) -> bool:
+        """Whether ``text`` names the item's title, in any case, with or without its article."""
+        lower = _lower_words(text)
+        keys = title_keys(item.title)
+        return any(lower[i : i + len(key)] == key for key in keys for i in range(len(lower) - len(key) + 1))
+
+    def known_word_share(self, text: str) -> tuple[float, int]:
+        """(share of words that are known English or catalogue words, number of words)."""
+        words = [w.lower() for w in _TOKEN.findall(text) if w[:1].isalpha()]
+        if not words:
+            return 0.0, 0
+        known = [w in self.vocabulary or zipf(w.replace("’", "'")) >= self.config.known_zipf for w in words]
+        return float(np.mean(known)), len(words)
+
+    def fluent(self, text: str, item: ItemFacts | None = None) -> tuple[bool, float]:
+        """(fluent, known-word share); words repeated inside the item's own title ("Tora! Tora! Tora!") are fine."""
+        share, count = self.known_word_share(text)
+        lower = _lower_words(text)
+        if item is not None:
+            for key in sorted(title_keys(item.title), key=len, reverse=True):
+                lower = _remove_run(lower, key)
+        words = [w for w in lower if w[:1].isalpha()]
+        longest_run = max((len(list(g)) for _, g in groupby(words)), default=0)
+        fluent = count >= self.config.min_words and share >= self.config.fluency_threshold
+        return fluent and longest_run < self.config.max_repeat, share
+
+    def similarities(self, texts: Sequence[str], items: Sequence[ItemFacts]) -> np.ndarray:
+        """Cosine of each text to its item's facts (:func:`facts_text`), with the about-item encoder."""
+        if self._similarity is None:
+            if self.config.about_encoder is None:
+                raise ValueError("the semantic about-item check needs about_encoder (e.g. 'minilm') or similarity=")
+            self._similarity = encoder_similarity(self.config.about_encoder)
+        return np.asarray(self._similarity(list(texts), [facts_text(item) for item in items]), dtype=np.float64)
+
+    def check(
+        self, text: str, item: ItemFacts, profile: UserProfile | None = None, special_tokens: tuple[str, ...] = ()
+    ) -> DescriptionCheck:
+        """The guard's verdict on one description; see the module docstring."""
+        return self.check_many([text], [item], [profile], special_tokens)[0]
+
+    def check_many(
+        self,
+        texts: Sequence[str],
+        items: Sequence[ItemFacts],
+        profiles: Sequence[UserProfile | None] | None = None,
+        special_tokens: tuple[str, ...] = (),
+    ) -> list[DescriptionCheck]:
+        """:meth:`check` for many texts; the semantic check embeds, in one batch, only the texts that need it."""
+        profiles = list(profiles) if profiles is not None else [None] * len(texts)
+        if not len(texts) == len(items) == len(profiles):
+            raise ValueError(f"{len(texts)} texts, {len(items)} items, {len(profiles)} profiles: expected equal counts")
+        results = []
+        for text, item, profile in zip(texts, items, profiles, strict=True):
+            text = text or ""
+            blocked = self.output_filter.find(text, special_tokens, (item.title, item.display_title))
+            fluent, share = self.fluent(text, item)
+            claims = self.claims(text, item, profile) if fluent else []
+            names = self.names_title(text, item)
+            meta = list(dict.fromkeys(m.group(0).lower() for m in _META.finditer(text)))
+            results.append(
+                DescriptionCheck(
+                    passed=False,
+                    about_item=names and not meta,
+                    meta=meta,
+                    fluent=fluent,
+                    unsupported=[str(c) for c in claims if c.status == UNSUPPORTED],
+                    unverifiable=[str(c) for c in claims if c.status == UNVERIFIABLE],
+                    blocked=blocked,
+                    names_title=names,
+                    known_word_share=share,
+                )
+            )
+        # Only texts that would pass but for naming the title need the encoder.
+        pending = [
+            i
+            for i, r in enumerate(results)
+            if not r.names_title
+            and not r.meta
+            and r.fluent
+            and not r.blocked
+            and not r.unsupported
+            and not r.unverifiable
+        ]
+        if pending and (self.config.about_encoder is not None or self._similarity is not None):
+            scores = self.similarities([texts[i] for i in pending], [items[i] for i in pending])
+            for i, score in zip(pending, scores, strict=True):
+                results[i].similarity = float(score)
+                results[i].about_item = bool(score >= self.config.about_threshold)
+        for r in results:
+            r.passed = r.about_item and r.fluent and not r.unsupported and not r.unverifiable and not r.blocked
+        return results
 
 
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(_WORD.findall(text))
+def _remove_run(words: tuple[str, ...], key: tuple[str, ...]) -> tuple[str, ...]:
+    """``words`` without every occurrence of the sequence ``key``."""
+    out: list[str] = []
+    position = 0
+    while position < len(words):
+        if key and words[position : position + len(key)] == key:
+            position += len(key)
+            continue
+        out.append(words[position])
+        position += 1
+    return tuple(out)
 
 
-def _lower_words(text: str) -> tuple[str, ...]:
-    return tuple(word.lower() for word in _WORD.findall(text))
+def _name_word(word: str, lower: str) -> bool:
+    """A capitalised word that can be part of a proper name (not a stop word, month or weekday)."""
+    if not word[:1].isupper() or not word.isalpha():
+        return False
+    return lower not in STOPWORDS and lower not in MONTHS and lower not in WEEKDAYS and lower not in NUMBER_WORDS
+
+
+@lru_cache(maxsize=2)
+def encoder_similarity(preset: str) -> Callable[[Sequence[str], Sequence[str]], np.ndarray]:
+    """``(texts, others) -> cosines`` (row-paired) with an encoder preset, loaded once per process."""
+    from genrec.encoders import create_encoder
+
+    encoder = create_encoder(preset)
+
+    def similarity(texts: Sequence[str], others: Sequence[str]) -> np.ndarray:
+        vectors = encoder.encode_texts([*texts, *others]).numpy()  # [2N, D], unit rows
+        return (vectors[: len(texts)] * vectors[len(texts) :]).sum(axis=1)  # [N]
+
+    return similarity

@@ -1,8 +1,10 @@
 """Image prompts for a (user, item) pair: the item's metadata, styled by the user's preference profile.
 
 A plain, stateless function (no model): the same inputs always give the same prompt. Item
-metadata is untrusted catalogue text, so it is whitespace-normalised and length-capped;
-CLIP reads only 77 tokens, so the prompt keeps the item first and the user's styling after it.
+metadata and profile values are untrusted catalogue text, so each is sanitised
+(:func:`genrec.untrusted_text.sanitise_untrusted`: special and chat-template tokens, markup, URLs
+and e-mail addresses removed), stripped of quotes and length-capped; CLIP reads only 77 tokens,
+so the prompt keeps the item first and the user's styling after it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genrec.generators.text_base import ItemFacts, UserProfile
+from genrec.untrusted_text import sanitise_untrusted
 
 DEFAULT_NEGATIVE_PROMPT = "text, watermark, signature, logo, blurry, low quality, deformed, nsfw"
 MAX_TITLE_CHARS = 80
@@ -62,13 +65,12 @@ def build_image_prompt(
 
 
 def _cap(text: str, limit: int) -> str:
-    """Whitespace collapsed, quotes removed (they would end the quoted title) and cut at ``limit``."""
-    text = " ".join(str(text).replace('"', "").split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """Sanitised, quotes removed (they would end the quoted title) and cut at ``limit``."""
+    return sanitise_untrusted(str(text).replace('"', ""), limit)
 
 
 def _usable(value: str) -> bool:
-    return bool(str(value).strip()) and str(value) != "(no genres listed)"
+    return bool(sanitise_untrusted(value)) and str(value) != "(no genres listed)"
 
 
 def _unique(values) -> list[str]:

@@ -19,7 +19,7 @@ from genrec.generators.text_base import (
     TextGenerator,
     TextGeneratorConfig,
 )
-from genrec.generators.text_safety import ELLIPSIS, BlockedOutput, Blocklist, SafetyConfig
+from genrec.generators.text_safety import BlockedOutput, OutputFilter, SafetyConfig, sanitise_untrusted
 
 
 class TemplateConfig(TextGeneratorConfig):
@@ -27,7 +27,8 @@ class TemplateConfig(TextGeneratorConfig):
 
     max_genres: int = Field(4, ge=1, le=20, description="most genres named in a description")
     max_tags: int = Field(4, ge=0, le=20, description="most tags named in a description (0: none)")
-    safety: SafetyConfig = Field(default_factory=SafetyConfig, description="title length cap and output blocklist")
+    max_title_chars: int = Field(200, ge=8, le=2000, description="longest title written out (longer: cut with …)")
+    safety: SafetyConfig = Field(default_factory=SafetyConfig, description="metadata sanitising and the output filter")
 
 
 def join_words(values: Sequence[str]) -> str:
@@ -51,17 +52,22 @@ class TemplateGenerator(TextGenerator):
 
     def __init__(self, config: TemplateConfig | None = None):
         super().__init__(config or TemplateConfig())
-        self.blocklist = Blocklist(self.config.safety.blocklist)
+        self.output_filter = OutputFilter(self.config.safety)
 
     def compose(self, request: DescriptionRequest) -> str:
         """The description of one request: shared attributes, then the item's genres and tags."""
         item, profile, config = request.item, request.profile, self.config
-        title = item.display_title or "This title"
-        if len(title) > config.safety.max_field_chars:
-            title = title[: config.safety.max_field_chars - 1].rstrip() + ELLIPSIS
+        limit = config.safety.max_field_chars
+
+        def clean(values: Sequence[str]) -> list[str]:
+            return [text for text in (sanitise_untrusted(value, limit) for value in values) if text]
+
+        title = sanitise_untrusted(item.display_title, config.max_title_chars) or "This title"
         named = f"{title} ({item.year})" if item.year is not None else title
-        shared_genres, other_genres = shared_first(item.genres, profile.genres)
-        shared_tags, other_tags = shared_first(item.tags, profile.tags)
+        shared_genres, other_genres = shared_first(clean(item.genres), clean(profile.genres))
+        # A tag the output filter would block ("mindfuck") is left out rather than blocking the whole text.
+        tags = [tag for tag in clean(item.tags) if not self.output_filter.find(tag)]
+        shared_tags, other_tags = shared_first(tags, clean(profile.tags))
         shared = shared_genres + shared_tags[: config.max_tags]
         if shared:
             sentences = [f"Because you enjoy {join_words(shared)}, {named} is one for you."]
@@ -78,16 +84,16 @@ class TemplateGenerator(TextGenerator):
     def describe(
         self, requests: Sequence[DescriptionRequest], progress: bool = False
     ) -> tuple[list[Description], GroundingReport]:
-        """Template descriptions, each screened by the blocklist (a blocked one is recorded and left empty)."""
+        """Template descriptions, each screened by the output filter (a blocked one is recorded and left empty)."""
         report = GroundingReport(descriptions=len(requests))
         descriptions = [self.screened(request, report, source="template") for request in requests]
         report.template = sum(d.source == "template" for d in descriptions)
         return descriptions, report
 
     def screened(self, request: DescriptionRequest, report: GroundingReport, source: str) -> Description:
-        """:meth:`compose` behind the blocklist; a blocked text is counted and recorded in ``report``."""
+        """:meth:`compose` behind the output filter; a blocked text is counted and recorded in ``report``."""
         text = self.compose(request)
-        terms = self.blocklist.find(text)
+        terms = self.output_filter.find(text, titles=(request.item.title, request.item.display_title))
         if not terms:
             return Description(text, source)
         report.blocked += 1

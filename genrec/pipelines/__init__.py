@@ -3,7 +3,12 @@ generate -> evaluate. Flows in genrec.flows only wire these; nothing here import
 """
 
 from genrec.data import load_dataset
-from genrec.pipelines.describe import generate_descriptions
+from genrec.pipelines.describe import (
+    check_description,
+    check_descriptions,
+    describe_recommendations,
+    generate_descriptions,
+)
 from genrec.pipelines.encode import encode_histories, encode_items, preference_profile
 from genrec.pipelines.generate import generate_images
 from genrec.pipelines.ranking import (
@@ -20,6 +25,9 @@ from genrec.pipelines.ranking import (
 __all__ = [
     "benchmark_ranking",
     "build_ranker",
+    "check_description",
+    "check_descriptions",
+    "describe_recommendations",
     "encode_histories",
     "encode_items",
     "evaluate_ranker",

@@ -1,40 +1,58 @@
-"""Generate personalised, grounded descriptions for recommendations; a plain function, no Prefect.
+"""Generate personalised, grounded descriptions for recommendations, and check any description; no Prefect.
 
 ``descriptions.parquet`` is written atomically; each row carries a key of everything that made
 it (generator identity, item metadata, profile), so a rerun reuses the rows whose key still
-matches and generates only the rest: a killed or edited run resumes.
+matches and generates only the rest: a killed or edited run resumes. The grounding report
+(``descriptions_report.json``) is rebuilt from the whole table, reused rows included, and keeps
+every blocked output of earlier runs: reports accumulate across resumed runs. The
+non-personalised baseline (``personalize=False``) goes to ``descriptions_baseline.parquet``.
+
+:func:`check_description` runs the grounding guard on text from any generator.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from genrec.data import Dataset
 from genrec.encoders.base import batches
-from genrec.generators.grounding import GroundingReport
+from genrec.generators.grounding import (
+    DescriptionCheck,
+    GroundingChecker,
+    GroundingConfig,
+    GroundingReport,
+    item_ratings,
+)
 from genrec.generators.text_base import DescriptionRequest, ItemFacts, TextGenerator, UserProfile
-from genrec.io import atomic_path, write_json
+from genrec.io import atomic_path, read_json, write_json
 
 DESCRIPTIONS_TABLE = "descriptions.parquet"
 DESCRIPTIONS_REPORT = "descriptions_report.json"
+BASELINE_TABLE = "descriptions_baseline.parquet"
+BASELINE_REPORT = "descriptions_baseline_report.json"
+LLM_SOURCES = ("llm", "llm_retry", "fallback")
+HISTORY_TITLES = 10  # most recent titles in a user's history text
 LIKED_TITLES = 3  # recent history titles shown when a profile lists none
 STORED = ("description", "source", "attempts", "unsupported", "blocked_terms")  # generated columns
 
 
 def build_requests(
-    recommendations: pd.DataFrame, profiles: Mapping[Any, Any] | None, dataset: Dataset
+    recommendations: pd.DataFrame, profiles: Mapping[Any, Any] | None, dataset: Dataset, personalize: bool = True
 ) -> list[DescriptionRequest]:
     """One request per recommendation row: the item's metadata and the user's profile.
 
     A profile without liked titles gets the user's last few history titles, so the prompt can
-    say what the user watched; users absent from ``profiles`` get an empty profile.
+    say what the user watched; users absent from ``profiles`` get an empty profile. With
+    ``personalize=False`` every request has an empty profile (no genres, tags or titles): the
+    non-personalised baseline of the same (user, item).
     """
     missing = {"user_id", "item_id"} - set(recommendations.columns)
     if missing:
@@ -45,6 +63,8 @@ def build_requests(
     requests = []
     for row, item in zip(recommendations.to_dict("records"), items, strict=True):
         user = row["user_id"]
+        if user not in resolved and not personalize:
+            resolved[user] = UserProfile(user_id=user)
         if user not in resolved:
             profile = UserProfile.coerce(profiles.get(user), user_id=user)
             if not profile.titles:
@@ -72,6 +92,7 @@ def generate_descriptions(
     out_dir: str | Path | None = None,
     progress: bool = True,
     checkpoint_every: int = 64,
+    personalize: bool = True,
 ) -> pd.DataFrame:
     """A description per (user, recommended item), written for the user and grounded in the item's metadata.
 
@@ -84,24 +105,35 @@ def generate_descriptions(
             rows whose inputs are unchanged are reused). None keeps everything in memory.
         checkpoint_every: descriptions generated between two writes of the table, so a killed
             run loses at most this many.
+        personalize: False writes the non-personalised baseline (empty profiles) to
+            ``descriptions_baseline.parquet`` and its report beside it.
 
     Returns:
         One row per recommendation: user_id, item_id, (rank,) title, description, source
-        (template / llm / llm_retry / fallback / blocked), attempts, unsupported, blocked_terms,
-        generator, key, reused. ``attrs["report"]`` holds the grounding report of this call.
+        (template / llm / llm_retry / fallback / blocked), attempts, unsupported (the rejection
+        reasons of every failed attempt), blocked_terms, generator, key, reused.
+        ``attrs["report"]`` holds the grounding report of the whole table (:func:`description_report`),
+        reused rows and earlier blocked outputs included.
     """
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
-    requests = build_requests(recommendations, profiles, dataset)
+    requests = build_requests(recommendations, profiles, dataset, personalize)
     keys = [request_key(generator, request) for request in requests]
     ranks = recommendations["rank"].tolist() if "rank" in recommendations else None
-    table_path = None if out_dir is None else Path(out_dir) / DESCRIPTIONS_TABLE
+    table_name, report_name = (
+        (DESCRIPTIONS_TABLE, DESCRIPTIONS_REPORT) if personalize else (BASELINE_TABLE, BASELINE_REPORT)
+    )
+    table_path = None if out_dir is None else Path(out_dir) / table_name
+    report_path = None if out_dir is None else Path(out_dir) / report_name
     previous: dict[str, dict[str, Any]] = {}
     if table_path is not None and table_path.exists():
         previous = {row["key"]: row for row in pd.read_parquet(table_path).to_dict("records")}
+    blocked = GroundingReport()  # the audit trail: earlier runs' blocked outputs, then this run's
+    if report_path is not None and report_path.exists():
+        blocked.blocked_outputs = list(read_json(report_path).get("blocked_outputs", []))
     done = {index: _stored(previous[key]) for index, key in enumerate(keys) if key in previous}
     todo = [index for index in range(len(requests)) if index not in done]
-    report, fresh = GroundingReport(), set()
+    fresh: set[int] = set()
 
     def table(indices: list[int]) -> pd.DataFrame:
         rows = [
@@ -120,21 +152,71 @@ def generate_descriptions(
         columns = ["user_id", "item_id", *(["rank"] if ranks is not None else []), "title", *STORED, "generator"]
         return pd.DataFrame.from_records(rows, columns=[*columns, "key", "reused"])
 
+    def save(current: pd.DataFrame) -> dict[str, Any]:
+        report = description_report(current, blocked.blocked_outputs)
+        payload = {"generator": generator.identity(), "personalized": personalize, **report.to_dict()}
+        if table_path is not None:
+            _write(current, table_path)
+            write_json(report_path, payload)
+        return payload
+
     for chunk in batches(len(todo), checkpoint_every):
         part = todo[chunk]
         descriptions, part_report = generator.describe([requests[index] for index in part], progress=progress)
-        report.merge(part_report)
+        blocked.merge(GroundingReport(blocked_outputs=part_report.blocked_outputs))
         for index, description in zip(part, descriptions, strict=True):
             done[index] = _stored(asdict(description) | {"description": description.text})
             fresh.add(index)
         if table_path is not None:
-            _write(table(sorted(done)), table_path)
+            save(table(sorted(done)))
     result = table(list(range(len(requests))))
-    result.attrs["report"] = report.to_dict()
-    if table_path is not None:
-        _write(result, table_path)
-        write_json(Path(out_dir) / DESCRIPTIONS_REPORT, {"generator": generator.identity(), **report.to_dict()})
+    result.attrs["report"] = save(result)
     return result
+
+
+def description_report(table: pd.DataFrame, blocked_outputs: Sequence[Mapping[str, Any]] = ()) -> GroundingReport:
+    """The grounding report of a descriptions table (every row, reused ones too) plus the blocked-output trail.
+
+    Counts come from each row's ``source``, ``attempts`` and ``unsupported`` (rejection reasons),
+    so a resumed run reports the same figures as an uninterrupted one; ``reused`` counts the rows
+    an earlier run made. ``blocked_outputs`` (earlier runs' and this one's) are kept, deduplicated.
+    """
+    report = GroundingReport(descriptions=len(table))
+    if len(table):
+        sources = table["source"].to_numpy()
+        llm = np.isin(sources, LLM_SOURCES) | ((sources == "blocked") & (table["generator"].to_numpy() != "template"))
+        report.template = int((sources == "template").sum())
+        report.llm_first_try = int((sources == "llm").sum())
+        report.regenerated = int((sources == "llm_retry").sum())
+        report.fallback = int((sources == "fallback").sum())
+        report.blocked = int((sources == "blocked").sum())
+        report.llm_attempts = int(table["attempts"].to_numpy()[llm].sum())
+        report.rejected_attempts = report.llm_attempts - report.llm_first_try - report.regenerated
+        report.reused = int(table["reused"].sum()) if "reused" in table else 0
+        for reasons in table["unsupported"]:
+            report.count_reasons(list(reasons))
+    report.merge(GroundingReport(blocked_outputs=list(blocked_outputs)))
+    return report
+
+
+def history_texts(dataset: Dataset, users: Sequence[Any], profiles: Mapping[Any, Any] | None = None) -> list[str]:
+    """Each user's history as text (recent titles, favourite genres and tags): what personalisation is measured against.
+
+    Titles are the user's ``HISTORY_TITLES`` most recent items; genres and tags come from the
+    profile when it has them, else from those items' metadata.
+    """
+    profiles = profiles or {}
+    texts = []
+    for user in users:
+        history = dataset.sequence(int(dataset.user_index([user])[0]))[-HISTORY_TITLES:][::-1]
+        rows = dataset.items.iloc[history]
+        profile = UserProfile.coerce(profiles.get(user), user_id=user)
+        genres = profile.genres or tuple(dict.fromkeys(g for gs in rows["genres"] for g in gs if g))
+        tags = profile.tags or tuple(dict.fromkeys(t for ts in rows["tags"] for t in ts if t))
+        parts = ["; ".join(ItemFacts.from_row(row).display_title for row in rows.to_dict("records"))]
+        parts += [", ".join(genres[:8]), ", ".join(tags[:8])]
+        texts.append(". ".join(part for part in parts if part))
+    return texts
 
 
 def _stored(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,3 +227,164 @@ def _stored(row: Mapping[str, Any]) -> dict[str, Any]:
 def _write(table: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as temporary:
         table.drop(columns=["reused"]).to_parquet(temporary, index=False)
+
+
+_CHECKERS: dict[tuple[int, str], tuple[Dataset, GroundingChecker]] = {}
+
+
+def description_checker(dataset: Dataset, config: GroundingConfig | None = None) -> GroundingChecker:
+    """The grounding guard for ``dataset`` (its vocabularies and mean ratings), built once per data set and config."""
+    config = config or GroundingConfig()
+    key = (id(dataset), config.model_dump_json())
+    cached = _CHECKERS.get(key)
+    if cached is None or cached[0] is not dataset:
+        cached = (dataset, GroundingChecker(dataset.items, config, ratings=item_ratings(dataset)))
+        _CHECKERS.clear()  # one data set at a time: a checker holds the catalogue's vocabularies
+        _CHECKERS[key] = cached
+    return cached[1]
+
+
+def check_description(
+    dataset: Dataset,
+    item_id: Any,
+    text: str,
+    config: GroundingConfig | None = None,
+    profile: UserProfile | Mapping[str, Any] | None = None,
+) -> DescriptionCheck:
+    """The grounding guard's verdict on ``text`` as a description of ``item_id`` in ``dataset``.
+
+    ``passed`` is true only when the text is about the item (names its title, or is close to
+    its facts under MiniLM), fluent, asserts no claim the metadata contradicts (``unsupported``)
+    or cannot confirm (``unverifiable``), and the output filter found nothing (``blocked``).
+    Works on text from any generator. ``profile`` (the user's, as the generator saw it) makes
+    the user's liked titles supported claims ("since you liked Heat"). Unknown ``item_id``
+    raises a KeyError naming it.
+    """
+    profiles = None if profile is None else [UserProfile.coerce(profile)]
+    return check_descriptions(dataset, [item_id], [text], config, profiles)[0]
+
+
+def check_descriptions(
+    dataset: Dataset,
+    item_ids: Sequence[Any],
+    texts: Sequence[str],
+    config: GroundingConfig | None = None,
+    profiles: Sequence[UserProfile | None] | None = None,
+) -> list[DescriptionCheck]:
+    """:func:`check_description` for many (item, text) pairs; the semantic check runs in one batch."""
+    if len(item_ids) != len(texts):
+        raise ValueError(f"{len(item_ids)} item ids but {len(texts)} texts")
+    checker = description_checker(dataset, config)
+    rows = dataset.items.iloc[dataset.item_index(list(item_ids))].to_dict("records")
+    facts = [ItemFacts.from_row(row, checker.people_columns) for row in rows]
+    return checker.check_many([str(text) for text in texts], facts, profiles)
+
+
+def calibrate_guard(
+    dataset: Dataset, item_ids: Sequence[Any], texts: Sequence[str], about: Sequence[bool], fluent: Sequence[bool]
+) -> dict[str, float]:
+    """Thresholds of the guard from labelled descriptions: ``about_threshold`` and ``fluency_threshold``.
+
+    ``about[i]``: text i is about its item; ``fluent[i]``: it is readable text. The semantic
+    threshold is fitted on the fluent texts that do not name their title (only those reach the
+    similarity); the fluency threshold on every text. Each is the cut with the best balanced
+    accuracy (:func:`genrec.evaluation.text_metrics.calibrate_threshold`). Fit them on a
+    calibration split, never on the descriptions you report figures for.
+    """
+    from genrec.evaluation.text_metrics import calibrate_threshold
+
+    checker = description_checker(dataset)
+    rows = dataset.items.iloc[dataset.item_index(list(item_ids))].to_dict("records")
+    facts = [ItemFacts.from_row(row, checker.people_columns) for row in rows]
+    unnamed = [
+        i
+        for i, (text, item) in enumerate(zip(texts, facts, strict=True))
+        if fluent[i] and not checker.names_title(text, item)
+    ]
+    similarities = checker.similarities([texts[i] for i in unnamed], [facts[i] for i in unnamed])
+    shares = [checker.known_word_share(text)[0] for text in texts]
+    return {
+        "about_threshold": calibrate_threshold(similarities, [about[i] for i in unnamed]),
+        "fluency_threshold": calibrate_threshold(shares, fluent),
+    }
+
+
+def describe_recommendations(
+    generator: TextGenerator,
+    recommendations: pd.DataFrame,
+    profiles: Mapping[Any, Any] | None,
+    dataset: Dataset,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    personalization_encoder: Any = "minilm",
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Personalised descriptions, their non-personalised baseline, and every description figure for metrics.json.
+
+    Runs :func:`generate_descriptions` twice (personalised, then ``personalize=False`` on the
+    same rows and seed) and returns the personalised table with a JSON-ready dict:
+    ``descriptions`` (:func:`~genrec.evaluation.text_metrics.description_metrics`: guard pass
+    rate, grounding rate, preference coverage, distinct-n, cross-user diversity, the baseline's
+    coverage and diversity, and the personalisation lift against the baseline measured with
+    ``personalization_encoder``, an encoder preset or object; None skips the lift),
+    ``grounding_report`` (the accumulated report with the LLM's own pass rate before any
+    fallback, regeneration, fallback and final rates apart) and ``baseline_grounding_report``.
+    NaN figures are written as None.
+    """
+    descriptions = generate_descriptions(generator, recommendations, profiles, dataset, out_dir, progress)
+    baseline = generate_descriptions(
+        generator, recommendations, profiles, dataset, out_dir, progress, personalize=False
+    )
+    figures = description_figures(
+        descriptions,
+        baseline,
+        descriptions.attrs["report"],
+        baseline.attrs["report"],
+        profiles,
+        dataset,
+        personalization_encoder,
+    )
+    return descriptions, figures
+
+
+def description_figures(
+    descriptions: pd.DataFrame,
+    baseline: pd.DataFrame,
+    report: Mapping[str, Any],
+    baseline_report: Mapping[str, Any],
+    profiles: Mapping[Any, Any] | None,
+    dataset: Dataset,
+    personalization_encoder: Any = "minilm",
+) -> dict[str, Any]:
+    """metrics.json's ``descriptions``, ``grounding_report`` and ``baseline_grounding_report`` of a
+    personalised table and its baseline (as :func:`generate_descriptions` returns or writes them,
+    with their reports); see :func:`describe_recommendations`."""
+    from genrec.evaluation.text_metrics import description_metrics
+
+    requests = build_requests(descriptions, profiles, dataset)
+    users = [request.user_id for request in requests]
+    encoder = personalization_encoder
+    if isinstance(encoder, str):
+        from genrec.encoders import create_encoder
+
+        encoder = create_encoder(encoder)
+    figures = description_metrics(
+        descriptions["description"].tolist(),
+        [request.item for request in requests],
+        [request.profile for request in requests],
+        description_checker(dataset),  # default checks for every generator, so runs compare
+        baseline_texts=baseline["description"].tolist(),
+        history_texts=history_texts(dataset, users, profiles) if encoder is not None else None,
+        encoder=encoder,
+    )
+    figures["final_pass_rate"] = figures["guard_pass_rate"]
+    figures["llm_pass_rate"] = report["rates"]["llm_pass_rate"]
+    return {
+        "descriptions": {name: _json_number(value) for name, value in figures.items()},
+        "grounding_report": dict(report),
+        "baseline_grounding_report": {k: v for k, v in baseline_report.items() if k != "blocked_outputs"},
+    }
+
+
+def _json_number(value: Any) -> Any:
+    """NaN is not JSON: None."""
+    return None if isinstance(value, float) and np.isnan(value) else value

@@ -323,6 +323,8 @@ def generate(
     sampling = None if text_generator == "template" else {"seed": seed}  # the template generator has no randomness
     describer = create_text_generator(text_generator, sampling, loaded)
     generate_descriptions(describer, table, profiles, loaded, out_dir=run_dir, progress=progress)
+    # The non-personalised description of the same (user, item, seed): the text personalisation baseline.
+    generate_descriptions(describer, table, profiles, loaded, out_dir=run_dir, progress=progress, personalize=False)
     update_run_config(
         run_dir,
         "generate",
@@ -360,12 +362,14 @@ def evaluate(
     - ``images``: CLIP score, cross-user diversity and the personalization score against the
       baseline (``encoder``'s space; default the encoder ``generate`` used), with the counts of
       generated, reused and flagged images; when images.parquet exists.
-    - ``descriptions`` and ``grounding_report``: description metrics and the grounding report of
-      the last ``generate`` call; when descriptions.parquet exists.
+    - ``descriptions``, ``grounding_report`` and ``baseline_grounding_report``: the guard's honest
+      rates (the LLM's own pass rate before any fallback, regeneration, fallback, final), grounding,
+      preference coverage and the text personalisation lift against the non-personalised
+      descriptions (MiniLM); when descriptions.parquet exists.
 
     NaN metrics (e.g. diversity when no item is shared by two users) are written as null.
     """
-    from genrec.pipelines.describe import DESCRIPTIONS_REPORT, DESCRIPTIONS_TABLE
+    from genrec.pipelines.describe import DESCRIPTIONS_TABLE
     from genrec.pipelines.generate import BASELINE_IMAGES_TABLE, IMAGES_TABLE
 
     run_dir = check_run_dir(run_dir)
@@ -388,7 +392,7 @@ def evaluate(
         if image_table.is_file():
             metrics["images"] = _image_metrics(image_table, run_dir / BASELINE_IMAGES_TABLE, clip, loaded, histories)
         if description_table.is_file():
-            metrics |= _description_metrics(description_table, run_dir / DESCRIPTIONS_REPORT, loaded, profiles)
+            metrics |= _description_metrics(run_dir, loaded, profiles)
     path = run_dir / METRICS_FILE
     write_json(path, _json_ready(metrics))
     return path
@@ -674,19 +678,20 @@ def _image_metrics(table_path: Path, baseline_path: Path, encoder: Any, dataset:
     }
 
 
-def _description_metrics(table_path: Path, report_path: Path, dataset: Dataset, profiles: dict) -> dict[str, Any]:
-    from genrec.evaluation.text_metrics import description_metrics
-    from genrec.generators.grounding import GroundingChecker
-    from genrec.generators.text_base import ItemFacts, UserProfile
+def _description_metrics(run_dir: Path, dataset: Dataset, profiles: dict) -> dict[str, Any]:
+    from genrec.pipelines.describe import (
+        BASELINE_REPORT,
+        BASELINE_TABLE,
+        DESCRIPTIONS_REPORT,
+        DESCRIPTIONS_TABLE,
+        description_figures,
+    )
 
-    table = pd.read_parquet(table_path)
-    rows = dataset.items.iloc[dataset.item_index(table["item_id"].tolist())].to_dict("records")
-    facts = [ItemFacts.from_row(row) for row in rows]
-    user_profiles = [UserProfile.coerce(profiles.get(user), user) for user in table["user_id"]]
-    checker = GroundingChecker(dataset.items)  # default checks for every generator, so runs compare
-    report = read_json(report_path) if report_path.is_file() else {}
-    report.pop("generator", None)
-    return {
-        "descriptions": description_metrics(table["description"].tolist(), facts, user_profiles, checker),
-        "grounding_report": report,
-    }
+    return description_figures(
+        pd.read_parquet(run_dir / DESCRIPTIONS_TABLE),
+        pd.read_parquet(run_dir / BASELINE_TABLE),
+        read_json(run_dir / DESCRIPTIONS_REPORT),
+        read_json(run_dir / BASELINE_REPORT),
+        profiles,
+        dataset,
+    )

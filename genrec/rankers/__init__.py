@@ -16,6 +16,7 @@ from genrec.config import ConfigError, load_json_object
 from genrec.rankers.base import FitReport, NotFittedError, Ranker, RankerConfig
 from genrec.rankers.cfgan import CFGANRanker
 from genrec.rankers.diffrec import DiffRecRanker
+from genrec.rankers.llm import LLMRanker
 from genrec.rankers.multvae import MultVAERanker
 from genrec.rankers.popularity import PopularityRanker
 from genrec.rankers.sasrec import HSTURanker, SASRecRanker
@@ -30,6 +31,7 @@ RANKERS.register(CFGANRanker.name)(CFGANRanker)
 RANKERS.register(SASRecRanker.name)(SASRecRanker)
 RANKERS.register(HSTURanker.name)(HSTURanker)
 RANKERS.register(TigerRanker.name)(TigerRanker)
+RANKERS.register(LLMRanker.name)(LLMRanker)
 
 # Named configurations: name -> (ranker name, settings). A ranker's default config is its
 # best-known configuration; named ones document other published or studied settings.

@@ -155,12 +155,20 @@ class Ranker(ABC):
                 bar.advance(task, len(rows))
         return np.concatenate(indices), np.concatenate(scores)
 
+    def save_extra_files(self, directory: Path) -> None:
+        """Files a ranker keeps beside its tensors (the llm ranker: its retriever and LoRA adapter); none here."""
+        return None
+
+    def load_extra_files(self, directory: Path) -> None:
+        """Read what :meth:`save_extra_files` wrote; called by ``from_pretrained`` after the tensors."""
+        return None
+
     def evaluation_extras(self) -> dict[str, float]:
         """Ranker-specific figures to report beside the metrics (e.g. invalid-id share)."""
         return {}
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` atomically; returns the directory."""
+        """Write ``model.safetensors``, any extra files, then ``config.json`` (atomic writes); returns the directory."""
         n_items = self.require_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -169,6 +177,7 @@ class Ranker(ABC):
             tensors["item_features"] = torch.from_numpy(self.item_features)
         with atomic_path(directory / WEIGHTS_FILE) as temporary:
             save_file(tensors, str(temporary))
+        self.save_extra_files(directory)
         write_json(
             directory / CONFIG_FILE,
             {"ranker": self.name, "n_items": n_items, "config": self.config.model_dump(mode="json")},
@@ -193,4 +202,5 @@ class Ranker(ABC):
         ranker.build(int(saved["n_items"]))
         ranker.load_state_tensors(tensors)
         ranker.n_items = int(saved["n_items"])
+        ranker.load_extra_files(directory)
         return ranker

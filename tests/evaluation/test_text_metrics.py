@@ -13,7 +13,9 @@ from genrec.evaluation.text_metrics import (
     description_metrics,
     distinct_n,
     grounding_rate,
+    guard_precision_recall,
     preference_coverage,
+    text_personalization,
 )
 from genrec.generators.grounding import GroundingChecker
 from genrec.generators.text_base import ItemFacts, UserProfile
@@ -72,10 +74,58 @@ def test_cross_user_diversity_with_embeddings_is_one_minus_cosine():
     assert description_diversity(["", "", ""], [5, 5, 6], embeddings) == pytest.approx(1.0)
 
 
+class FakeEncoder:
+    """Unit vectors by keyword: texts about space point one way, texts about farms the other."""
+
+    def encode_texts(self, texts):
+        import torch
+
+        rows = [[1.0 if "space" in t else 0.0, 1.0 if "farm" in t else 0.0, 0.1] for t in texts]
+        return torch.nn.functional.normalize(torch.tensor(rows), dim=1)
+
+
+def test_text_personalization_is_the_history_similarity_lift_over_the_baseline():
+    lift = text_personalization(
+        ["a space story", "a farm story"], ["a plain story", "a farm story"], ["space", "space"], FakeEncoder()
+    )
+    assert lift["personalized"] > lift["baseline"] and lift["win_rate"] == 0.5
+    assert lift["lift"] == pytest.approx(lift["personalized"] - lift["baseline"])
+    with pytest.raises(ValueError, match="one of each"):
+        text_personalization(["a"], [], ["b"], FakeEncoder())
+
+
+def test_guard_precision_recall_on_a_hand_computed_case():
+    # verdicts: passed; labels: good. Rejected: 2 (1 bad), bad: 2 (1 rejected); accepted: 3 (2 good).
+    figures = guard_precision_recall([True, True, True, False, False], [True, True, False, False, True])
+    assert figures["precision"] == 0.5 and figures["recall"] == 0.5
+    assert figures["acceptance_precision"] == pytest.approx(2 / 3) and figures["acceptance_recall"] == pytest.approx(
+        2 / 3
+    )
+
+
 def test_description_metrics_bundles_every_metric():
-    checker = GroundingChecker(ITEMS)
+    checker = GroundingChecker(ITEMS, similarity=lambda texts, facts: np.ones(len(texts)))
     metrics = description_metrics(
-        ["A Drama for you.", "A Drama."], [ALPHA, ALPHA], [UserProfile(genres=("Drama",))] * 2, checker
+        ["A Drama for you.", "Alpha Story, a Drama."], [ALPHA, ALPHA], [UserProfile(genres=("Drama",))] * 2, checker
     )
     assert metrics["grounding_rate"] == 1.0 and metrics["preference_coverage"] == 1.0
-    assert set(metrics) == {"grounding_rate", "preference_coverage", "distinct_1", "distinct_2", "cross_user_diversity"}
+    assert metrics["guard_pass_rate"] == 1.0
+    assert set(metrics) == {
+        "guard_pass_rate",
+        "grounding_rate",
+        "preference_coverage",
+        "distinct_1",
+        "distinct_2",
+        "cross_user_diversity",
+    }
+    with_baseline = description_metrics(
+        ["A space Drama.", "A farm Drama."],
+        [ALPHA, ALPHA],
+        [UserProfile(genres=("Drama",))] * 2,
+        checker,
+        baseline_texts=["A plain story.", "A plain story."],
+        history_texts=["space", "farm"],
+        encoder=FakeEncoder(),
+    )
+    assert with_baseline["baseline_preference_coverage"] == 0.0 and with_baseline["personalization_lift"] > 0
+    assert {"personalization_win_rate", "history_similarity", "cross_user_diversity_embedding"} <= set(with_baseline)
