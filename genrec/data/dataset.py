@@ -256,7 +256,7 @@ def build_dataset(
         report.catalogue_items_removed = int((~kept).sum())
         report.note(
             f"{report.catalogue_items_removed} catalogue items removed (below {options.item_minimum} "
-            "interactions after filtering, or none at all)"
+            "interactions after filtering, or none at all); the image counts are over the catalogue before this"
         )
         items = items.loc[kept]
 
