@@ -18,7 +18,7 @@ from genrec.cli_generate import demo, generate
 from genrec.cli_report import report
 from genrec.config import ConfigError
 from genrec.data import Dataset, DataValidationError, LoadOptions, list_datasets, list_formats, load_dataset
-from genrec.data.dataset import Policy
+from genrec.data.dataset import Policy, TieBreak
 from genrec.io import write_json
 from genrec.registry import UnknownNameError
 
@@ -28,6 +28,18 @@ benchmark_app = typer.Typer(help="Measure stages with the evaluation protocol.",
 app.add_typer(data_app, name="data")
 app.add_typer(benchmark_app, name="benchmark")
 console = Console()
+
+
+def option_help(name: str) -> str:
+    """The help of a ``genrec data info`` option that sets a LoadOptions field."""
+    return LoadOptions.model_fields[name].description or ""
+
+
+ProtocolOption = Annotated[
+    str | None, typer.Option(help="a named preprocessing, e.g. llamarec (5-core, ties by item id); flags win")
+]
+KCoreOption = Annotated[int | None, typer.Option(min=1, help=option_help("k_core"))]
+TieBreakOption = Annotated[TieBreak | None, typer.Option(help=option_help("tie_break"))]
 
 DatasetArg = Annotated[
     str,
@@ -56,11 +68,6 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def option_help(name: str) -> str:
-    """The help of a ``genrec data info`` option that sets a LoadOptions field."""
-    return LoadOptions.model_fields[name].description or ""
-
-
 def parse_columns(pairs: list[str]) -> dict[str, str] | None:
     """``--column user_id=customer`` pairs -> the column mapping of the csv/parquet formats."""
     mapping = {}
@@ -70,6 +77,12 @@ def parse_columns(pairs: list[str]) -> dict[str, str] | None:
             raise ConfigError(f"--column expects GENREC_NAME=SOURCE_COLUMN (e.g. user_id=customer), got {pair!r}")
         mapping[key] = value
     return mapping or None
+
+
+def preprocessing(k_core: int | None, tie_break: str | None, min_item_interactions: int = 0) -> dict[str, Any]:
+    """The preprocessing flags given on the command line (unset ones leave a --protocol's values)."""
+    given = {"k_core": k_core, "tie_break": tie_break, "min_item_interactions": min_item_interactions or None}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 @data_app.command("info")
@@ -83,6 +96,10 @@ def data_info(
     duplicates: Annotated[Policy, typer.Option(help=option_help("duplicates"))] = "drop",
     unknown_items: Annotated[Policy, typer.Option(help=option_help("unknown_items"))] = "raise",
     verify_images: Annotated[bool, typer.Option(help=option_help("verify_images"))] = True,
+    min_item_interactions: Annotated[int, typer.Option(min=0, help=option_help("min_item_interactions"))] = 0,
+    k_core: KCoreOption = None,
+    tie_break: TieBreakOption = None,
+    protocol: ProtocolOption = None,
     column: Annotated[
         list[str] | None,
         typer.Option(help="csv/parquet column mapping GENREC_NAME=SOURCE_COLUMN, e.g. user_id=customer (repeatable)"),
@@ -100,6 +117,8 @@ def data_info(
             duplicates=duplicates,
             unknown_items=unknown_items,
             verify_images=verify_images,
+            protocol=protocol,
+            **preprocessing(k_core, tie_break, min_item_interactions),
         )
     except DataValidationError as err:
         raise fail(err.cli_message()) from None
@@ -189,6 +208,9 @@ def benchmark_ranking(
         typer.Option(help="item vectors fused into the ranker: an encoder preset (e.g. minilm) or a .npy [n_items, D]"),
     ] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    protocol: ProtocolOption = None,
+    k_core: KCoreOption = None,
+    tie_break: TieBreakOption = None,
 ) -> None:
     """Fit on the training split (early stopping on validation), evaluate on test, print metrics."""
     from genrec.pipelines import benchmark_ranking as run_benchmark
@@ -197,7 +219,7 @@ def benchmark_ranking(
     try:
         if item_features is not None:  # before loading or encoding anything
             RANKERS.get(ranker).check_accepts_item_features()
-        loaded = load_dataset(dataset)
+        loaded = load_dataset(dataset, protocol=protocol, **preprocessing(k_core, tie_break))
         features = None if item_features is None else load_item_features(item_features, loaded, progress)
         result = run_benchmark(
             loaded,
@@ -211,6 +233,7 @@ def benchmark_ranking(
     except (DataValidationError, ConfigError, UnknownNameError) as err:
         raise fail(str(err)) from None
     result["item_features"] = item_features
+    result["preprocessing"] = {"protocol": protocol, **preprocessing(k_core, tie_break)}
     table = Table(title=f"{result['ranker']} on {result['dataset']} ({result['split']}, full ranking)")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -4,6 +4,7 @@
 >>> ds = load_dataset("movielens-latest-small")                  # bundled, offline
 >>> ds = load_dataset("recbole:/data/ml-100k")                    # FORMAT:PATH
 >>> ds = load_dataset("/data/ml-1m", images="/data/posters")      # format detected
+>>> ds = load_dataset("movielens-latest-small", protocol="llamarec")  # 5-core, ties by item id
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from genrec.data.dataset import Dataset, LoadOptions, build_dataset
+from genrec.data.dataset import PROTOCOLS, Dataset, LoadOptions, build_dataset
 from genrec.data.images import attach_images
 from genrec.data.loaders import FORMATS, detect_format
 from genrec.data.parsing import match_id_types
@@ -29,6 +30,7 @@ BUNDLED = {
 
 __all__ = [
     "BUNDLED",
+    "PROTOCOLS",
     "DataValidationError",
     "Dataset",
     "LoadOptions",
@@ -87,6 +89,7 @@ def load_dataset(
     images: str | Path | None = None,
     columns: dict[str, str] | None = None,
     options: LoadOptions | None = None,
+    protocol: str | None = None,
     **option_overrides,
 ) -> Dataset:
     """Load and validate a data set.
@@ -99,12 +102,16 @@ def load_dataset(
         columns: for ``csv``/``parquet``: genrec column name -> source column name.
         options: validation policies; keyword overrides such as ``min_user_interactions=5``
             are applied on top.
+        protocol: a named preprocessing (see :data:`PROTOCOLS`), e.g. ``"llamarec"``: 5-core
+            users and items repeated until stable, ties ordered by item id. Its settings
+            replace those of ``options``; keyword overrides still win.
 
     Raises:
         DataValidationError: naming the file, line or column and what was expected.
     """
     # Validate the merged settings: model_copy(update=...) would skip validation entirely.
-    options = LoadOptions.model_validate({**(options or LoadOptions()).model_dump(), **option_overrides})
+    preset = {} if protocol is None else PROTOCOLS.get(protocol)
+    options = LoadOptions.model_validate({**(options or LoadOptions()).model_dump(), **preset, **option_overrides})
     fmt, path = resolve_source(source, format)
     if columns and fmt not in MAPPED_FORMATS:
         raise DataValidationError(
@@ -112,6 +119,8 @@ def load_dataset(
             f"{fmt} files have fixed column names"
         )
     report = ValidationReport()
+    if protocol is not None:
+        report.note(f"protocol {protocol}: " + ", ".join(f"{key}={value}" for key, value in preset.items()))
     tables = FORMATS.get(fmt)(path, report, options.invalid_rows, columns)
     match_id_types(tables.interactions, tables.items)
     items = attach_images(tables.items, report, images_dir=images, verify=options.verify_images)

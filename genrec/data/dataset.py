@@ -2,7 +2,12 @@
 
 Users and items get contiguous integer indices (``user_idx``, ``item_idx``) with maps back
 to the raw ids. Interactions are sorted by user, then timestamp; equal timestamps keep
-the order of the source file (a stable sort), so sequences and splits are deterministic.
+the order of the source file (a stable sort) or, with ``tie_break="item_id"``, ascending
+item id, so sequences and splits are deterministic.
+
+Optional k-core filtering (``k_core``, ``min_item_interactions``) removes items and users
+with too few interactions, repeated until every remaining user and item meets its minimum,
+as in LlamaRec's and BERT4Rec's preprocessing; :data:`PROTOCOLS` names such presets.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from pydantic import Field
 
 from genrec.config import StrictModel
 from genrec.data.validation import DROP_UNKNOWN_ITEMS, DataValidationError, ValidationReport, located, value_at
+from genrec.registry import Registry
 
 RawId = int | str
 Policy = Literal["raise", "drop"]  # for rows that fail a check: raise, or drop and report
+TieBreak = Literal["source_order", "item_id"]  # order of one user's interactions with equal timestamps
 
 
 class LoadOptions(StrictModel):
@@ -37,6 +44,37 @@ class LoadOptions(StrictModel):
         "raise", description="interactions on items absent from the item table: raise, or drop and report"
     )
     verify_images: bool = Field(True, description="open every local image header; corrupt ones become text-only")
+    min_item_interactions: int = Field(
+        0,
+        ge=0,
+        description="items with fewer interactions are removed from the interactions and the catalogue "
+        "(reported), repeated with the user minimum until stable; 0 keeps the whole catalogue",
+    )
+    k_core: int | None = Field(
+        None,
+        ge=1,
+        description="iterative k-core: users and items with at least k interactions, repeated until stable "
+        "(raises both minimums to k)",
+    )
+    tie_break: TieBreak = Field(
+        "source_order",
+        description="order of a user's interactions with equal timestamps: source_order (file order) or "
+        "item_id (ascending item id, the LlamaRec protocol)",
+    )
+
+    @property
+    def user_minimum(self) -> int:
+        return max(self.min_user_interactions, self.k_core or 0)
+
+    @property
+    def item_minimum(self) -> int:
+        return max(self.min_item_interactions, self.k_core or 0)
+
+
+PROTOCOLS: Registry[dict] = Registry("data protocol")
+# LlamaRec (Yue et al. 2023, github.com/Yueeeeeeee/LlamaRec datasets/base.py): 5-core on users and items
+# repeated until stable, every rating kept, leave-one-out by time with ties ordered by item.
+PROTOCOLS.register("llamarec")({"k_core": 5, "tie_break": "item_id"})
 
 
 @dataclass
@@ -204,20 +242,23 @@ def build_dataset(
         report.note(message + " (dropped)")
         interactions = interactions.loc[known]
 
-    per_user = interactions.groupby("user_id", sort=False)["item_id"].transform("size")
-    too_short = per_user < options.min_user_interactions
-    if too_short.any():
-        report.users_below_min_history = int(interactions.loc[too_short, "user_id"].nunique())
-        report.interactions_of_filtered_users = int(too_short.sum())
-        report.note(
-            f"{report.users_below_min_history} users with fewer than {options.min_user_interactions} "
-            f"interactions removed ({report.interactions_of_filtered_users} interactions)"
-        )
-        interactions = interactions.loc[~too_short]
+    interactions = filter_k_core(interactions, options, report)
     if interactions.empty:
         raise DataValidationError(
-            located(interactions_source, f"no user has at least {options.min_user_interactions} interactions")
+            located(
+                interactions_source,
+                f"no user has at least {options.user_minimum} interactions"
+                + (f" once items with fewer than {options.item_minimum} are removed" if options.item_minimum else ""),
+            )
         )
+    if options.item_minimum:  # the catalogue keeps only the items that passed the filter
+        kept = items["item_id"].isin(interactions["item_id"])
+        report.catalogue_items_removed = int((~kept).sum())
+        report.note(
+            f"{report.catalogue_items_removed} catalogue items removed (below {options.item_minimum} "
+            "interactions after filtering, or none at all); the image counts are over the catalogue before this"
+        )
+        items = items.loc[kept]
 
     user_ids = np.sort(interactions["user_id"].unique())
     user_codes = pd.Index(user_ids).get_indexer(interactions["user_id"])
@@ -230,12 +271,57 @@ def build_dataset(
             "rating": interactions["rating"].to_numpy(np.float32),
         }
     )
-    # Equal timestamps keep source-file order (the documented tie-break): row position is
-    # the last sort key.
-    order = np.lexsort((np.arange(len(table)), table["timestamp"].to_numpy(), table["user_idx"].to_numpy()))
+    # Equal timestamps keep source-file order (row position is the last sort key), or with
+    # tie_break="item_id" ascending raw item id first.
+    keys = [np.arange(len(table)), table["timestamp"].to_numpy(), table["user_idx"].to_numpy()]
+    if options.tie_break == "item_id":
+        id_rank = np.empty(len(items), dtype=np.int64)
+        id_rank[np.argsort(items["item_id"].to_numpy(), kind="stable")] = np.arange(len(items))
+        keys.insert(1, id_rank[item_codes])
+    order = np.lexsort(keys)
     table = table.iloc[order].reset_index(drop=True)
 
     items = items.reset_index(drop=True)
     report.items_without_interactions = int(items.shape[0] - np.unique(item_codes).size)
     count_repeats(table, report)
     return Dataset(name=name, interactions=table, items=items, user_ids=user_ids, report=report)
+
+
+def filter_k_core(interactions: pd.DataFrame, options: LoadOptions, report: ValidationReport) -> pd.DataFrame:
+    """Remove items below ``options.item_minimum`` and users below ``options.user_minimum``
+    interactions, alternately, until a round removes nothing (iterative k-core).
+
+    Counts go to ``report``: users and items removed, the interactions removed with each, and
+    ``filter_rounds`` (the rounds that removed something). With no item minimum this is the
+    single pass over users of the leave-one-out minimum.
+    """
+    min_user, min_item = options.user_minimum, options.item_minimum
+    while True:
+        removed = False
+        if min_item:
+            per_item = interactions.groupby("item_id", sort=False)["user_id"].transform("size")
+            rare = per_item < min_item
+            if rare.any():
+                report.items_below_min_interactions += int(interactions.loc[rare, "item_id"].nunique())
+                report.interactions_of_filtered_items += int(rare.sum())
+                interactions, removed = interactions.loc[~rare], True
+        per_user = interactions.groupby("user_id", sort=False)["item_id"].transform("size")
+        too_short = per_user < min_user
+        if too_short.any():
+            report.users_below_min_history += int(interactions.loc[too_short, "user_id"].nunique())
+            report.interactions_of_filtered_users += int(too_short.sum())
+            interactions, removed = interactions.loc[~too_short], True
+        if not removed:
+            break
+        report.filter_rounds += 1
+    if report.users_below_min_history:
+        report.note(
+            f"{report.users_below_min_history} users with fewer than {min_user} "
+            f"interactions removed ({report.interactions_of_filtered_users} interactions)"
+        )
+    if report.items_below_min_interactions:
+        report.note(
+            f"{report.items_below_min_interactions} items with fewer than {min_item} interactions removed "
+            f"({report.interactions_of_filtered_items} interactions) over {report.filter_rounds} k-core rounds"
+        )
+    return interactions

@@ -87,6 +87,10 @@ class ValidationReport:
     unknown_item_rows_dropped: int = 0
     users_below_min_history: int = 0
     interactions_of_filtered_users: int = 0
+    items_below_min_interactions: int = 0  # removed by min_item_interactions / k_core, with their interactions
+    interactions_of_filtered_items: int = 0
+    catalogue_items_removed: int = 0  # item-table rows dropped by an item minimum (incl. items never rated)
+    filter_rounds: int = 0  # user/item filtering rounds that removed something (k-core iterates)
     invalid_years_cleared: int = 0
     items_with_image: int = 0
     items_without_image: int = 0  # no file in the image directory, no path in the image column

@@ -9,6 +9,23 @@ HSTU (Zhai et al., 2024, "Actions Speak Louder than Words", eq. 1-3): each block
 U, V, Q, K = Split(SiLU(f1(X))), A = SiLU(QK^T + rab^{p,t}) / n (pointwise, not softmax,
 attention with a relative position and time bias), Y = f2(Norm(A V) * U), with a residual.
 
+HSTU time bias: rab^t[i, j] is a learned scalar per bucket floor(log(max(|dt|, 1)) / 0.301) of a
+time gap dt, as in the reference (Meta generative-recommenders, research/modeling/sequential/hstu.py,
+RelativeBucketedTimeAndPositionBasedBias). ``time_bias`` chooses the gap:
+
+- ``"query"`` (the default, genrec's original choice): dt = t_i - t_j, the query's own timestamp
+  minus the key's, in training and scoring alike.
+- ``"next"`` (the reference): dt = t_{i+1} - t_j, the timestamp of the item position i predicts
+  minus the key's. In training t_{i+1} is the target's timestamp. At scoring genrec knows no request
+  time (``Ranker.score`` takes the history only), so the last position uses its own timestamp, which
+  is what the reference's bias module does when no next timestamp is appended; the reference's
+  MovieLens evaluation instead appends the test target's timestamp, which genrec does not.
+
+Two smaller differences from the reference, in both modes: gaps above the last bucket share it
+(the reference has ``num_buckets + 1`` weights with the top one for the overflow), and the
+relative position bias is learned for the causal offsets 0..max_len-1 only (the reference also
+allocates the never-used future offsets).
+
 Training (both): the loss at every position of a sequence in one pass, full-softmax
 cross-entropy over the catalogue by default (Klenitskiy & Vasilev, 2023; Petrov & Macdonald,
 2023, gSASRec), or a sampled softmax over N shared uniform negatives for large catalogues.
@@ -53,6 +70,11 @@ class SASRecConfig(TrainedRankerConfig):
     negatives: int = Field(256, ge=1, description="uniform negatives shared by a batch (loss='sampled')")
     warmup_steps: int = Field(50, ge=0, description="linear learning-rate warm-up steps")
     time_buckets: int = Field(64, ge=1, description="log-spaced time-difference buckets of the HSTU bias")
+    time_bias: Literal["query", "next"] = Field(
+        "query",
+        description="HSTU time-bias gap: 'query' = query's own time minus the key's; 'next' = the next item's "
+        "time minus the key's (Meta's reference; the last scored position falls back to its own time)",
+    )
     amp: bool = Field(True, description="bf16 autocast on CUDA (CPU always runs fp32)")
     compile: bool = Field(False, description="torch.compile the model for training")
 
@@ -87,7 +109,9 @@ class SASRecBlock(nn.Module):
         )
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, allowed: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor
+    ) -> torch.Tensor:
         B, L, D = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(B, L, 3, self.heads, D // self.heads).unbind(2)  # [B, L, H, Dh] each
         y = F.scaled_dot_product_attention(
@@ -117,20 +141,23 @@ class HSTUBlock(nn.Module):
         self.time_buckets = config.time_buckets
         self.drop = nn.Dropout(config.dropout)
 
-    def relative_bias(self, times: torch.Tensor) -> torch.Tensor:
+    def relative_bias(self, times: torch.Tensor, query_times: torch.Tensor) -> torch.Tensor:
+        """rab^{p,t} [B, L, L] for key timestamps [B, L] and the query timestamps [B, L] they are measured from."""
         L = times.shape[1]
         index = torch.arange(L, device=times.device)
         distance = (index[:, None] - index[None, :]).clamp(0, self.max_len - 1)  # [L, L], 0 on and above the diagonal
-        elapsed = (times[:, :, None] - times[:, None, :]).abs().clamp(min=1).float()  # [B, L, L] seconds
+        elapsed = (query_times[:, :, None] - times[:, None, :]).abs().clamp(min=1).float()  # [B, L, L] seconds
         # Buckets log(dt) / 0.301 as in the reference implementation (roughly log2 spacing of dt).
         bucket = (elapsed.log() / 0.301).long().clamp(0, self.time_buckets - 1)
         return self.position_bias(distance)[..., 0] + self.time_bias(bucket)[..., 0]  # [B, L, L]
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, allowed: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor
+    ) -> torch.Tensor:
         B, L, D = x.shape
         u, v, q, k = F.silu(self.f1(self.ln_in(x))).chunk(4, dim=-1)  # [B, L, D] each
         q, k, v = (t.view(B, L, self.heads, D // self.heads).transpose(1, 2) for t in (q, k, v))  # [B, H, L, Dh]
-        scores = q @ k.transpose(-1, -2) + self.relative_bias(times)[:, None]  # [B, H, L, L]
+        scores = q @ k.transpose(-1, -2) + self.relative_bias(times, query_times)[:, None]  # [B, H, L, L]
         # Pointwise SiLU attention normalised by the sequence length n (eq. 2), masked to the causal past.
         weights = F.silu(scores) * allowed[:, None] / self.max_len
         y = (self.drop(weights) @ v).transpose(1, 2).reshape(B, L, D)  # [B, L, D]
@@ -149,6 +176,7 @@ class ItemSequenceTransformer(nn.Module):
         self.register_buffer("item_features", item_features, persistent=False)  # saved by Ranker.save_pretrained
         self.feature_projection = None if item_features is None else nn.Linear(item_features.shape[1], config.hidden)
         self.drop = nn.Dropout(config.dropout)
+        self.time_bias = config.time_bias
         block = SASRecBlock if config.block == "sasrec" else HSTUBlock
         self.blocks = nn.ModuleList(block(config) for _ in range(config.layers))
         self.ln_out = nn.LayerNorm(config.hidden)
@@ -164,19 +192,38 @@ class ItemSequenceTransformer(nn.Module):
         content = self.feature_projection(self.item_features)  # [n_items, D]
         return table + F.pad(content, (0, 0, 1, 0))
 
-    def forward(self, tokens: torch.Tensor, times: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        """Hidden state per position [B, L, D] for tokens [B, L] and timestamps [B, L] (seconds)."""
+    def query_times(self, times: torch.Tensor, next_times: torch.Tensor | None) -> torch.Tensor:
+        """The timestamp each query position's time gaps are measured from: [B, L] (see ``time_bias``)."""
+        if self.time_bias == "query":
+            return times
+        if next_times is not None:
+            return next_times
+        return torch.cat([times[:, 1:], times[:, -1:]], dim=1)  # the last position has no next time: its own
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        times: torch.Tensor,
+        table: torch.Tensor | None = None,
+        next_times: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Hidden state per position [B, L, D] for tokens [B, L] and timestamps [B, L] (seconds).
+
+        ``next_times`` [B, L]: the timestamp of the item each position predicts (training targets),
+        used by ``time_bias="next"``; without it the sequence's own next timestamps are used.
+        """
         L = tokens.shape[1]
         table = self.item_table() if table is None else table
         x = F.embedding(tokens, table)  # [B, L, D]
         x = x + self.position_embedding.weight[-L:]
         real = tokens > 0  # [B, L]
+        query_times = self.query_times(times, next_times)  # [B, L]
         x = self.drop(x) * real[..., None]
         causal = torch.ones(L, L, dtype=torch.bool, device=tokens.device).tril()
         # Real keys in the causal past; every position also sees itself so padded rows never go empty.
         allowed = (causal & real[:, None, :]) | torch.eye(L, dtype=torch.bool, device=tokens.device)  # [B, L, L]
         for block in self.blocks:
-            x = block(x, allowed, times) * real[..., None]
+            x = block(x, allowed, times, query_times) * real[..., None]
         return self.ln_out(x)
 
 
@@ -242,7 +289,7 @@ class SASRecRanker(Ranker):
             batch, batch_times = tokens[rows].to(self.device), times[rows].to(self.device)  # [B, L + 1]
             with self.autocast():
                 table = self.module.item_table()
-                hidden = forward(batch[:, :-1], batch_times[:, :-1], table)  # [B, L, D]
+                hidden = forward(batch[:, :-1], batch_times[:, :-1], table, batch_times[:, 1:])  # [B, L, D]
                 targets = batch[:, 1:]
                 real = (targets > 0) & (batch[:, :-1] > 0)  # [B, L]
                 loss = self.loss(hidden[real], targets[real], table, generator)
