@@ -175,6 +175,8 @@ def test_demo_command_runs_and_says_where_the_results_are(tmp_path: Path, monkey
     from tests.conftest import write_toy_latest
 
     monkeypatch.setattr(run, "DEMO_DATASET", str(write_toy_latest(tmp_path / "toy")))
+    # template descriptions keep this test fast; test_demo_on_the_bundled_data runs the real SmolLM2 preset
+    monkeypatch.setitem(run.DEMO_PRESETS, "tiny", ("tiny", "tiny", "template"))
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output

@@ -159,11 +159,17 @@ class OutputFilter:
         """Every reason ``text`` is blocked, each once, in order of kind; empty: the text may be shown.
 
         ``titles``: the described item's own title(s); a title is the catalogue's name for the
-        item ("Moby Dick", "Kick-Ass"), so its words are not read as profanity.
+        item ("Moby Dick", "Kick-Ass", "Startup.com"), so its words are not read as profanity and
+        a domain inside it is not read as a link.
         """
         found: list[str] = []
         if self.config.markup:
-            found += find_unsafe_markup(text, special_tokens)
+            # A bare domain inside the item's own title ("Startup.com") is its name, not a link.
+            found += [
+                term
+                for term in find_unsafe_markup(text, special_tokens)
+                if not (term.startswith("url:") and any(term[4:] in title for title in titles))
+            ]
         normal = normalise(text)
         squashed = " ".join(re.sub(r"[^\w\s]", " ", normal.translate(_LEET)).split())
         found += [f"phrase:{phrase}" for phrase in self.phrases if _contains_phrase(squashed, phrase)]

@@ -48,10 +48,10 @@ def test_the_packaged_set_has_the_scheduled_and_ui_deployments():
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ('[[deployments]]\nname = "a"\nflow = "trian"\n', "deployments.0.flow: Value error, unknown flow 'trian'"),
+        ('[[deployments]]\nname = "a"\nflow = "trian"\n', "deployments.0.flow: unknown flow 'trian'"),
         (
             '[[deployments]]\nname = "a"\nflow = "train"\nschedules = [{cron = "0 25 * * *"}]\n',
-            'deployments.0.schedules.0: Value error, Invalid cron string: "0 25 * * *"',
+            'deployments.0.schedules.0: Invalid cron string: "0 25 * * *"',
         ),
         (
             '[[deployments]]\nname = "a"\nflow = "train"\nschedules = [{cron = "0 2 * * *", timezone = "Mars/Base"}]\n',
