@@ -9,6 +9,19 @@ import pytest
 from genrec.progress import LineProgress, progress_bar
 
 
+@pytest.fixture(autouse=True)
+def unconfigured_genrec_logger():
+    """As in a fresh process: nothing shows genrec's INFO records (a flow test earlier in the same
+    run attaches Prefect's run-log handler to the ``genrec`` logger and sets it to INFO)."""
+    logger = logging.getLogger("genrec")
+    handlers, level = logger.handlers[:], logger.level
+    logger.handlers.clear()
+    logger.setLevel(logging.NOTSET)
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
 def test_off_a_terminal_loops_report_lines(capsys: pytest.CaptureFixture[str]):
     # pytest captures stdout, so it is not a terminal: the reporter is LineProgress
     with progress_bar(True, interval=0.0) as bar:
