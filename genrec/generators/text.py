@@ -303,7 +303,8 @@ def _llm_preset(defaults: dict[str, Any]):
 
 
 # SmolLM2-135M-Instruct offline: "auto" precision, i.e. fp32 on CPU (a 770-token forward pass took
-# 10.5 s in fp32 against 62.8 s in bf16 on this project's AMD CPU; RESULTS.md), a low temperature (its model card's 0.2-0.3 keeps the tiny model on topic),
+# 10.5 s in fp32 against 62.8 s in bf16 on this project's AMD CPU; RESULTS.md), a low temperature
+# (its model card's 0.2-0.3 keeps the tiny model on topic),
 # two sentences fit in 72 tokens, two regenerations before the template.
 SMOLLM2_PRESET = {
     "model": SMOLLM2,
