@@ -99,6 +99,7 @@ def main() -> None:
             "seconds_to_90": seconds_to(history, 0.9 * best),
             "seconds_to_100": seconds_to(history, best),
             "fit_seconds": result["fit_seconds"],
+            "loadavg_after": os.getloadavg(),
             **{f"test_{k}": result["metrics"][k] for k in ("NDCG@10", "HR@10", "MRR@10")},
             "history": history,
         }
@@ -108,7 +109,8 @@ def main() -> None:
         print(
             f"{label}: {row['seconds_per_epoch']:.1f} s/epoch, best epoch {row['best_epoch']}/{row['epochs']}, "
             f"valid {best:.4f}, to 90% {row['seconds_to_90']:.0f} s, to 100% {row['seconds_to_100']:.0f} s, "
-            f"test NDCG@10 {row['test_NDCG@10']:.4f} HR@10 {row['test_HR@10']:.4f} MRR@10 {row['test_MRR@10']:.4f}"
+            f"test NDCG@10 {row['test_NDCG@10']:.4f} HR@10 {row['test_HR@10']:.4f} MRR@10 {row['test_MRR@10']:.4f}, "
+            f"fit {row['fit_seconds']:.0f} s, load {row['loadavg_after'][0]:.2f}"
             + (f", bf16 {row['bf16_parity']}" if "bf16_parity" in row else ""),
             flush=True,
         )
