@@ -197,9 +197,13 @@ def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Pat
     if tuned:
         result["fine_tune_seconds"] = ranker.fit_details["fine_tune_seconds"]
         print(json.dumps({k: result[k] for k in ("fine_tuned", "fused", "timing")}), flush=True)
-        if "zero-shot" in variants:
+        if "zero-shot" in variants and ranker.fit_details["best_step"] == 0:
+            # Early stopping restored the initial adapter (B = 0): the fine-tuned LM is the zero-shot LM.
+            lm_zero, result["zero_shot_timing"] = lm, {**result["timing"], "same_as_fine_tuned": True}
+        elif "zero-shot" in variants:
             with ranker.model.disable_adapter():
                 lm_zero, result["zero_shot_timing"] = test_pass(ranker, test.history, retrieved)
+        if "zero-shot" in variants:
             result["zero_shot"], items = metrics_of(ranker, retrieved, scores, lm_zero, test.targets, 0.0)
             per_user["zero_shot"] = per_user_ndcg10(items, test.targets)
     result["NDCG@10_ci95"] = {name: mean_interval(values, seed) for name, values in per_user.items()}
