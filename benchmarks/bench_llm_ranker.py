@@ -127,21 +127,18 @@ def per_user_ndcg10(items: np.ndarray, targets) -> np.ndarray:
     return (hits / np.log2(np.arange(2, 12))).sum(axis=1)
 
 
-def paired_interval(a: np.ndarray, b: np.ndarray, seed: int, draws: int = 2000) -> dict[str, float]:
-    """Mean of ``a - b`` (per-user NDCG@10) with a 95% paired bootstrap interval over the users."""
-    difference = a - b
-    generator = np.random.default_rng([seed, 4])
-    means = difference[generator.integers(0, len(difference), (draws, len(difference)))].mean(axis=1)
-    low, high = np.quantile(means, [0.025, 0.975])
-    return {"mean": float(difference.mean()), "ci95_low": float(low), "ci95_high": float(high)}
-
-
 def mean_interval(values: np.ndarray, seed: int, draws: int = 2000) -> tuple[float, float]:
-    """A 95% bootstrap interval of the mean of ``values``."""
-    generator = np.random.default_rng([seed, 5])
+    """A 95% bootstrap interval of the mean of ``values`` (resampling users)."""
+    generator = np.random.default_rng([seed, 4])
     means = values[generator.integers(0, len(values), (draws, len(values)))].mean(axis=1)
     low, high = np.quantile(means, [0.025, 0.975])
     return float(low), float(high)
+
+
+def paired_interval(a: np.ndarray, b: np.ndarray, seed: int) -> dict[str, float]:
+    """Mean of ``a - b`` (per-user NDCG@10 of two lists for the same users) with its 95% paired bootstrap interval."""
+    low, high = mean_interval(a - b, seed)
+    return {"mean": float((a - b).mean()), "ci95_low": low, "ci95_high": high}
 
 
 def test_rows(n: int, sample: int, seed: int) -> np.ndarray:
