@@ -1,20 +1,21 @@
 """The llm ranker side by side with its own retriever: retriever alone, zero-shot, fine-tuned, fused.
 
-One run per seed on movielens-latest-small, leave-one-out, full ranking (seen items excluded):
-1. fit the llm ranker zero-shot (``fine_tune=False``): this fits the retriever and picks the
-   zero-shot fusion lambda on the validation sample; score every test user once with the LM;
-2. fit a second llm ranker on the saved retriever (``retriever=<dir>``, no refit) with LoRA
-   fine-tuning (the defaults); score every test user once with the fine-tuned LM;
-3. from those two test passes (``--variants`` runs one of the two; the fine-tuned run then fits its
-   own retriever with the same seed): the retriever's order, zero-shot (lambda 0), fine-tuned (lambda 0),
-   fused (fine-tuned LM + lambda chosen on validation) and fused zero-shot.
+One llm ranker fit per seed on movielens-latest-small under the LlamaRec protocol by default (5-core:
+610 users x 3,650 items), leave-one-out, full ranking (seen items excluded). The retriever is fitted
+once per seed and saved under ``--workdir`` (``retriever-seed<S>/``); every later run with the same
+workdir loads it (``retriever=<dir>``, no refit). With the defaults (LoRA fine-tuning) one test pass
+with the adapter gives fine-tuned (lambda 0) and fused (lambda chosen on validation); a second pass
+with the adapter disabled gives zero-shot (lambda 0). ``--variants zero-shot`` fits without
+fine-tuning and gives zero-shot and zero-shot fused. ``--test-users U`` scores a fixed seeded
+sample of U test users (the same rows for every variant and seed); per-user NDCG@10 gives 95%
+bootstrap intervals of each mean and paired intervals of each variant minus the retriever.
 Optionally ``--parity-users U`` compares bf16 against fp32 LM scores on U validation users, and
-``--permutations P`` also scores the validation sample with P candidate orders (fine-tuned LM).
+``--permutations P`` also scores the validation sample with P candidate orders.
 Timings: reranking milliseconds per test user (LM passes only; the retriever is apart),
 fine-tuning seconds; forward passes and prompts per user. Prints figures only.
 
-    heavy python benchmarks/bench_llm_ranker.py --seeds 0 --json runs/bench/llm-seed0.json
-    heavy python benchmarks/bench_llm_ranker.py --seeds 0 --set max_steps=10 --test-users 40  # a smoke run
+    heavy python benchmarks/bench_llm_ranker.py --seeds 0 --workdir runs/bench-llm --json runs/bench/llm-seed0.json
+    heavy python benchmarks/bench_llm_ranker.py --seeds 0 --set max_steps=2 --test-users 8  # a smoke run
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import numpy as np
 import torch
 
 from genrec.data import load_dataset
-from genrec.evaluation.metrics import accuracy_metrics
+from genrec.evaluation.metrics import accuracy_metrics, hit_matrix
+from genrec.io import read_json, write_json
 from genrec.pipelines import build_ranker, split
 from genrec.rankers.llm import LLMRanker
 
@@ -61,9 +63,10 @@ def test_pass(ranker: LLMRanker, history, retrieved: np.ndarray) -> tuple[np.nda
     }
 
 
-def metrics_of(ranker: LLMRanker, retrieved, scores, lm, targets, fusion_lambda: float) -> dict[str, float]:
+def metrics_of(ranker: LLMRanker, retrieved, scores, lm, targets, fusion_lambda: float):
+    """Full-ranking metrics of the reranked list, and the list itself."""
     items, _ = ranker.combine(retrieved, scores, lm, max(KS), fusion_lambda)
-    return accuracy_metrics(items, targets, KS)
+    return accuracy_metrics(items, targets, KS), items
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -101,7 +104,6 @@ def retriever_figures(ranker: LLMRanker, test, result: dict[str, Any]) -> tuple[
     N = ranker.config.candidates
     result["retriever"] = accuracy_metrics(retrieved[:, : max(KS)], test.targets, KS)
     result["target_in_top_N_share"] = accuracy_metrics(retrieved[:, :N], test.targets, (N,))[f"HR@{N}"]
-    result["retriever_fit_seconds"] = ranker.fit_details["retriever_fit_seconds"]
     return retrieved, scores
 
 
@@ -119,57 +121,96 @@ def permutation_figures(ranker: LLMRanker, the_split, permutations: int) -> dict
     return figures
 
 
+def per_user_ndcg10(items: np.ndarray, targets) -> np.ndarray:
+    """Each user's NDCG@10 (one target per user in leave-one-out): [U]."""
+    hits = hit_matrix(items[:, :10], targets)
+    return (hits / np.log2(np.arange(2, 12))).sum(axis=1)
+
+
+def mean_interval(values: np.ndarray, seed: int, draws: int = 2000) -> tuple[float, float]:
+    """A 95% bootstrap interval of the mean of ``values`` (resampling users)."""
+    generator = np.random.default_rng([seed, 4])
+    means = values[generator.integers(0, len(values), (draws, len(values)))].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    return float(low), float(high)
+
+
+def paired_interval(a: np.ndarray, b: np.ndarray, seed: int) -> dict[str, float]:
+    """Mean of ``a - b`` (per-user NDCG@10 of two lists for the same users) with its 95% paired bootstrap interval."""
+    low, high = mean_interval(a - b, seed)
+    return {"mean": float((a - b).mean()), "ci95_low": low, "ci95_high": high}
+
+
+def test_rows(n: int, sample: int, seed: int) -> np.ndarray:
+    """All test rows, or a fixed seeded sample of ``sample`` of them (the same for every variant and seed)."""
+    if not sample or sample >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, 6]).choice(n, sample, replace=False))
+
+
 def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Path) -> dict[str, Any]:
-    test = the_split.test
-    if args.test_users:
-        test = test.subset(np.arange(min(args.test_users, len(test))))
+    """One llm ranker fit per seed on a retriever fitted once (saved under ``workdir``, reused by later runs).
+
+    Fine-tuned: the test pass with the adapter gives fine-tuned (lambda 0) and fused (validation lambda);
+    the same ranker with its adapter disabled gives zero-shot (lambda 0). Zero-shot only (``--variants
+    zero-shot``): a ranker fitted with ``fine_tune=False`` gives zero-shot and zero-shot fused.
+    """
+    rows = test_rows(len(the_split.test), args.test_users, args.sample_seed)
+    test = the_split.test.subset(rows)
     variants = args.variants.split(",")
     result: dict[str, Any] = {"seed": seed, "test_users": len(test), "loadavg_start": os.getloadavg()}
-    retriever_dir = None
-    if "zero-shot" in variants:
-        zero = build_ranker("llm", None, {**overrides, "fine_tune": False}, seed)
-        start = time.perf_counter()
-        zero.fit(the_split, progress=True)
-        result["zero_shot_fit_seconds"] = time.perf_counter() - start
-        result["zero_shot_valid"] = {k: v for k, v in zero.fit_details.items() if k.startswith("valid_")}
-        result["zero_shot_lambda"] = zero.fusion_lambda
-        retrieved, scores = retriever_figures(zero, test, result)
-        if args.parity_users:
-            valid = the_split.valid
-            valid_retrieved, _ = zero.retrieve(valid.history, 10)
-            result["bf16_vs_fp32"] = parity(zero, valid.history, valid_retrieved, args.parity_users)
-            print(json.dumps({"bf16_vs_fp32": result["bf16_vs_fp32"]}), flush=True)
-        if args.permutations > 1:
-            result["zero_shot_valid_by_permutations"] = permutation_figures(zero, the_split, args.permutations)
-        lm_zero, timing = test_pass(zero, test.history, retrieved)
-        result["zero_shot_timing"] = timing
-        result["zero_shot"] = metrics_of(zero, retrieved, scores, lm_zero, test.targets, 0.0)
-        result["zero_shot_fused"] = metrics_of(zero, retrieved, scores, lm_zero, test.targets, zero.fusion_lambda)
-        print(json.dumps({k: result[k] for k in ("retriever", "zero_shot", "zero_shot_fused")}), flush=True)
-        retriever_dir = workdir / f"retriever-seed{seed}"
-        zero.retriever.save_pretrained(retriever_dir)
-        del zero
-    if "fine-tuned" in variants:
-        # On the zero-shot run's retriever when there is one (no refit); else it fits its own (same seed).
-        tuned_overrides = {**overrides, **({"retriever": str(retriever_dir)} if retriever_dir else {})}
-        tuned = build_ranker("llm", None, tuned_overrides, seed)
-        start = time.perf_counter()
-        report = tuned.fit(the_split, progress=True)
-        result["fine_tune_fit_seconds"] = time.perf_counter() - start
-        result["fine_tune_seconds"] = tuned.fit_details["fine_tune_seconds"]
-        result["fine_tune"] = {**tuned.fit_details, "history": report.history}
-        result["fused_lambda"] = tuned.fusion_lambda
-        if retriever_dir is None:
-            retrieved, scores = retriever_figures(tuned, test, result)
-        else:
-            retrieved, scores = tuned.retrieve(test.history, max(KS))
-        if args.permutations > 1:
-            result["fine_tuned_valid_by_permutations"] = permutation_figures(tuned, the_split, args.permutations)
-        lm_tuned, timing = test_pass(tuned, test.history, retrieved)
-        result["fine_tuned_timing"] = timing
-        result["fine_tuned"] = metrics_of(tuned, retrieved, scores, lm_tuned, test.targets, 0.0)
-        result["fused"] = metrics_of(tuned, retrieved, scores, lm_tuned, test.targets, tuned.fusion_lambda)
-        result["config"] = tuned.config.model_dump(mode="json")
+    retriever_dir = workdir / f"retriever-seed{seed}"
+    reused = (retriever_dir / "config.json").exists()
+    tuned = "fine-tuned" in variants
+    settings = {**overrides, "fine_tune": tuned, **({"retriever": str(retriever_dir)} if reused else {})}
+    ranker = build_ranker("llm", None, settings, seed)
+    start = time.perf_counter()
+    report = ranker.fit(the_split, progress=True)
+    result["fit_seconds"] = time.perf_counter() - start
+    result["retriever_reused"] = reused
+    if not reused:
+        ranker.retriever.save_pretrained(retriever_dir)
+        write_json(workdir / f"retriever-seed{seed}.json", {"fit_seconds": ranker.fit_details["retriever_fit_seconds"]})
+    result["retriever_fit_seconds"] = read_json(workdir / f"retriever-seed{seed}.json")["fit_seconds"]
+    result["fit_details"] = {**ranker.fit_details, "history": report.history}
+    result["config"] = ranker.config.model_dump(mode="json")
+    retrieved, scores = retriever_figures(ranker, test, result)
+    print(json.dumps({"seed": seed, "retriever": result["retriever"], "fit": result["fit_details"]}), flush=True)
+    per_user = {"retriever": per_user_ndcg10(retrieved, test.targets)}
+    if args.parity_users:
+        valid_retrieved, _ = ranker.retrieve(the_split.valid.history, 10)
+        result["bf16_vs_fp32"] = parity(ranker, the_split.valid.history, valid_retrieved, args.parity_users)
+        print(json.dumps({"bf16_vs_fp32": result["bf16_vs_fp32"]}), flush=True)
+    if args.permutations > 1:
+        result["valid_by_permutations"] = permutation_figures(ranker, the_split, args.permutations)
+    lm, result["timing" if tuned else "zero_shot_timing"] = test_pass(ranker, test.history, retrieved)
+    lambdas = {"fine_tuned": 0.0, "fused": ranker.fusion_lambda} if tuned else {}
+    if not tuned:
+        lambdas = {"zero_shot": 0.0, "zero_shot_fused": ranker.fusion_lambda}
+    for name, value in lambdas.items():
+        result[name], items = metrics_of(ranker, retrieved, scores, lm, test.targets, value)
+        per_user[name] = per_user_ndcg10(items, test.targets)
+    result["fusion_lambda"] = ranker.fusion_lambda
+    if tuned:
+        result["fine_tune_seconds"] = ranker.fit_details["fine_tune_seconds"]
+        print(json.dumps({k: result[k] for k in ("fine_tuned", "fused", "timing")}), flush=True)
+        if "zero-shot" in variants and ranker.fit_details["best_step"] == 0:
+            # Early stopping restored the initial adapter (B = 0): the fine-tuned LM is the zero-shot LM.
+            lm_zero, result["zero_shot_timing"] = lm, {**result["timing"], "same_as_fine_tuned": True}
+        elif "zero-shot" in variants:
+            with ranker.model.disable_adapter():
+                lm_zero, result["zero_shot_timing"] = test_pass(ranker, test.history, retrieved)
+        if "zero-shot" in variants:
+            result["zero_shot"], items = metrics_of(ranker, retrieved, scores, lm_zero, test.targets, 0.0)
+            per_user["zero_shot"] = per_user_ndcg10(items, test.targets)
+    result["NDCG@10_ci95"] = {name: mean_interval(values, seed) for name, values in per_user.items()}
+    result["NDCG@10_minus_retriever"] = {
+        name: paired_interval(values, per_user["retriever"], seed)
+        for name, values in per_user.items()
+        if name != "retriever"
+    }
+    result["per_user_NDCG@10"] = {name: values.tolist() for name, values in per_user.items()}
+    result["test_rows"] = rows.tolist()
     result["loadavg_end"] = os.getloadavg()
     return result
 
@@ -179,23 +220,30 @@ def main() -> None:
     parser.add_argument("--dataset", default="movielens-latest-small")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="llm ranker config override")
-    parser.add_argument("--test-users", type=int, default=0, help="first U test users only (0: all; smoke runs)")
+    parser.add_argument("--protocol", default="llamarec", help="load_dataset protocol (llamarec: 5-core, as LlamaRec)")
+    parser.add_argument("--test-users", type=int, default=0, help="a seeded sample of U test users (0: all)")
+    parser.add_argument("--sample-seed", type=int, default=0, help="seed of the test-user sample (fixed across seeds)")
+    parser.add_argument("--workdir", default=None, help="keeps each seed's retriever for later runs (default: temp)")
     parser.add_argument("--parity-users", type=int, default=0, help="bf16 vs fp32 on U validation users")
     parser.add_argument("--permutations", type=int, default=0, help="also score validation with P orders")
     parser.add_argument(
-        "--variants", default="zero-shot,fine-tuned", help="zero-shot, fine-tuned or both (separate runs share a seed)"
+        "--variants",
+        default="zero-shot,fine-tuned",
+        help="zero-shot, fine-tuned or both",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--json", default=None, help="write all results to this file (rewritten after each seed)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     overrides = {key: parse_value(value) for key, value in (item.split("=", 1) for item in args.set)}
-    dataset = load_dataset(args.dataset)
+    dataset = load_dataset(args.dataset, protocol=args.protocol)
     the_split = split(dataset)
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench-llm-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="bench-llm-") as temporary:
+        workdir = Path(args.workdir or temporary)
+        workdir.mkdir(parents=True, exist_ok=True)
         for seed in (int(s) for s in args.seeds.split(",")):
-            results.append(run_seed(the_split, seed, overrides, args, Path(workdir)))
+            results.append(run_seed(the_split, seed, overrides, args, workdir))
             summary = {
                 name: {key: results[-1][name][key] for key in HEADLINE}
                 for name in ("retriever", "zero_shot", "fine_tuned", "fused", "zero_shot_fused")

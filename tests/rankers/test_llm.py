@@ -50,6 +50,17 @@ def test_registered_and_configs_checked():
         create_ranker("llm", {"fusion_grid": [-1.0]})
 
 
+def test_default_retriever_is_the_named_sasrec_demo_config():
+    from genrec.rankers import resolve_ranker_config
+
+    config = create_ranker("llm").config
+    assert config.retriever == "sasrec" and config.retriever_config == "sasrec-demo"
+    retriever = resolve_ranker_config(config.retriever, config.retriever_config, {"seed": 3})
+    assert (retriever.train_windows, retriever.loss, retriever.max_len, retriever.seed) == ("last", "full", 50, 3)
+    with pytest.raises(ConfigError, match="no-such-config"):
+        resolve_ranker_config("sasrec", "no-such-config")
+
+
 def test_prompt_quotes_caps_and_neutralises_titles(tiny_lm, planted):
     ranker = zero_shot(tiny_lm, history_titles=2, title_tokens=4)
     ranker.fit(planted, progress=False)
