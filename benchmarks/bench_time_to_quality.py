@@ -11,6 +11,8 @@ first 256 test users under CPU bf16 autocast and reports the largest difference 
         --set epochs=10 --json runs/ttq.json
 
 ``--run LABEL=RANKER[@NAMED_CONFIG][:JSON_OVERRIDES]``; ``--set key=value`` applies to every run.
+``--table A.json B.json ...`` prints, instead of fitting, one markdown row per (protocol, label) of
+those outputs: the mean over the seeds found (their count in the seeds column).
 """
 
 from __future__ import annotations
@@ -66,16 +68,57 @@ def bf16_parity(ranker: SASRecRanker, history) -> dict:
     }
 
 
+TABLE_COLUMNS = (
+    ("threads", "threads", "{:.0f}"),
+    ("seconds_per_epoch", "s / epoch", "{:.1f}"),
+    ("best_epoch", "epochs to best", "{:.1f}"),
+    ("epochs", "epochs run", "{:.1f}"),
+    ("seconds_to_90", "s to 90%", "{:.0f}"),
+    ("seconds_to_100", "s to 100%", "{:.0f}"),
+    ("fit_seconds", "fit s", "{:.0f}"),
+    ("best_valid_NDCG@10", "valid NDCG@10", "{:.4f}"),
+    ("test_NDCG@10", "test NDCG@10", "{:.4f}"),
+    ("test_HR@10", "HR@10", "{:.4f}"),
+    ("test_MRR@10", "MRR@10", "{:.4f}"),
+)
+
+
+def table(paths: list[Path]) -> str:
+    """Markdown table of bench outputs: one row per (protocol, label), means over the seeds found."""
+    groups: dict[tuple[str, str], list[tuple[int, dict]]] = {}
+    for path in paths:
+        output = json.loads(path.read_text())
+        for row in output["runs"]:
+            groups.setdefault((output["protocol"] or "default", row["label"]), []).append((output["seed"], row))
+    header = ["protocol", "config", "seeds", *(title for _, title, _ in TABLE_COLUMNS), "load after"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (protocol, label), rows in groups.items():
+        cells = [protocol, label, ",".join(str(seed) for seed, _ in sorted(rows, key=lambda pair: pair[0]))]
+        for key, _, form in TABLE_COLUMNS:
+            values = [row[key] for _, row in rows if row.get(key) is not None]
+            cells.append(form.format(np.mean(values)) if values else "n/a")
+        loads = [row["loadavg_after"][0] for _, row in rows if "loadavg_after" in row]
+        cells.append(f"{min(loads):.1f}-{max(loads):.1f}" if loads else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="movielens-latest-small")
     parser.add_argument("--protocol", default=None, help="named preprocessing, e.g. llamarec")
-    parser.add_argument("--run", action="append", required=True, help="LABEL=RANKER[@CONFIG][:JSON]")
+    parser.add_argument("--run", action="append", default=[], help="LABEL=RANKER[@CONFIG][:JSON]")
     parser.add_argument("--set", action="append", default=[], help="key=value for every run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bf16-parity", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="written after every run")
+    parser.add_argument("--table", type=Path, nargs="+", default=None, help="print the table of these outputs")
     args = parser.parse_args()
+    if args.table:
+        print(table(args.table))
+        return
+    if not args.run:
+        parser.error("give at least one --run (or --table)")
 
     dataset = load_dataset(args.dataset, protocol=args.protocol)
     the_split = split(dataset)
@@ -99,6 +142,7 @@ def main() -> None:
             "seconds_to_90": seconds_to(history, 0.9 * best),
             "seconds_to_100": seconds_to(history, best),
             "fit_seconds": result["fit_seconds"],
+            "loadavg_after": os.getloadavg(),
             **{f"test_{k}": result["metrics"][k] for k in ("NDCG@10", "HR@10", "MRR@10")},
             "history": history,
         }
@@ -108,7 +152,8 @@ def main() -> None:
         print(
             f"{label}: {row['seconds_per_epoch']:.1f} s/epoch, best epoch {row['best_epoch']}/{row['epochs']}, "
             f"valid {best:.4f}, to 90% {row['seconds_to_90']:.0f} s, to 100% {row['seconds_to_100']:.0f} s, "
-            f"test NDCG@10 {row['test_NDCG@10']:.4f} HR@10 {row['test_HR@10']:.4f} MRR@10 {row['test_MRR@10']:.4f}"
+            f"test NDCG@10 {row['test_NDCG@10']:.4f} HR@10 {row['test_HR@10']:.4f} MRR@10 {row['test_MRR@10']:.4f}, "
+            f"fit {row['fit_seconds']:.0f} s, load {row['loadavg_after'][0]:.2f}"
             + (f", bf16 {row['bf16_parity']}" if "bf16_parity" in row else ""),
             flush=True,
         )

@@ -28,7 +28,12 @@ allocates the never-used future offsets).
 
 Training (both): the loss at every position of a sequence in one pass, full-softmax
 cross-entropy over the catalogue by default (Klenitskiy & Vasilev, 2023; Petrov & Macdonald,
-2023, gSASRec), or a sampled softmax over N shared uniform negatives for large catalogues.
+2023, gSASRec), or a sampled softmax over K negatives shared by a batch, drawn uniformly or by
+training popularity, with the logQ correction s_j - log q_j on the target and every negative
+(Bengio & Senecal, 2008; Yi et al., 2019, eq. 3) and accidental hits (a negative equal to the
+target) removed. Uniform draws make the correction a constant, so it changes nothing there; with
+popularity draws it keeps the sampled softmax an estimate of the full one while the negatives are
+the popular items the top of a ranking competes with.
 
 Optional multimodal item features [n_items, D_f] are projected to the hidden size and added to
 the id embedding, in the input and in the output table, so an item that was never trained
@@ -37,8 +42,10 @@ still has a content representation.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
@@ -67,8 +74,17 @@ class SASRecConfig(TrainedRankerConfig):
         "history into windows of max_len+1 so every interaction is a target once per epoch",
     )
     loss: Literal["full", "sampled"] = Field("full", description="full-softmax CE or sampled-softmax CE")
-    negatives: int = Field(256, ge=1, description="uniform negatives shared by a batch (loss='sampled')")
+    negatives: int = Field(256, ge=1, description="negatives shared by a batch (loss='sampled')")
+    sampler: Literal["uniform", "popularity"] = Field(
+        "uniform",
+        description="loss='sampled': negatives drawn uniformly from the catalogue, or in proportion to each item's "
+        "training frequency (+1); logits are corrected by -log q either way (logQ, Yi et al. 2019)",
+    )
     warmup_steps: int = Field(50, ge=0, description="linear learning-rate warm-up steps")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="learning rate after the warm-up: constant, or cosine decay to 0 at the last step of `epochs`",
+    )
     time_buckets: int = Field(64, ge=1, description="log-spaced time-difference buckets of the HSTU bias")
     time_bias: Literal["query", "next"] = Field(
         "query",
@@ -256,21 +272,36 @@ class SASRecRanker(Ranker):
         """Cross-entropy of the next item at every real position: hidden [N, D], targets [N] tokens."""
         if self.config.loss == "full":
             return F.cross_entropy(hidden @ table[1:].T, targets - 1)  # [N, n_items] logits
-        negatives = torch.randint(1, table.shape[0], (self.config.negatives,), generator=generator)
-        negatives = negatives.to(hidden.device)  # [K] shared by the batch
-        positive = (hidden * table[targets]).sum(-1, keepdim=True)  # [N, 1]
-        negative = (hidden @ table[negatives].T).masked_fill(negatives[None] == targets[:, None], float("-inf"))
+        log_q = self.sampling_log_q  # [n_items + 1] log-probability of drawing each token, -inf for padding
+        negatives = torch.multinomial(log_q.exp(), self.config.negatives, replacement=True, generator=generator)
+        negatives = negatives.to(hidden.device)  # [K] tokens shared by the batch
+        log_q = log_q.to(hidden.device)
+        positive = (hidden * table[targets]).sum(-1, keepdim=True) - log_q[targets, None]  # [N, 1]
+        negative = hidden @ table[negatives].T - log_q[negatives]  # [N, K]
+        negative = negative.masked_fill(negatives[None] == targets[:, None], float("-inf"))  # accidental hits
         logits = torch.cat([positive, negative], dim=1)  # [N, 1 + K]
         return F.cross_entropy(logits, torch.zeros_like(targets))
 
-    def optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-        """AdamW with a linear learning-rate warm-up over ``warmup_steps`` steps."""
+    def set_sampling_distribution(self, train: Sequences) -> None:
+        """log q over tokens for loss='sampled': uniform over items, or training frequency + 1 (padding never drawn)."""
+        counts = np.ones(self.n_items)
+        if self.config.sampler == "popularity":
+            counts += np.bincount(train.items, minlength=self.n_items)
+        log_q = torch.from_numpy(np.log(counts / counts.sum())).float()  # [n_items]
+        self.sampling_log_q = torch.cat([torch.tensor([float("-inf")]), log_q])  # [n_items + 1]
+
+    def optimizer(self, total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        """AdamW, a linear warm-up over ``warmup_steps``, then a constant rate or a cosine to 0 at ``total_steps``."""
         config = self.config
         optimizer = torch.optim.AdamW(self.module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        warmup = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: min(1.0, (step + 1) / (config.warmup_steps + 1))
-        )
-        return optimizer, warmup
+
+        def factor(step: int) -> float:
+            if step < config.warmup_steps or config.schedule == "constant":
+                return min(1.0, (step + 1) / (config.warmup_steps + 1))
+            progress = (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
     def train_epoch(
         self,
@@ -307,8 +338,9 @@ class SASRecRanker(Ranker):
         self.n_items = split.n_items
         self.compiled = torch.compile(self.module) if config.compile else None
         tokens, times = training_windows(split.train, config.max_len, config.train_windows == "all")
+        self.set_sampling_distribution(split.train)
         generator = torch.Generator().manual_seed(config.seed)
-        optimizer, schedule = self.optimizer()
+        optimizer, schedule = self.optimizer(config.epochs * math.ceil(len(tokens) / config.batch_size))
 
         def run_epoch(epoch: int) -> float:
             return self.train_epoch(tokens, times, optimizer, schedule, generator)

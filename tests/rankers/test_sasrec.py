@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -77,9 +79,17 @@ def test_padded_times_align_with_items():
     assert padded_times(history, 4).tolist() == [[0, 10, 20, 30], [0, 0, 0, 40]]
 
 
-@pytest.mark.parametrize(("name", "loss"), [("sasrec", "full"), ("hstu", "sampled")])
-def test_fit_lowers_loss_and_ranks_unseen_items(toy_split, name, loss):
-    ranker = create_ranker(name, {**TINY, "epochs": 15, "patience": 15, "lr": 1e-2, "loss": loss, "negatives": 8})
+@pytest.mark.parametrize(
+    ("name", "loss", "sampler", "schedule"),
+    [
+        ("sasrec", "full", "uniform", "constant"),
+        ("hstu", "sampled", "uniform", "constant"),
+        ("sasrec", "sampled", "popularity", "cosine"),
+    ],
+)
+def test_fit_lowers_loss_and_ranks_unseen_items(toy_split, name, loss, sampler, schedule):
+    settings = {"loss": loss, "negatives": 8, "sampler": sampler, "schedule": schedule}
+    ranker = create_ranker(name, {**TINY, "epochs": 15, "patience": 15, "lr": 1e-2, **settings})
     report = ranker.fit(toy_split, progress=False)
     losses = [row["loss"] for row in report.history]
     assert losses[-1] < losses[0]
@@ -91,6 +101,51 @@ def test_fit_lowers_loss_and_ranks_unseen_items(toy_split, name, loss):
     for row, top in enumerate(items):
         assert not set(top.tolist()) & set(history[row].tolist())
         assert (np.diff(scores[row]) <= 0).all()
+
+
+def test_popularity_sampler_draws_by_training_frequency():
+    ranker = create_ranker("sasrec", {**TINY, "loss": "sampled", "sampler": "popularity"})
+    ranker.n_items = 4
+    ranker.set_sampling_distribution(Sequences.from_lists([[0, 0, 0, 2], [0, 2, 2]]))  # counts 4, 0, 3, 0
+    q = ranker.sampling_log_q.exp()  # tokens: padding, items 0..3; frequency + 1
+    torch.testing.assert_close(q, torch.tensor([0.0, 5.0, 1.0, 4.0, 1.0]) / 11)
+    ranker.config = ranker.config.model_copy(update={"sampler": "uniform"})
+    ranker.set_sampling_distribution(Sequences.from_lists([[0, 0, 0, 2]]))
+    torch.testing.assert_close(ranker.sampling_log_q.exp(), torch.tensor([0.0, 0.25, 0.25, 0.25, 0.25]))
+
+
+def test_sampled_loss_is_the_log_q_corrected_softmax_without_accidental_hits():
+    ranker = create_ranker("sasrec", {**TINY, "loss": "sampled", "sampler": "popularity", "negatives": 6})
+    ranker.sampling_log_q = torch.tensor([0.0, 0.5, 0.3, 0.2]).log()  # 3 items
+    torch.manual_seed(0)
+    hidden, table, targets = torch.randn(5, 4), torch.randn(4, 4), torch.tensor([1, 2, 3, 1, 2])
+    loss = ranker.loss(hidden, targets, table, torch.Generator().manual_seed(7))
+    negatives = torch.multinomial(
+        ranker.sampling_log_q.exp(), 6, replacement=True, generator=torch.Generator().manual_seed(7)
+    )
+    logits = hidden @ table.T - ranker.sampling_log_q  # [N, tokens], corrected
+    expected = []
+    for row, target in enumerate(targets.tolist()):
+        kept = [int(n) for n in negatives if n != target]  # the target never counts as its own negative
+        candidates = torch.cat([logits[row, target : target + 1], logits[row, kept]])
+        expected.append(-torch.log_softmax(candidates, 0)[0])
+    torch.testing.assert_close(loss, torch.stack(expected).mean())
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    ranker = create_ranker("sasrec", {**TINY, "lr": 1e-2, "warmup_steps": 4, "schedule": "cosine"})
+    ranker.build(10)
+    optimizer, schedule = ranker.optimizer(total_steps=14)
+    rates = []
+    for _ in range(14):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates[:4] == pytest.approx([2e-3, 4e-3, 6e-3, 8e-3])
+    assert rates[4] == pytest.approx(1e-2) and rates[9] == pytest.approx(5e-3)
+    assert all(a > b for a, b in itertools.pairwise(rates[4:])) and rates[-1] == pytest.approx(
+        1e-2 * (1 + np.cos(np.pi * 0.9)) / 2
+    )
 
 
 @pytest.mark.parametrize("name", ["sasrec", "hstu"])
