@@ -1,7 +1,7 @@
 """Prefect overhead: the `pipeline` flow against the same pipeline functions in a plain loop.
 
 Both sides run select_users -> train -> recommend -> generate -> evaluate of
-genrec.pipelines.run with the same inputs (tiny presets: tiny CLIP encoder, tiny diffusion model,
+genrec.pipelines.run and write report.html, with the same inputs (tiny presets: tiny CLIP encoder, tiny diffusion model,
 template descriptions; the popular ranker so that generation, not a fit, dominates), each into a
 fresh run directory (cold) and then again into the same one (warm: the plain loop reuses the
 finished outputs, the flow's tasks are all cached). Runs alternate between the two sides; the
@@ -43,6 +43,7 @@ def plain_loop(run_dir: str, settings: dict[str, Any]) -> None:
         None,
     )
     gr.evaluate(run_dir, dataset, settings["encoder"], None)
+    gr.write_report(run_dir)  # the flow's report task
 
 
 def flow(run_dir: str, settings: dict[str, Any]) -> None:
