@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The test server's start (a new SQLite database, migrated) outlasted Prefect's default 30 s under load here.
+SERVER_STARTUP_SECONDS = 180
+
 
 def plain_loop(run_dir: str, settings: dict[str, Any]) -> None:
     from genrec.pipelines import run as gr
@@ -106,7 +109,8 @@ def main() -> None:
     times: dict[str, list[float]] = {"plain cold": [], "flow cold": [], "plain warm": [], "flow warm": []}
     cpu: dict[str, list[float]] = {name: [] for name in times}  # this process
     server_cpu: dict[str, list[float]] = {name: [] for name in times}  # the test server (a child process)
-    with tempfile.TemporaryDirectory(prefix="bench-flows-") as root, prefect_test_harness():
+    harness = prefect_test_harness(server_startup_timeout=SERVER_STARTUP_SECONDS)
+    with tempfile.TemporaryDirectory(prefix="bench-flows-") as root, harness:
         # one untimed run of each side: imports, the first model builds and the server's first requests
         plain_loop(f"{root}/warmup-plain", settings)
         flow(f"{root}/warmup-flow", settings)
