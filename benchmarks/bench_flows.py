@@ -1,12 +1,14 @@
 """Prefect overhead: the `pipeline` flow against the same pipeline functions in a plain loop.
 
 Both sides run select_users -> train -> recommend -> generate -> evaluate of
-genrec.pipelines.run with the same inputs (tiny presets: tiny CLIP encoder, tiny diffusion model,
+genrec.pipelines.run and write report.html, with the same inputs (tiny presets: tiny CLIP encoder, tiny diffusion model,
 template descriptions; the popular ranker so that generation, not a fit, dominates), each into a
 fresh run directory (cold) and then again into the same one (warm: the plain loop reuses the
 finished outputs, the flow's tasks are all cached). Runs alternate between the two sides; the
-script prints the median of each and the flow's overhead in percent. The flow runs against a
-temporary local Prefect server (prefect_test_harness), started once and not timed.
+script prints the median of each and the flow's overhead in percent, and each run's CPU seconds
+in this process and in the Prefect server (more wall time at equal CPU is waiting, not work). The
+flow runs against a temporary local Prefect server (prefect_test_harness), started once and not
+timed.
 
     heavy -2 python benchmarks/bench_flows.py --repeats 3 --json benchmarks/results/flows.json
 """
@@ -21,6 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+# The test server's start (a new SQLite database, migrated) outlasted Prefect's default 30 s under load here.
+SERVER_STARTUP_SECONDS = 180
 
 
 def plain_loop(run_dir: str, settings: dict[str, Any]) -> None:
@@ -41,6 +46,7 @@ def plain_loop(run_dir: str, settings: dict[str, Any]) -> None:
         None,
     )
     gr.evaluate(run_dir, dataset, settings["encoder"], None)
+    gr.write_report(run_dir)  # the flow's report task
 
 
 def flow(run_dir: str, settings: dict[str, Any]) -> None:
@@ -51,10 +57,30 @@ def flow(run_dir: str, settings: dict[str, Any]) -> None:
         raise RuntimeError(f"the pipeline flow ended {state.name}: {state.message}")
 
 
-def timed(function, run_dir: str, settings: dict[str, Any]) -> float:
-    start = time.perf_counter()
+def children_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process's live child processes (the Prefect test server).
+
+    Read from /proc (Linux); 0.0 elsewhere.
+    """
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def timed(function, run_dir: str, settings: dict[str, Any]) -> tuple[float, float, float]:
+    """(wall seconds, this process's CPU seconds, its child processes' CPU seconds) of one run."""
+    start, cpu, children = time.perf_counter(), os.times(), children_cpu_seconds()
     function(run_dir, settings)
-    return time.perf_counter() - start
+    end = os.times()
+    own = end.user + end.system - cpu.user - cpu.system
+    return time.perf_counter() - start, own, children_cpu_seconds() - children
 
 
 def main() -> None:
@@ -77,9 +103,14 @@ def main() -> None:
     }
     from prefect.testing.utilities import prefect_test_harness
 
+    load_start = os.getloadavg()
+
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     times: dict[str, list[float]] = {"plain cold": [], "flow cold": [], "plain warm": [], "flow warm": []}
-    with tempfile.TemporaryDirectory(prefix="bench-flows-") as root, prefect_test_harness():
+    cpu: dict[str, list[float]] = {name: [] for name in times}  # this process
+    server_cpu: dict[str, list[float]] = {name: [] for name in times}  # the test server (a child process)
+    harness = prefect_test_harness(server_startup_timeout=SERVER_STARTUP_SECONDS)
+    with tempfile.TemporaryDirectory(prefix="bench-flows-") as root, harness:
         # one untimed run of each side: imports, the first model builds and the server's first requests
         plain_loop(f"{root}/warmup-plain", settings)
         flow(f"{root}/warmup-flow", settings)
@@ -87,12 +118,22 @@ def main() -> None:
             order = [("plain", plain_loop), ("flow", flow)]
             for side, function in order if repeat % 2 == 0 else order[::-1]:
                 run_dir = f"{root}/{side}-{repeat}"
-                times[f"{side} cold"].append(timed(function, run_dir, settings))
-                times[f"{side} warm"].append(timed(function, run_dir, settings))
+                for phase in ("cold", "warm"):
+                    wall, own, server = timed(function, run_dir, settings)
+                    times[f"{side} {phase}"].append(wall)
+                    cpu[f"{side} {phase}"].append(own)
+                    server_cpu[f"{side} {phase}"].append(server)
     medians = {name: statistics.median(values) for name, values in times.items()}
     overhead = {phase: 100 * (medians[f"flow {phase}"] / medians[f"plain {phase}"] - 1) for phase in ("cold", "warm")}
+
+    def listed(values: list[float], digits: int) -> str:
+        return ", ".join(f"{value:.{digits}f}" for value in values)
+
     for name, values in times.items():
-        print(f"{name:>11}: median {medians[name]:.2f} s  ({', '.join(f'{v:.2f}' for v in values)})")
+        print(
+            f"{name:>11}: median {medians[name]:.2f} s ({listed(values, 2)}); "
+            f"CPU s: process {listed(cpu[name], 1)}, server {listed(server_cpu[name], 1)}"
+        )
     for phase, percent in overhead.items():
         seconds = medians[f"flow {phase}"] - medians[f"plain {phase}"]
         print(f"flow overhead, {phase}: {percent:+.1f}% ({seconds:+.2f} s)")
@@ -103,6 +144,10 @@ def main() -> None:
             "settings": settings,
             "repeats": args.repeats,
             "seconds": times,
+            "process_cpu_seconds": cpu,
+            "server_cpu_seconds": server_cpu,
+            "threads": os.environ.get("OMP_NUM_THREADS"),
+            "loadavg_start": load_start,
             "median_seconds": medians,
             "overhead_percent": overhead,
             "loadavg_end": os.getloadavg(),

@@ -31,7 +31,7 @@ def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls from the test server
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=180):  # its default 30 s ran out under load on 2 busy cores
         yield
 
 

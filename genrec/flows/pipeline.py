@@ -202,7 +202,7 @@ def pipeline_flow(
     seed: Seed = 0,
     images: str | None = None,
 ) -> dict[str, str]:
-    """The whole run: select users -> train -> recommend -> generate -> evaluate, then publish artifacts.
+    """The whole run: select users -> train -> recommend -> generate -> evaluate -> report.html, then publish artifacts.
 
     Rerunning a finished run does no work; rerunning a crashed one does only what is missing.
 
@@ -234,6 +234,7 @@ def pipeline_flow(
         recommendations = tasks.recommend(model_dir, dataset, run_dir, chosen, k)
     tasks.generate(recommendations, dataset, run_dir, image_generator, text_generator, encoder, seed, images)
     metrics = tasks.evaluate(run_dir, dataset, encoder, images)
+    tasks.report(run_dir, metrics)
     return publish(run_dir, metrics)
 
 

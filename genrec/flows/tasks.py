@@ -26,6 +26,7 @@ from prefect.tasks import exponential_backoff
 from prefect.utilities.hashing import hash_objects
 
 from genrec.data import load_dataset
+from genrec.evaluation.report import ASSETS_DIR, write_report
 from genrec.io import read_json
 from genrec.pipelines import run as gr
 from genrec.pipelines.run import GeneratedOutputs, UserId
@@ -33,7 +34,7 @@ from genrec.pipelines.run import GeneratedOutputs, UserId
 RESULTS_DIR = ".prefect"  # inside the run directory: persisted task results and cache records
 GPU_TAG = "gpu"  # `prefect concurrency-limit create gpu 1` serialises the tagged tasks
 # Outputs a stage writes into the run directory it also reads: left out of its input fingerprint.
-NOT_INPUTS = frozenset({RESULTS_DIR, gr.CACHE_DIR, gr.METRICS_FILE, gr.REPORT_FILE})
+NOT_INPUTS = frozenset({RESULTS_DIR, gr.CACHE_DIR, gr.METRICS_FILE, gr.REPORT_FILE, ASSETS_DIR})
 GENERATION_RETRIES = 2
 GENERATION_RETRY_DELAYS = exponential_backoff(backoff_factor=10)(GENERATION_RETRIES)  # seconds: 10, 20
 
@@ -182,6 +183,14 @@ def evaluate_task(run_dir: str, dataset: str, encoder: str | None, images: str |
     return path
 
 
+@task(name="report", persist_result=True, cache_policy=stage_cache("run_dir", "metrics"))
+def report_task(run_dir: str, metrics: Path) -> Path:
+    """report.html from what the run directory holds (``metrics``: the metrics.json it renders)."""
+    path = write_report(run_dir)
+    log(f"report: {path}")
+    return path
+
+
 @dataclass(frozen=True)
 class StageTasks:
     """The stage tasks bound to one run directory's result storage."""
@@ -192,6 +201,7 @@ class StageTasks:
     recommend_items: Task
     generate: Task
     evaluate: Task
+    report: Task
 
 
 def stage_tasks(run_dir: str | Path) -> StageTasks:
@@ -207,4 +217,5 @@ def stage_tasks(run_dir: str | Path) -> StageTasks:
             retries=GENERATION_RETRIES, retry_delay_seconds=GENERATION_RETRY_DELAYS, **storage
         ),
         evaluate=evaluate_task.with_options(**storage),
+        report=report_task.with_options(**storage),
     )

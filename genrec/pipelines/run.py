@@ -61,7 +61,11 @@ CACHE_DIR = "cache"  # the run's embedding cache when no cache_dir is given
 DEMO_DATASET = "movielens-latest-small"  # bundled: the demo runs offline
 DEMO_TEXT_GENERATOR = "smollm2"  # the best offline text generator available (SmolLM2-135M-Instruct)
 DEMO_RANKER, DEMO_RANKER_CONFIG = "sasrec", "sasrec-demo"
-DEMO_USERS, DEMO_TOP_K = 5, 3  # a seeded sample of this many users, this many items each
+# A seeded sample of this many users, this many items each: 8 (user, item) pairs, one batch of the
+# smollm2 preset per attempt. SmolLM2 writes each pair's description and its non-personalised baseline,
+# up to 3 attempts each: with 5 x 3 pairs that took 353 of a fresh demo's 790 s (one thread;
+# benchmarks/RESULTS.md, "genrec demo").
+DEMO_USERS, DEMO_TOP_K = 4, 2
 # preset -> (encoder, image generator, text generator)
 DEMO_PRESETS = {"tiny": ("tiny", "tiny", DEMO_TEXT_GENERATOR), "standard": ("standard", "standard", "standard")}
 

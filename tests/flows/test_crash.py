@@ -79,6 +79,7 @@ def test_a_pipeline_killed_during_image_generation_resumes(toy_data: str, tmp_pa
         "recommend": "Cached",
         "generate": "Completed",
         "evaluate": "Completed",
+        "report": "Completed",
     }
     resumed = identities(crashed)
     assert {name: resumed[name] for name in finished} == finished  # no finished image regenerated

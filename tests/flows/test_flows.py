@@ -37,14 +37,20 @@ def test_every_flow_completes_on_the_tiny_presets(toy_data: str, tmp_path: Path)
     assert {"ranking", "images", "descriptions"} <= metrics.keys()
 
 
-def test_pipeline_rerun_runs_no_finished_task_and_publishes_artifacts(toy_data: str, tmp_path: Path):
+def test_pipeline_rerun_runs_no_finished_task_and_publishes_artifacts(toy_data: str, tmp_path: Path, monkeypatch):
     run_dir = str(tmp_path / "run")
     params = {"dataset": toy_data, "run_dir": run_dir, "user_mode": "sample", "sample": 3, "k": 2, **TINY}
     first = pipeline_flow(**params, return_state=True)
+    for stage in ("select_users", "train", "recommend", "generate", "evaluate"):  # a rerun must call none of them
+
+        def ran(*args, stage=stage, **kwargs):
+            raise AssertionError(f"the rerun executed {stage}")
+
+        monkeypatch.setattr(gr, stage, ran)
     second = pipeline_flow(**params, return_state=True)
     assert first.is_completed() and second.is_completed()
     first_runs, second_runs = task_runs(first.state_details.flow_run_id), task_runs(second.state_details.flow_run_id)
-    expected = {"select-users", "train", "recommend", "generate", "evaluate"}
+    expected = {"select-users", "train", "recommend", "generate", "evaluate", "report"}
     assert sorted(run.name.rsplit("-", 1)[0] for run in first_runs) == sorted(expected)
     assert sorted(run.name.rsplit("-", 1)[0] for run in second_runs) == sorted(expected)
     assert sorted(run.state.name for run in first_runs) == ["Completed"] * len(expected)
@@ -52,7 +58,8 @@ def test_pipeline_rerun_runs_no_finished_task_and_publishes_artifacts(toy_data: 
     gpu = sorted(run.name.rsplit("-", 1)[0] for run in first_runs if "gpu" in run.tags)
     assert gpu == ["evaluate", "generate", "train"]
     keys = artifact_keys(second.state_details.flow_run_id)
-    assert keys == {"genrec-run-metrics", "genrec-run-recommendations"}  # no report.html in this run dir
+    assert keys == {"genrec-run-metrics", "genrec-run-recommendations", "genrec-run-report"}
+    assert (Path(run_dir) / "report.html").is_file()
     messages = flow_run_logs(first.state_details.flow_run_id)
     assert any(message.startswith("generate: 6 images") for message in messages)
 
@@ -100,7 +107,7 @@ def test_pipeline_parameters_are_enums_of_the_registries():
     def choices(field: str) -> list[str]:
         return definitions[schema["properties"][field]["$ref"].rsplit("/", 1)[1]]["enum"]
 
-    assert choices("ranker") == list_rankers()
+    assert choices("ranker") == list_rankers() and "llm" in choices("ranker")
     assert set(choices("encoder")) <= set(list_encoders()) and "tiny" in choices("encoder")
     assert choices("image_generator") == list_image_generators()
     assert choices("text_generator") == list_text_generators()
