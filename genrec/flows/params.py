@@ -58,3 +58,4 @@ DatasetSource = Annotated[str, Field(min_length=1)]  # a bundled name, a path or
 TopK = Annotated[int, Field(ge=1, le=1000)]
 SampleSize = Annotated[int, Field(ge=1, le=1_000_000)]
 Days = Annotated[float, Field(gt=0, le=36_500)]
+Batches = Annotated[int, Field(ge=1, le=10_000)]  # encode/generate batches mapped as tasks

@@ -16,12 +16,14 @@ from prefect import flow, get_run_logger
 
 from genrec.config import Seed
 from genrec.flows.artifacts import publish_run_artifacts
+from genrec.flows.batches import generate_in_batches
 from genrec.flows.logs import send_genrec_logs_to_prefect
 from genrec.flows.params import (
     DEFAULT_ENCODER,
     DEFAULT_IMAGE_GENERATOR,
     DEFAULT_RANKER,
     DEFAULT_TEXT_GENERATOR,
+    Batches,
     DatasetSource,
     Days,
     EncoderName,
@@ -201,6 +203,7 @@ def pipeline_flow(
     encoder: EncoderName = DEFAULT_ENCODER,
     seed: Seed = 0,
     images: str | None = None,
+    batches: Batches = 1,
 ) -> dict[str, str]:
     """The whole run: select users -> train -> recommend -> generate -> evaluate -> report.html, then publish artifacts.
 
@@ -224,18 +227,25 @@ def pipeline_flow(
         encoder: CLIP encoder of the user profiles, the image safety check and the metrics
         seed: seeds the ranker, the user sample, the image noise and the language model's sampling
         images: directory of <item_id>.<ext> history images (posters); empty = text-only items
+        batches: 1 = one generate task; N > 1 = the catalogue encoded in N mapped tasks and the users'
+            images and descriptions generated in N mapped tasks (run in parallel by a Ray task runner)
     """
     tasks = start(run_dir, None if items else ranker, ranker_config, overrides, seed)
-    chosen = tasks.select_users(dataset, user_mode, users or [], sample, active_within_days, seed)
+    # Submitted, not called: on Ray (genrec.flows.runners) every task runs on a worker.
+    chosen = tasks.select_users.submit(dataset, user_mode, users or [], sample, active_within_days, seed)
     if items:
-        recommendations = tasks.recommend_items(dataset, run_dir, chosen, items)
+        recommendations = tasks.recommend_items.submit(dataset, run_dir, chosen, items)
     else:
-        model_dir = tasks.train(dataset, ranker, run_dir, ranker_config, overrides or {}, seed)
-        recommendations = tasks.recommend(model_dir, dataset, run_dir, chosen, k)
-    tasks.generate(recommendations, dataset, run_dir, image_generator, text_generator, encoder, seed, images)
-    metrics = tasks.evaluate(run_dir, dataset, encoder, images)
-    tasks.report(run_dir, metrics)
-    return publish(run_dir, metrics)
+        model_dir = tasks.train.submit(dataset, ranker, run_dir, ranker_config, overrides or {}, seed)
+        recommendations = tasks.recommend.submit(model_dir, dataset, run_dir, chosen, k)
+    generation = (image_generator, text_generator, encoder, seed, images)
+    if batches == 1:
+        generated = tasks.generate.submit(recommendations, dataset, run_dir, *generation)
+    else:
+        generated = generate_in_batches(recommendations, dataset, run_dir, *generation, batches=batches)
+    metrics = tasks.evaluate.submit(run_dir, dataset, encoder, images, wait_for=[generated])
+    tasks.report.submit(run_dir, metrics).result()
+    return publish(run_dir, metrics.result())
 
 
 FLOWS = {

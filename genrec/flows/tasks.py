@@ -204,10 +204,15 @@ class StageTasks:
     report: Task
 
 
+def result_storage(run_dir: str | Path) -> dict[str, Path]:
+    """Task options storing results in ``<run_dir>/.prefect``, unless a default storage block is configured."""
+    configured = get_current_settings().results.default_storage_block
+    return {} if configured else {"result_storage": Path(run_dir).resolve() / RESULTS_DIR}
+
+
 def stage_tasks(run_dir: str | Path) -> StageTasks:
     """Every stage task with results stored in ``<run_dir>/.prefect`` (or the configured default storage)."""
-    configured = get_current_settings().results.default_storage_block
-    storage = {} if configured else {"result_storage": Path(run_dir).resolve() / RESULTS_DIR}
+    storage = result_storage(run_dir)
     return StageTasks(
         select_users=select_users_task.with_options(**storage),
         train=train_task.with_options(**storage),

@@ -54,6 +54,7 @@ from torch import nn
 from genrec.data.sequences import Sequences
 from genrec.evaluation.splits import Split
 from genrec.rankers.base import FitReport, Ranker
+from genrec.rankers.distributed import average_gradients, equal_shares, local_batch_size, shard_users
 from genrec.rankers.init import normal_init
 from genrec.rankers.training import TrainedRankerConfig, fit_with_early_stopping, training_windows
 
@@ -315,8 +316,9 @@ class SASRecRanker(Ranker):
         forward = self.compiled if self.compiled is not None else self.module
         order = torch.randperm(len(tokens), generator=generator)
         total, count = 0.0, 0
-        for start in range(0, len(order), self.config.batch_size):
-            rows = order[start : start + self.config.batch_size]
+        batch_size = local_batch_size(self.config.batch_size)  # across processes: this rank's share of a step
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
             batch, batch_times = tokens[rows].to(self.device), times[rows].to(self.device)  # [B, L + 1]
             with self.autocast():
                 table = self.module.item_table()
@@ -337,10 +339,13 @@ class SASRecRanker(Ranker):
         self.build(split.n_items)
         self.n_items = split.n_items
         self.compiled = torch.compile(self.module) if config.compile else None
-        tokens, times = training_windows(split.train, config.max_len, config.train_windows == "all")
+        # Across processes (genrec.rankers.distributed): this rank's users, as many windows as every rank.
+        windows = training_windows(shard_users(split.train), config.max_len, config.train_windows == "all")
+        tokens, times = equal_shares(*windows)
         self.set_sampling_distribution(split.train)
         generator = torch.Generator().manual_seed(config.seed)
         optimizer, schedule = self.optimizer(config.epochs * math.ceil(len(tokens) / config.batch_size))
+        average_gradients(self.module, optimizer, config.seed)  # no-op in one process
 
         def run_epoch(epoch: int) -> float:
             return self.train_epoch(tokens, times, optimizer, schedule, generator)

@@ -21,6 +21,7 @@ from genrec.evaluation.metrics import accuracy_metrics
 from genrec.evaluation.splits import Split
 from genrec.progress import progress_bar
 from genrec.rankers.base import FitReport, Ranker, RankerConfig
+from genrec.rankers.distributed import mean_over_ranks, shard_eval_set
 
 # One INFO record per epoch (the Prefect flows forward the genrec loggers to the run logger).
 logger = logging.getLogger(__name__)
@@ -37,8 +38,10 @@ class TrainedRankerConfig(RankerConfig):
 
 
 def validation_ndcg10(ranker: Ranker, split: Split) -> float:
-    recommended, _ = ranker.rank(split.valid.history, k=10, exclude=split.valid.excluded)
-    return accuracy_metrics(recommended, split.valid.targets, ks=(10,))["NDCG@10"]
+    """Validation NDCG@10; across processes, over every rank's share of the users (one figure for all ranks)."""
+    valid = shard_eval_set(split.valid)
+    recommended, _ = ranker.rank(valid.history, k=10, exclude=valid.excluded)
+    return mean_over_ranks(accuracy_metrics(recommended, valid.targets, ks=(10,))["NDCG@10"], len(valid))
 
 
 def fit_with_early_stopping(
