@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from genrec.data import Dataset, load_dataset
-from genrec.data.sequences import Sequences
 from genrec.evaluation import DEFAULT_KS, RankingEvaluation, Split, SplitConfig
 from genrec.evaluation import evaluate_ranker as evaluate_on
 from genrec.evaluation import split as split_dataset
@@ -54,10 +53,7 @@ def rank(ranker: Ranker, dataset: Dataset | Split, users: list | None = None, k:
     """
     dataset = dataset.dataset if isinstance(dataset, Split) else dataset
     user_idx = np.arange(dataset.n_users) if users is None else dataset.user_index(list(users))
-    table = dataset.interactions
-    history = Sequences(
-        dataset.user_offsets, table["item_idx"].to_numpy(), table["timestamp"].to_numpy(), table["rating"].to_numpy()
-    ).rows(user_idx)
+    history = dataset.histories().rows(user_idx)
     n = dataset.n_items
     distinct = np.bincount(np.unique(history.row_ids() * n + history.items) // n, minlength=len(history))  # [U]
     seen_all = distinct == n
