@@ -14,8 +14,8 @@ from rich.table import Table
 from genrec.cli_console import console, fail
 from genrec.cli_describe import check_descriptions_command
 from genrec.cli_encode import encode
-from genrec.cli_generate import demo, generate
 from genrec.cli_report import report
+from genrec.cli_run import demo, generate
 from genrec.config import ConfigError, parse_overrides
 from genrec.data import Dataset, DataValidationError, LoadOptions, list_datasets, list_formats, load_dataset
 from genrec.data.dataset import Policy, TieBreak

@@ -1,6 +1,6 @@
 """What every ``genrec`` command prints to, and how it stops on bad input.
 
-Below genrec.cli and the command modules (cli_encode, cli_generate, cli_describe, cli_report),
+Below genrec.cli and the command modules (cli_encode, cli_run, cli_describe, cli_report),
 which all import it.
 """
 

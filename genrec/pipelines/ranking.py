@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 
 from genrec.data import Dataset, load_dataset
-from genrec.evaluation import DEFAULT_KS, RankingEvaluation, Split, SplitConfig
-from genrec.evaluation import evaluate_ranker as evaluate_on
+from genrec.evaluation import DEFAULT_KS, RankingEvaluation, Split, SplitConfig, evaluate_full_ranking
 from genrec.evaluation import split as split_dataset
 from genrec.rankers import FitReport, Ranker, create_ranker, resolve_ranker_config
 from genrec.seeding import seed_everything
@@ -41,7 +40,7 @@ def evaluate_ranker(
     if phase not in ("test", "valid"):
         raise ValueError(f"phase must be 'test' or 'valid', got {phase!r}")
     eval_set = split.test if phase == "test" else split.valid
-    return evaluate_on(ranker, eval_set, split.item_popularity(), ks, item_embeddings, progress)
+    return evaluate_full_ranking(ranker, eval_set, split.item_popularity(), ks, item_embeddings, progress)
 
 
 def rank(ranker: Ranker, dataset: Dataset | Split, users: list | None = None, k: int = 10) -> pd.DataFrame:

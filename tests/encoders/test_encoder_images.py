@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from genrec.encoders import EncodeReport, create_encoder, encode_items
-from genrec.encoders.images import load_rgb
+from genrec.encoders.image_decoding import load_rgb
 
 
 def jpeg_bytes(size=(64, 64), colour=(10, 120, 200), mode="RGB") -> bytes:
