@@ -1,4 +1,4 @@
-"""Full-ranking metrics (DESIGN.md, "Evaluation protocol").
+"""Full-ranking metrics (docs/evaluation.md).
 
 Every item of the catalogue is scored; the user's already-seen items are excluded; ties
 in score are broken by the lower item index, so results are deterministic (both in

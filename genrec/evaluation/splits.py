@@ -1,4 +1,4 @@
-"""Train / validation / test splits (DESIGN.md, "Evaluation protocol").
+"""Train / validation / test splits (docs/evaluation.md).
 
 Leave-one-out by time (the default): each user's last interaction is the test target,
 the one before it the validation target, the rest is training. Chronological order and
