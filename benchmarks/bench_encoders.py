@@ -51,7 +51,7 @@ def peak_memory() -> dict[str, float]:
 
 
 def measure_items_per_second(spec, args) -> dict[str, Any]:
-    from genrec.encoders import EncodeReport, create_encoder
+    from genrec.encoders import EncodeReport, create_encoder, encode_items
 
     torch.set_num_threads(args.threads)
     dataset = catalogue(args.images, args.posters)
@@ -59,7 +59,7 @@ def measure_items_per_second(spec, args) -> dict[str, Any]:
     encoder = create_encoder(spec, pretrained=False, batch_size=args.batch_size, num_workers=args.workers)
     build = time.perf_counter() - start
     report = EncodeReport()
-    encoder.encode_items(dataset, report=report)
+    encode_items(dataset, encoder, cache=False, progress=False, report=report)
     return {"build_seconds": build, **report.to_dict(), **peak_memory()}
 
 

@@ -57,7 +57,7 @@ def main() -> None:
 
     from genrec.data import load_dataset
     from genrec.generators import create_image_generator
-    from genrec.pipelines.generate import generate_images, noise_seed
+    from genrec.pipelines.images import generate_images, noise_seed
 
     torch.set_num_threads(args.threads)
     dataset = load_dataset("movielens-latest-small")

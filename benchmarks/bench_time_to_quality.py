@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genrec.cli import parse_overrides
+from genrec.config import parse_overrides
 from genrec.data import load_dataset
 from genrec.evaluation import split
 from genrec.io import write_json

@@ -8,15 +8,15 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from genrec.cli_console import console, fail
 from genrec.cli_describe import check_descriptions_command
 from genrec.cli_encode import encode
-from genrec.cli_generate import demo, generate
 from genrec.cli_report import report
-from genrec.config import ConfigError
+from genrec.cli_run import demo, generate
+from genrec.config import ConfigError, parse_overrides
 from genrec.data import Dataset, DataValidationError, LoadOptions, list_datasets, list_formats, load_dataset
 from genrec.data.dataset import Policy, TieBreak
 from genrec.io import write_json
@@ -27,7 +27,6 @@ data_app = typer.Typer(help="Inspect and validate data sets.", no_args_is_help=T
 benchmark_app = typer.Typer(help="Measure stages with the evaluation protocol.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(benchmark_app, name="benchmark")
-console = Console()
 
 
 def option_help(name: str) -> str:
@@ -45,27 +44,6 @@ DatasetArg = Annotated[
     str,
     typer.Argument(help="a bundled name (e.g. movielens-latest-small), a path, or FORMAT:PATH"),
 ]
-
-
-def fail(message: str) -> typer.Exit:
-    # escaped: messages quote user paths and shapes such as "[n_items, D]", which are not rich markup;
-    # soft-wrapped: the terminal folds long lines, rich would break a path in two
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values are JSON when they parse as JSON, else strings."""
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    return overrides
 
 
 def parse_columns(pairs: list[str]) -> dict[str, str] | None:

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
+from genrec.cli_console import console, fail
 from genrec.io import atomic_path
 
 CHECK_FIELDS = ("passed", "about_item", "fluent", "unsupported", "unverifiable", "blocked")
@@ -120,7 +121,6 @@ def check_descriptions_command(
     text_column: Annotated[str, typer.Option(help="column holding the descriptions")] = "text",
 ) -> None:
     """Run the grounding guard over (item_id, text) rows and write passed, about_item, fluent, claims, blocked."""
-    from genrec.cli import console, fail
     from genrec.data import DataValidationError
     from genrec.registry import UnknownNameError
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from genrec.cli_console import console, fail
 from genrec.encoders.cache import CACHE_ENV
 
 
@@ -29,7 +30,6 @@ def encode(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Encode every item (image + text) into the embedding cache; unchanged items are not re-encoded."""
-    from genrec.cli import console, fail
     from genrec.config import ConfigError
     from genrec.data import DataValidationError, load_dataset
     from genrec.encoders import EncodeReport, ItemContentError, create_encoder

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
+from genrec.cli_console import console, fail
+
 
 def report(
     run_dir: Annotated[Path, typer.Argument(help="a run directory (config.json, recommendations.parquet, ...)")],
 ) -> None:
     """Write RUN_DIR/report.html: the run, ranking metrics and plots, each user's images and descriptions."""
-    from genrec.cli import console, fail
     from genrec.evaluation.report import write_report
     from genrec.evaluation.run_directory import RunDirectoryError
 

@@ -82,6 +82,20 @@ def load_json_object(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs (``--set``) -> config overrides; values are JSON when they parse as JSON, else strings."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
 def _json_type(value: Any) -> str:
     names = {list: "array", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}
     return names.get(type(value), type(value).__name__)

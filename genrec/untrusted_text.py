@@ -1,7 +1,7 @@
 """Untrusted text (titles, tags, genres, user text) made safe to place in a prompt, a template or an image prompt.
 
 A lower layer shared by every stage that writes prompts: the description generators
-(genrec.generators.text_safety re-exports it) and the LLM ranker, which may not import the
+(genrec.grounding.text_safety re-exports it) and the LLM ranker, which may not import the
 generators. Catalogue metadata is written by whoever fills the catalogue, so it can hold what a
 model would read as an instruction or a control token: chat-template markers
 (``<|im_start|>system``), other special tokens (``</s>``, ``[INST]``, ``<<SYS>>``), HTML

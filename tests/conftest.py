@@ -91,7 +91,10 @@ def toy_split(tmp_path_factory: pytest.TempPathFactory) -> Split:
 @pytest.fixture(scope="module")
 def single_thread():
     """One intra-op torch thread for tiny models: on the shared 2-core machine two OpenMP threads
-    made the tiny LLM's generate() about 100x slower (spin-waiting on busy cores); results are identical."""
+    made the tiny LLM's generate() about 100x slower (spin-waiting on busy cores); results are identical.
+
+    The one copy of this fixture: test modules use it with ``pytestmark = pytest.mark.usefixtures("single_thread")``,
+    tests/encoders with an autouse fixture that requests it."""
     import torch
 
     threads = torch.get_num_threads()

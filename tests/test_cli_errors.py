@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from genrec.cli import app
 from genrec.config import SEED_MAX, ConfigError
 from genrec.encoders.base import EncoderConfig
-from genrec.generators.images import ImageGeneratorConfig
+from genrec.generators.diffusion import ImageGeneratorConfig
 from genrec.generators.text import LLMConfig
 from genrec.rankers import RANKERS, resolve_ranker_config
 from genrec.seeding import seed_everything

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from genrec.data.dataset import PROTOCOLS, Dataset, LoadOptions, build_dataset
-from genrec.data.images import attach_images
+from genrec.data.image_files import attach_images
 from genrec.data.loaders import FORMATS, detect_format
 from genrec.data.parsing import match_id_types
 from genrec.data.validation import MISSING_PATH, DataValidationError, ValidationReport, located, path_problem

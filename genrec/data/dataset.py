@@ -20,6 +20,7 @@ import pandas as pd
 from pydantic import Field
 
 from genrec.config import StrictModel
+from genrec.data.sequences import Sequences
 from genrec.data.validation import DROP_UNKNOWN_ITEMS, DataValidationError, ValidationReport, located, value_at
 from genrec.registry import Registry
 
@@ -128,6 +129,16 @@ class Dataset:
         """The user's item indices in chronological order."""
         start, stop = self.user_offsets[user_idx], self.user_offsets[user_idx + 1]
         return self.interactions["item_idx"].to_numpy()[start:stop]
+
+    def histories(self) -> Sequences:
+        """Every user's full history, oldest first: row ``user_idx`` holds their items, timestamps and ratings."""
+        table = self.interactions
+        return Sequences(
+            self.user_offsets,
+            table["item_idx"].to_numpy(),
+            table["timestamp"].to_numpy(),
+            table["rating"].to_numpy(),
+        )
 
     def stats(self) -> dict:
         lengths = np.diff(self.user_offsets)

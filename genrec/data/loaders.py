@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genrec.data.images import is_url
+from genrec.data.image_files import is_url
 from genrec.data.parsing import parse_ids, parse_interactions, read_delimited, require_columns
 from genrec.data.validation import (
     DataValidationError,

@@ -1,6 +1,6 @@
 """The encoder interface: texts (and, for CLIP-family models, images) to unit vectors in one space.
 
-An :class:`Encoder` holds weights; :func:`genrec.encoders.catalogue.encode_catalogue` is the
+An :class:`Encoder` holds weights; :func:`genrec.encoders.catalogue.encode_items` is the
 stateless algorithm that turns a catalogue into item vectors with it (and the cache).
 ``save_pretrained`` writes the backend's weights plus ``genrec_encoder.json`` (backend, name,
 resolved config with paths relative to the directory), last, so a directory holding that
@@ -28,9 +28,6 @@ from genrec.io import read_json, write_json
 
 if TYPE_CHECKING:
     from PIL import Image
-
-    from genrec.data import Dataset
-    from genrec.encoders.catalogue import EncodeReport
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 ENCODER_FILE = "genrec_encoder.json"  # not config.json: Hugging Face models write their own
@@ -102,15 +99,6 @@ class Encoder(ABC):
         """Embed image files, tolerating bad ones: (vectors [n, D], ok [n] bool, problem lines)."""
         raise NotImplementedError(f"encoder {self.name!r} ({self.backend}) has no image tower")
 
-    def encode_items(self, dataset: Dataset, progress: bool = False, report: EncodeReport | None = None) -> np.ndarray:
-        """Fused item vectors [n_items, D] float32, row ``i`` = ``item_idx`` i; no cache.
-
-        See :func:`genrec.pipelines.encode.encode_items` for the cached version.
-        """
-        from genrec.encoders.catalogue import encode_catalogue
-
-        return encode_catalogue(dataset, self, cache=None, progress=progress, report=report)
-
     @property
     def identity(self) -> str:
         """A stable string naming the exact computation (architecture, weights, preprocessing).
@@ -143,7 +131,6 @@ class Encoder(ABC):
     def from_pretrained(cls, name_or_path: str | Path, **overrides: Any) -> Self:
         """Rebuild a saved encoder from a directory (or a Hugging Face hub repo id); ``overrides``
         are config fields such as ``device``."""
-        from genrec.encoders.presets import BACKENDS
         from genrec.hub import resolve_pretrained_dir
 
         directory = resolve_pretrained_dir(name_or_path, required=(ENCODER_FILE,))
@@ -165,6 +152,10 @@ class Encoder(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, device={self.config.device!r})"
+
+
+# config class -> encoder class of every backend; genrec.encoders.presets lists them (it imports the backends)
+BACKENDS: dict[type[EncoderConfig], type[Encoder]] = {}
 
 
 def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype:

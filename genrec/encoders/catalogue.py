@@ -1,19 +1,24 @@
-"""Encode a whole catalogue into fused item vectors, through the embedding cache when given one."""
+"""Encode a whole catalogue into fused item vectors, through the embedding cache: :func:`encode_items`.
+
+This is the one way genrec turns items into vectors; ``genrec.encoders.encode_items`` and
+``genrec.pipelines.encode_items`` are this function.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from genrec.encoders.base import Encoder, ItemParts
+from genrec.encoders.cache import EmbeddingCache, default_cache_dir
 from genrec.encoders.items import IMAGE_FAILED, IMAGE_OK, NO_IMAGE, content_keys, fuse, image_paths, item_texts
 
 if TYPE_CHECKING:
     from genrec.data import Dataset
-    from genrec.encoders.cache import EmbeddingCache
 
 
 class ItemContentError(ValueError):
@@ -51,22 +56,30 @@ class EncodeReport:
         return lines + [f"  {problem}" for problem in self.problems]
 
 
-def encode_catalogue(
+def encode_items(
     dataset: Dataset,
     encoder: Encoder,
-    cache: EmbeddingCache | None = None,
-    progress: bool = False,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    cache: bool = True,
     report: EncodeReport | None = None,
 ) -> np.ndarray:
-    """Fused vectors for every item of ``dataset``: [n_items, D] float32, unit rows, by ``item_idx``.
+    """Fused item vectors [n_items, D] float32 (unit rows, row = ``item_idx``), through the cache.
 
-    With a ``cache``, only items whose content key (text + image bytes) is not cached for this
-    encoder's identity go through the model, and the new vectors are stored atomically.
-    ``report``, when given, is filled in.
+    Only items whose content key (text + image bytes) is not cached for this encoder's identity
+    go through the model, and the new vectors are stored atomically: a second call on an
+    unchanged catalogue encodes nothing, a changed item is re-encoded alone. Items with an
+    unreadable image are encoded from text and counted in ``report``.
+
+    Args:
+        cache_dir: cache directory; default ``$GENREC_CACHE_DIR``, else ``~/.cache/genrec``.
+        cache: ``False`` encodes everything and touches no cache.
+        report: filled in when given (counts, fallbacks, timings).
 
     Raises:
         ItemContentError: an item has no text and no usable image.
     """
+    store = EmbeddingCache(cache_dir or default_cache_dir(), encoder.identity, encoder.dim) if cache else None
     start = perf_counter()
     items = dataset.items
     texts = item_texts(items)
@@ -78,11 +91,11 @@ def encode_catalogue(
 
     parts = ItemParts.empty(len(texts), encoder.dim)
     todo = np.arange(len(texts))
-    if cache is not None:
+    if store is not None:
         keys = content_keys(texts, paths)  # [n, 16]; image bytes only count for encoders that read them
-        rows = cache.lookup(keys)  # [n] row in the cache file, -1 when absent
+        rows = store.lookup(keys)  # [n] row in the cache file, -1 when absent
         hits = np.flatnonzero(rows >= 0)
-        cache.read_into(parts, hits, rows[hits])
+        store.read_into(parts, hits, rows[hits])
         todo = np.flatnonzero(rows < 0)
     if len(todo):
         fresh = encode_parts(
@@ -90,8 +103,8 @@ def encode_catalogue(
         )
         parts.text[todo], parts.image[todo], parts.status[todo] = fresh.text, fresh.image, fresh.status
         parts.problems = fresh.problems
-        if cache is not None:
-            cache.store(keys[todo], fresh)
+        if store is not None:
+            store.store(keys[todo], fresh)
 
     _check_content(has_text, parts.status == IMAGE_OK, labels, dataset.name, "its image could not be read")
     fused = fuse(parts.text, parts.image, has_text, parts.status, encoder.image_weight)

@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 
 from genrec.config import ConfigError
 from genrec.encoders.base import Encoder, EncoderConfig, batches
-from genrec.encoders.images import ImageFiles, image_loader, load_rgb
+from genrec.encoders.image_decoding import ImageFiles, image_loader, load_rgb
 from genrec.io import atomic_path
 from genrec.progress import progress_bar
 

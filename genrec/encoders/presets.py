@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from genrec.config import ConfigError
-from genrec.encoders.base import ENCODER_FILE, Encoder, EncoderConfig
+from genrec.encoders.base import BACKENDS, ENCODER_FILE, Encoder, EncoderConfig
 from genrec.encoders.clip import OpenCLIPConfig, OpenCLIPEncoder
 from genrec.encoders.text import HFTextConfig, HFTextEncoder
 from genrec.registry import Registry, UnknownNameError
 
 ENCODERS: Registry[Callable[[], EncoderConfig]] = Registry("encoder")
 HF_PREFIX = "hf:"
-BACKENDS: dict[type[EncoderConfig], type[Encoder]] = {OpenCLIPConfig: OpenCLIPEncoder, HFTextConfig: HFTextEncoder}
+BACKENDS.update({OpenCLIPConfig: OpenCLIPEncoder, HFTextConfig: HFTextEncoder})
 
 
 @ENCODERS.register("tiny")

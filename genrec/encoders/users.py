@@ -131,13 +131,7 @@ def encode_histories(
             "(one row per item_idx of this data set)"
         )
     if history is None:
-        table = dataset.interactions
-        history = Sequences(
-            dataset.user_offsets,
-            table["item_idx"].to_numpy(),
-            table["timestamp"].to_numpy(),
-            table["rating"].to_numpy(),
-        )
+        history = dataset.histories()
     user_idx = np.arange(dataset.n_users) if users is None else dataset.user_index(list(users))
     rows = history.rows(user_idx)
     weights = history_weights(rows, config, [str(user) for user in dataset.user_ids[user_idx]])  # [nnz]

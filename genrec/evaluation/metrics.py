@@ -1,8 +1,8 @@
-"""Full-ranking metrics (DESIGN.md, "Evaluation protocol").
+"""Full-ranking metrics (docs/evaluation.md).
 
 Every item of the catalogue is scored; the user's already-seen items are excluded; ties
-in score are broken by the lower item index, so results are deterministic. Sampled
-metrics are deliberately absent.
+in score are broken by the lower item index, so results are deterministic (both in
+:mod:`genrec.ranking_ops`, which every ranker ranks with). Sampled metrics are deliberately absent.
 
 With targets T (one item under leave-one-out) and the top-K list R of a user:
   HR@K     = 1[|R ∩ T| > 0]
@@ -22,34 +22,6 @@ import torch
 from genrec.data.sequences import Sequences
 
 DEFAULT_KS = (5, 10, 20)
-
-
-def exclude_seen(scores: torch.Tensor, seen: Sequences) -> torch.Tensor:
-    """Set the scores of each row's seen items to -inf, in place: scores [B, N]."""
-    rows = torch.from_numpy(seen.row_ids())
-    scores[rows, torch.from_numpy(seen.items)] = float("-inf")
-    return scores
-
-
-def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-``k`` per row with ties broken by lower index: scores [B, N] -> (idx [B, k], val [B, k]).
-
-    ``torch.topk`` gives no tie order, so: take the k-th value, keep everything above it and
-    the lowest-index items equal to it, then order the k survivors by (score desc, index asc).
-    Slots that could only be filled with -inf (fewer than k unseen items) get index -1.
-    """
-    k = min(k, scores.shape[1])
-    kth = torch.topk(scores, k, dim=1).values[:, -1:]  # [B, 1]
-    above = scores > kth
-    equal = scores == kth
-    still_needed = k - above.sum(dim=1, keepdim=True)  # [B, 1]
-    chosen = above | (equal & (torch.cumsum(equal, dim=1) <= still_needed))  # exactly k per row
-    index = chosen.nonzero()[:, 1].view(-1, k)  # ascending item index within each row
-    values = torch.gather(scores, 1, index)
-    order = torch.sort(values, dim=1, descending=True, stable=True).indices
-    index, values = torch.gather(index, 1, order), torch.gather(values, 1, order)
-    index[torch.isneginf(values)] = -1
-    return index, values
 
 
 def hit_matrix(recommended: np.ndarray, targets: Sequences) -> np.ndarray:

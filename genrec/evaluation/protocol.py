@@ -38,7 +38,7 @@ class RankingEvaluation:
         }
 
 
-def evaluate_ranker(
+def evaluate_full_ranking(
     ranker: Ranker,
     eval_set: EvalSet,
     item_popularity: np.ndarray,

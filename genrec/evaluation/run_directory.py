@@ -1,6 +1,6 @@
 """The run directory as the report reads it: one typed loader, the report's whole input contract.
 
-A run directory is what ``genrec generate`` and the pipeline flows write (DESIGN.md, "Outputs").
+A run directory is what ``genrec generate`` and the pipeline flows write (docs/architecture.md, "The run directory").
 Two files make a directory a run directory; everything else is optional, and the report says
 what it lacks instead of failing:
 

@@ -1,4 +1,4 @@
-"""Train / validation / test splits (DESIGN.md, "Evaluation protocol").
+"""Train / validation / test splits (docs/evaluation.md).
 
 Leave-one-out by time (the default): each user's last interaction is the test target,
 the one before it the validation target, the rest is training. Chronological order and
@@ -86,16 +86,6 @@ class Split:
         return np.bincount(self.train.items, minlength=self.n_items)
 
 
-def _all_sequences(dataset: Dataset) -> Sequences:
-    table = dataset.interactions
-    return Sequences(
-        dataset.user_offsets,
-        table["item_idx"].to_numpy(),
-        table["timestamp"].to_numpy(),
-        table["rating"].to_numpy(),
-    )
-
-
 def _take(sequences: Sequences, keep: np.ndarray) -> Sequences:
     """Keep the flagged elements of every row (a flat boolean mask), preserving rows."""
     lengths = np.bincount(sequences.row_ids()[keep], minlength=len(sequences))
@@ -105,7 +95,7 @@ def _take(sequences: Sequences, keep: np.ndarray) -> Sequences:
 
 
 def leave_one_out(dataset: Dataset) -> Split:
-    sequences = _all_sequences(dataset)
+    sequences = dataset.histories()
     lengths = sequences.lengths
     if (lengths < 3).any():
         raise ValueError(
@@ -122,7 +112,7 @@ def leave_one_out(dataset: Dataset) -> Split:
 
 
 def temporal(dataset: Dataset, valid_quantile: float, test_quantile: float) -> Split:
-    sequences = _all_sequences(dataset)
+    sequences = dataset.histories()
     valid_cut, test_cut = np.quantile(sequences.timestamps, [valid_quantile, test_quantile])
     train = _take(sequences, sequences.timestamps < valid_cut)
 

@@ -2,8 +2,8 @@
 diversity and the text personalisation lift against a non-personalised baseline.
 
 Each is a plain function over texts and the inputs they were written from; the image metrics
-live in :mod:`genrec.evaluation.generation` (the personalisation lift is the same measure as the
-images', :func:`genrec.evaluation.generation.personalization_score`, on text embeddings).
+live in :mod:`genrec.evaluation.image_metrics` (the personalisation lift is the same measure as the
+images', :func:`genrec.evaluation.image_metrics.personalization_score`, on text embeddings).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from genrec.evaluation.generation import cross_user_diversity, personalization_score
-from genrec.generators.grounding import GroundingChecker
-from genrec.generators.text_base import ItemFacts, UserProfile
+from genrec.evaluation.image_metrics import cross_user_diversity, personalization_score
+from genrec.grounding.facts import ItemFacts, UserProfile
+from genrec.grounding.guard import GroundingChecker
 
 _WORD = re.compile(r"\w+")
 
@@ -32,7 +32,7 @@ def grounding_rate(
     checker: GroundingChecker,
     profiles: Sequence[UserProfile | None] | None = None,
 ) -> float:
-    """Share of descriptions with no unsupported or unverifiable claim (see :mod:`genrec.generators.grounding`).
+    """Share of descriptions with no unsupported or unverifiable claim (see :mod:`genrec.grounding.guard`).
 
     Only the claims: :func:`guard_pass_rate` also asks for an on-topic, fluent, unblocked text.
     Empty texts (blocked outputs) are left out; NaN when nothing is left.
@@ -73,7 +73,7 @@ def text_personalization(
     Row i: the description of one (user, item, seed), the non-personalised description of the
     same (user, item, seed) and the user's history text (titles, genres, tags). With MiniLM (the
     ``minilm`` encoder preset): mean cosine of each to the history, ``lift`` (personalised minus
-    baseline) and ``win_rate``, as :func:`~genrec.evaluation.generation.personalization_score`.
+    baseline) and ``win_rate``, as :func:`~genrec.evaluation.image_metrics.personalization_score`.
     """
     if not len(texts) == len(baseline_texts) == len(history_texts):
         raise ValueError(
@@ -164,7 +164,7 @@ def description_diversity(texts: Sequence[str], item_ids: Sequence[Any], embeddi
     """Cross-user diversity: mean pairwise distance between the descriptions different users got for one item.
 
     With ``embeddings`` ([N, D], e.g. an encoder's ``encode_texts``) the distance is ``1 - cos``,
-    exactly as for images (:func:`genrec.evaluation.generation.cross_user_diversity`); without,
+    exactly as for images (:func:`genrec.evaluation.image_metrics.cross_user_diversity`); without,
     it is the Jaccard distance of the texts' word sets, which needs no model. Items described
     for one user only contribute nothing; each item weighs equally; NaN when no item has two.
     """

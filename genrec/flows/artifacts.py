@@ -18,7 +18,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from genrec.io import read_json
 from genrec.pipelines.describe import DESCRIPTIONS_TABLE
-from genrec.pipelines.generate import IMAGES_TABLE
+from genrec.pipelines.images import IMAGES_TABLE
 from genrec.pipelines.run import METRICS_FILE, RECOMMENDATIONS_TABLE, REPORT_FILE
 
 SKIPPED = frozenset({"fit", "key", "phase", "ranker"})  # metrics.json entries that are not metrics

@@ -9,20 +9,21 @@
 >>> describer = create_text_generator("tiny", dataset=ds)       # random tiny Llama: noise, for tests only
 """
 
-from genrec.generators.grounding import DescriptionCheck, GroundingChecker, GroundingConfig, GroundingReport
-from genrec.generators.image_safety import ImageSafetyChecker, ImageSafetyConfig
-from genrec.generators.images import (
+from genrec.generators.diffusion import (
     IMAGE_GENERATORS,
     ImageGenerator,
     ImageGeneratorConfig,
     create_image_generator,
     list_image_generators,
 )
+from genrec.generators.image_safety import ImageSafetyChecker, ImageSafetyConfig
 from genrec.generators.prompts import ImagePrompt, build_image_prompt
 from genrec.generators.template import TemplateConfig, TemplateGenerator
 from genrec.generators.text import LLMConfig, LLMGenerator, create_text_generator, list_text_generators
-from genrec.generators.text_base import TEXT_GENERATORS, ItemFacts, TextGenerator, UserProfile
-from genrec.generators.text_safety import OutputFilter, SafetyConfig
+from genrec.generators.text_base import TEXT_GENERATORS, TextGenerator
+from genrec.grounding.facts import ItemFacts, UserProfile
+from genrec.grounding.guard import DescriptionCheck, GroundingChecker, GroundingConfig, GroundingReport
+from genrec.grounding.text_safety import OutputFilter, SafetyConfig
 
 __all__ = [
     "IMAGE_GENERATORS",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from genrec.generators.text_base import ItemFacts, UserProfile
+from genrec.grounding.facts import ItemFacts, UserProfile
 from genrec.untrusted_text import sanitise_untrusted
 
 DEFAULT_NEGATIVE_PROMPT = "text, watermark, signature, logo, blurry, low quality, deformed, nsfw"

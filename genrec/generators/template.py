@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from genrec.generators.grounding import GroundingReport
 from genrec.generators.text_base import (
     TEXT_GENERATORS,
     Description,
@@ -19,7 +18,8 @@ from genrec.generators.text_base import (
     TextGenerator,
     TextGeneratorConfig,
 )
-from genrec.generators.text_safety import BlockedOutput, OutputFilter, SafetyConfig, sanitise_untrusted
+from genrec.grounding.guard import GroundingReport
+from genrec.grounding.text_safety import BlockedOutput, OutputFilter, SafetyConfig, sanitise_untrusted
 
 
 class TemplateConfig(TextGeneratorConfig):

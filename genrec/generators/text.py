@@ -3,9 +3,9 @@
 The prompt holds only the item's metadata (title, year, genres, tags) and the user's profile
 (favourite genres and tags, a few liked titles), every value sanitised (special and
 chat-template tokens of the loaded tokenizer and generic ones, markup, URLs, e-mail addresses
-removed), quoted and length-capped by :mod:`genrec.generators.text_safety`, all of it in the user
+removed), quoted and length-capped by :mod:`genrec.grounding.text_safety`, all of it in the user
 turn; the system prompt is a constant. Each output must pass the grounding guard
-(:meth:`genrec.generators.grounding.GroundingChecker.check`: about the item, fluent, every claim
+(:meth:`genrec.grounding.guard.GroundingChecker.check`: about the item, fluent, every claim
 supported, nothing blocked by the output filter); a rejected one is regenerated up to
 ``grounding.max_retries`` times, then replaced by the template text
 (:mod:`genrec.generators.template`). The report counts the LLM's own first-try passes,
@@ -34,7 +34,6 @@ from genrec.config import Device, Seed
 from genrec.data import Dataset
 from genrec.encoders.base import Precision, batches, resolve_precision
 from genrec.encoders.items import item_texts
-from genrec.generators.grounding import GroundingChecker, GroundingConfig, GroundingReport, item_ratings
 from genrec.generators.template import TemplateConfig, TemplateGenerator
 from genrec.generators.text_base import (
     TEXT_GENERATORS,
@@ -43,7 +42,8 @@ from genrec.generators.text_base import (
     TextGenerator,
     TextGeneratorConfig,
 )
-from genrec.generators.text_safety import BlockedOutput, SafetyConfig, quote_list, quote_untrusted
+from genrec.grounding.guard import GroundingChecker, GroundingConfig, GroundingReport, item_ratings
+from genrec.grounding.text_safety import BlockedOutput, SafetyConfig, quote_list, quote_untrusted
 from genrec.hub import resolve_pretrained_dir
 from genrec.io import write_json
 from genrec.language_models import SMOLLM2, load_causal_lm, special_token_strings, train_bpe_tokenizer

@@ -10,7 +10,7 @@ from genrec.pipelines.describe import (
     generate_descriptions,
 )
 from genrec.pipelines.encode import encode_histories, encode_items, preference_profile
-from genrec.pipelines.generate import generate_images
+from genrec.pipelines.images import generate_images
 from genrec.pipelines.ranking import (
     benchmark_ranking,
     build_ranker,

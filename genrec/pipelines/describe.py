@@ -24,14 +24,15 @@ import pandas as pd
 
 from genrec.data import Dataset
 from genrec.encoders.base import batches
-from genrec.generators.grounding import (
+from genrec.generators.text_base import DescriptionRequest, TextGenerator
+from genrec.grounding.facts import ItemFacts, UserProfile
+from genrec.grounding.guard import (
     DescriptionCheck,
     GroundingChecker,
     GroundingConfig,
     GroundingReport,
     item_ratings,
 )
-from genrec.generators.text_base import DescriptionRequest, ItemFacts, TextGenerator, UserProfile
 from genrec.io import atomic_path, read_json, write_json
 
 DESCRIPTIONS_TABLE = "descriptions.parquet"

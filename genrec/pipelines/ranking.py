@@ -11,9 +11,7 @@ import numpy as np
 import pandas as pd
 
 from genrec.data import Dataset, load_dataset
-from genrec.data.sequences import Sequences
-from genrec.evaluation import DEFAULT_KS, RankingEvaluation, Split, SplitConfig
-from genrec.evaluation import evaluate_ranker as evaluate_on
+from genrec.evaluation import DEFAULT_KS, RankingEvaluation, Split, SplitConfig, evaluate_full_ranking
 from genrec.evaluation import split as split_dataset
 from genrec.rankers import FitReport, Ranker, create_ranker, resolve_ranker_config
 from genrec.seeding import seed_everything
@@ -42,7 +40,7 @@ def evaluate_ranker(
     if phase not in ("test", "valid"):
         raise ValueError(f"phase must be 'test' or 'valid', got {phase!r}")
     eval_set = split.test if phase == "test" else split.valid
-    return evaluate_on(ranker, eval_set, split.item_popularity(), ks, item_embeddings, progress)
+    return evaluate_full_ranking(ranker, eval_set, split.item_popularity(), ks, item_embeddings, progress)
 
 
 def rank(ranker: Ranker, dataset: Dataset | Split, users: list | None = None, k: int = 10) -> pd.DataFrame:
@@ -54,10 +52,7 @@ def rank(ranker: Ranker, dataset: Dataset | Split, users: list | None = None, k:
     """
     dataset = dataset.dataset if isinstance(dataset, Split) else dataset
     user_idx = np.arange(dataset.n_users) if users is None else dataset.user_index(list(users))
-    table = dataset.interactions
-    history = Sequences(
-        dataset.user_offsets, table["item_idx"].to_numpy(), table["timestamp"].to_numpy(), table["rating"].to_numpy()
-    ).rows(user_idx)
+    history = dataset.histories().rows(user_idx)
     n = dataset.n_items
     distinct = np.bincount(np.unique(history.row_ids() * n + history.items) // n, minlength=len(history))  # [U]
     seen_all = distinct == n

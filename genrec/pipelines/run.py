@@ -308,7 +308,7 @@ def generate(
     """
     from genrec.generators import ImageSafetyChecker, create_image_generator, create_text_generator
     from genrec.pipelines.describe import DESCRIPTIONS_REPORT, DESCRIPTIONS_TABLE, generate_descriptions
-    from genrec.pipelines.generate import BASELINE_IMAGES_TABLE, IMAGES_TABLE, generate_images
+    from genrec.pipelines.images import BASELINE_IMAGES_TABLE, IMAGES_TABLE, generate_images
 
     check_names(image_generator=image_generator, text_generator=text_generator, encoder=encoder)
     run_dir = check_run_dir(run_dir)
@@ -374,7 +374,7 @@ def evaluate(
     NaN metrics (e.g. diversity when no item is shared by two users) are written as null.
     """
     from genrec.pipelines.describe import DESCRIPTIONS_TABLE
-    from genrec.pipelines.generate import BASELINE_IMAGES_TABLE, IMAGES_TABLE
+    from genrec.pipelines.images import BASELINE_IMAGES_TABLE, IMAGES_TABLE
 
     run_dir = check_run_dir(run_dir)
     recorded = read_run_config(run_dir).get("generate", {})
@@ -666,7 +666,7 @@ def _ranking_metrics(model_dir: Path, dataset: Dataset, progress: bool) -> dict[
 
 
 def _image_metrics(table_path: Path, baseline_path: Path, encoder: Any, dataset: Dataset, histories: Any) -> dict:
-    from genrec.evaluation.generation import image_metrics
+    from genrec.evaluation.image_metrics import image_metrics
 
     table = pd.read_parquet(table_path)
     baseline = pd.read_parquet(baseline_path) if baseline_path.is_file() else None

@@ -7,23 +7,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-
-from genrec.config import ConfigError, load_json_object
-from genrec.rankers.base import FitReport, NotFittedError, Ranker, RankerConfig
+from genrec.rankers.base import RANKERS, FitReport, NotFittedError, Ranker, RankerConfig
 from genrec.rankers.cfgan import CFGANRanker
 from genrec.rankers.diffrec import DiffRecRanker
+from genrec.rankers.factory import (
+    NAMED_CONFIGS,
+    create_ranker,
+    list_named_configs,
+    list_rankers,
+    load_ranker,
+    register_named_config,
+    resolve_ranker_config,
+)
 from genrec.rankers.llm import LLMRanker
 from genrec.rankers.multvae import MultVAERanker
 from genrec.rankers.popularity import PopularityRanker
 from genrec.rankers.sasrec import HSTURanker, SASRecRanker
 from genrec.rankers.tiger import TigerRanker
-from genrec.registry import Registry
 
-RANKERS: Registry[type[Ranker]] = Registry("ranker")
 RANKERS.register(PopularityRanker.name)(PopularityRanker)
 RANKERS.register(MultVAERanker.name)(MultVAERanker)
 RANKERS.register(DiffRecRanker.name)(DiffRecRanker)
@@ -32,17 +33,6 @@ RANKERS.register(SASRecRanker.name)(SASRecRanker)
 RANKERS.register(HSTURanker.name)(HSTURanker)
 RANKERS.register(TigerRanker.name)(TigerRanker)
 RANKERS.register(LLMRanker.name)(LLMRanker)
-
-# Named configurations: name -> (ranker name, settings). A ranker's default config is its
-# best-known configuration; named ones document other published or studied settings.
-NAMED_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {}
-
-
-def register_named_config(name: str, ranker: str, settings: dict[str, Any]) -> None:
-    if name in NAMED_CONFIGS:
-        raise ValueError(f"named config {name!r} is already registered")
-    NAMED_CONFIGS[name] = (ranker, dict(settings))
-
 
 # The RecBole 1.2.1 SASRec hyper-parameters, trained all-position on each user's last 50 items: the baseline.
 register_named_config(
@@ -120,40 +110,8 @@ register_named_config(
     },
 )
 
-
-def list_named_configs(ranker: str | None = None) -> list[str]:
-    return sorted(name for name, (owner, _) in NAMED_CONFIGS.items() if ranker in (None, owner))
-
-
-def resolve_ranker_config(
-    ranker: str, config: str | Path | dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
-) -> RankerConfig:
-    """Build ``ranker``'s config from a named config, a JSON file or a dict; ``overrides`` win.
-
-    Raises ConfigError naming the source and field for unknown keys or bad values.
-    """
-    config_class = RANKERS.get(ranker).config_class
-    source = f"{ranker} config"
-    if config is None:
-        settings: dict[str, Any] = {}
-    elif isinstance(config, dict):
-        settings = dict(config)
-    elif str(config) in NAMED_CONFIGS:
-        owner, settings = NAMED_CONFIGS[str(config)]
-        if owner != ranker:
-            raise ConfigError(f"named config {config!r} is for ranker {owner!r}, not {ranker!r}")
-        source = f"named config {config!r}"
-    elif Path(config).suffix == ".json" or Path(config).exists():
-        settings, source = load_json_object(config), str(config)
-    else:
-        raise ConfigError(
-            f"config {config!r} is neither a JSON file nor a named config; named configs for {ranker!r}: "
-            f"{', '.join(list_named_configs(ranker)) or '(none)'}"
-        )
-    return config_class.from_dict({**settings, **(overrides or {})}, source=source)
-
-
 __all__ = [
+    "NAMED_CONFIGS",
     "RANKERS",
     "FitReport",
     "NotFittedError",
@@ -166,24 +124,3 @@ __all__ = [
     "register_named_config",
     "resolve_ranker_config",
 ]
-
-
-def list_rankers() -> list[str]:
-    return RANKERS.names()
-
-
-def create_ranker(
-    name: str, config: RankerConfig | str | Path | dict[str, Any] | None = None, item_features: np.ndarray | None = None
-) -> Ranker:
-    """Build an unfitted ranker by registry name; unknown names list the valid ones.
-
-    ``config`` may be a config object, a dict, a named config or a JSON file path.
-    """
-    if not isinstance(config, RankerConfig):
-        config = resolve_ranker_config(name, config)
-    return RANKERS.get(name)(config, item_features=item_features)
-
-
-def load_ranker(name_or_path: str, device: str | None = None) -> Ranker:
-    """Load any saved ranker; the directory's config.json says which class to rebuild."""
-    return Ranker.from_pretrained(name_or_path, device=device)

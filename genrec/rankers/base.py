@@ -20,10 +20,11 @@ from safetensors.torch import load_file, save_file
 
 from genrec.config import ConfigError, Device, Seed, StrictModel
 from genrec.data.sequences import Sequences
-from genrec.evaluation.metrics import exclude_seen, top_k
 from genrec.evaluation.splits import Split
 from genrec.io import atomic_path, read_json, write_json
 from genrec.progress import progress_bar
+from genrec.ranking_ops import exclude_seen, top_k
+from genrec.registry import Registry
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -107,8 +108,6 @@ class Ranker(ABC):
     def check_accepts_item_features(cls) -> None:
         """ConfigError unless this ranker uses item features: features it would ignore are refused, not stored."""
         if not cls.uses_item_features:
-            from genrec.rankers import RANKERS
-
             users = [name for name in RANKERS.names() if RANKERS.get(name).uses_item_features]
             raise ConfigError(
                 f"ranker {cls.name!r} does not use item features, so --item-features / item_features would be "
@@ -138,7 +137,8 @@ class Ranker(ABC):
         """Top-``k`` items for each history row, excluding ``exclude`` (default: the history).
 
         Returns item indices [B, k] (-1 where fewer than k items remain) and scores [B, k].
-        Ties are broken by the lower item index.
+        Ties are broken by the lower item index. Rows go ``eval_batch_size`` at a time through
+        :meth:`rank_batch`, the step a ranker with its own candidate search overrides.
         """
         self.require_fitted()
         exclude = history if exclude is None else exclude
@@ -148,12 +148,18 @@ class Ranker(ABC):
             task = bar.add_task(f"ranking ({self.name})", total=len(history), status="")
             for start in range(0, len(history), batch):
                 rows = np.arange(start, min(start + batch, len(history)))
-                batch_scores = exclude_seen(self.score(history.rows(rows)).float().cpu(), exclude.rows(rows))
-                top_index, top_scores = top_k(batch_scores, k)
+                top_index, top_scores = self.rank_batch(history.rows(rows), exclude.rows(rows), k)
                 indices.append(top_index.numpy())
                 scores.append(top_scores.numpy())
                 bar.advance(task, len(rows))
         return np.concatenate(indices), np.concatenate(scores)
+
+    def rank_batch(self, history: Sequences, exclude: Sequences, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` of one batch of rows: :meth:`score`, ``exclude`` set to -inf, deterministic top-k.
+
+        Returns (item indices [B, k], scores [B, k]) as CPU tensors.
+        """
+        return top_k(exclude_seen(self.score(history).float().cpu(), exclude), k)
 
     def save_extra_files(self, directory: Path) -> None:
         """Files a ranker keeps beside its tensors (the llm ranker: its retriever and LoRA adapter); none here."""
@@ -188,7 +194,6 @@ class Ranker(ABC):
     def from_pretrained(cls, name_or_path: str | Path, device: str | None = None) -> Self:
         """Rebuild a saved ranker from a directory (or a Hugging Face hub repo id)."""
         from genrec.hub import resolve_pretrained_dir
-        from genrec.rankers import RANKERS
 
         directory = resolve_pretrained_dir(name_or_path, required=(CONFIG_FILE, WEIGHTS_FILE))
         saved = read_json(directory / CONFIG_FILE)
@@ -204,3 +209,7 @@ class Ranker(ABC):
         ranker.n_items = int(saved["n_items"])
         ranker.load_extra_files(directory)
         return ranker
+
+
+# Every registered ranker class by name (genrec/rankers/__init__.py registers genrec's own).
+RANKERS: Registry[type[Ranker]] = Registry("ranker")

@@ -265,7 +265,7 @@ class LLMRanker(Ranker):
     def load_extra_files(self, directory: Path) -> None:
         from peft import PeftModel
 
-        from genrec.rankers import load_ranker
+        from genrec.rankers.factory import load_ranker
 
         self.retriever = load_ranker(str(directory / RETRIEVER_DIR), device=self.config.device)
         self.titles = list(read_json(directory / TITLES_FILE))
@@ -409,7 +409,7 @@ class LLMRanker(Ranker):
 
     # -- training ----------------------------------------------------------------------------------
     def fit_retriever(self, split: Split, progress: bool) -> Ranker:
-        from genrec.rankers import RANKERS, create_ranker, load_ranker, resolve_ranker_config
+        from genrec.rankers.factory import RANKERS, create_ranker, load_ranker, resolve_ranker_config
 
         name = self.config.retriever
         if name in RANKERS.names():

@@ -30,9 +30,8 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from genrec.data.sequences import Sequences
-from genrec.evaluation.metrics import exclude_seen, top_k
+from genrec.encoders import create_encoder, encode_items
 from genrec.evaluation.splits import Split
-from genrec.progress import progress_bar
 from genrec.rankers.base import FitReport, Ranker
 from genrec.rankers.init import normal_init
 from genrec.rankers.semantic_ids import (
@@ -44,6 +43,7 @@ from genrec.rankers.semantic_ids import (
     train_rqvae,
 )
 from genrec.rankers.training import TrainedRankerConfig, fit_with_early_stopping, training_windows
+from genrec.ranking_ops import exclude_seen, top_k
 from genrec.seeding import seed_everything
 
 
@@ -280,10 +280,6 @@ class TigerRanker(Ranker):
     def content_embeddings(self, split: Split, progress: bool) -> np.ndarray:
         if self.item_features is not None:
             return self.item_features
-        # imported here: genrec.pipelines imports genrec.rankers, a module-level import would cycle
-        from genrec.encoders import create_encoder
-        from genrec.pipelines import encode_items
-
         encoder = create_encoder(self.config.encoder)
         return encode_items(split.dataset, encoder, cache_dir=self.config.embedding_cache_dir, progress=progress)
 
@@ -414,7 +410,6 @@ class TigerRanker(Ranker):
     def score(self, history: Sequences) -> torch.Tensor:
         return self.candidate_scores(history, self.config.beam_size)
 
-    @torch.inference_mode()
     def rank(
         self, history: Sequences, k: int = 10, exclude: Sequences | None = None, progress: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -425,29 +420,24 @@ class TigerRanker(Ranker):
         """
         self.require_fitted()
         self.model.eval()
-        exclude = history if exclude is None else exclude
-        width, batch = max(self.config.beam_size, k), self.config.eval_batch_size
-        self.invalid_counts, self.cold_counts = [0, 0], [0, 0]
+        self.invalid_counts, self.cold_counts = [0, 0], [0, 0]  # figures of this call only
+        return super().rank(history, k, exclude, progress)
+
+    def rank_batch(self, history: Sequences, exclude: Sequences, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch: beams of width ``max(beam_size, k)``, seen items excluded, cold-start places reserved."""
+        width = max(self.config.beam_size, k)
         cold_slots = int(self.config.cold_start_share * k)
-        indices, scores = [], []
-        with progress_bar(progress) as bar:
-            task = bar.add_task(f"ranking ({self.name})", total=len(history), status="")
-            for start in range(0, len(history), batch):
-                rows = np.arange(start, min(start + batch, len(history)))
-                batch_scores = exclude_seen(self.candidate_scores(history.rows(rows), width), exclude.rows(rows))
-                if cold_slots:
-                    top_index, top_scores = top_k_with_reserved(batch_scores, ~self.trained_items, k, cold_slots)
-                else:
-                    top_index, top_scores = top_k(batch_scores, k)
-                real = top_index[top_index >= 0]
-                self.cold_counts[0] += int((~self.trained_items[real]).sum())
-                self.cold_counts[1] += real.numel()
-                indices.append(top_index.numpy())
-                scores.append(top_scores.numpy())
-                if self.measuring_invalid:
-                    self.count_invalid(history.rows(rows), width, k)
-                bar.advance(task, len(rows))
-        return np.concatenate(indices), np.concatenate(scores)
+        batch_scores = exclude_seen(self.candidate_scores(history, width), exclude)
+        if cold_slots:
+            top_index, top_scores = top_k_with_reserved(batch_scores, ~self.trained_items, k, cold_slots)
+        else:
+            top_index, top_scores = top_k(batch_scores, k)
+        real = top_index[top_index >= 0]
+        self.cold_counts[0] += int((~self.trained_items[real]).sum())
+        self.cold_counts[1] += real.numel()
+        if self.measuring_invalid:
+            self.count_invalid(history, width, k)
+        return top_index, top_scores
 
     def count_invalid(self, history: Sequences, width: int, k: int) -> None:
         items, logp, _ = self.beam_search(history, width, constrained=False)

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from genrec.data import Dataset, LoadOptions, ValidationReport
 from genrec.data.dataset import build_dataset
@@ -54,12 +53,8 @@ def write_jpeg_fixture():
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared; one torch thread avoids spin-waiting between busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(single_thread):
+    """Every encoder test runs on one torch thread (``single_thread``, tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genrec.encoders import EncodeReport, create_encoder
-from genrec.encoders.images import load_rgb
+from genrec.encoders import EncodeReport, create_encoder, encode_items
+from genrec.encoders.image_decoding import load_rgb
 
 
 def jpeg_bytes(size=(64, 64), colour=(10, 120, 200), mode="RGB") -> bytes:
@@ -55,7 +55,7 @@ def test_every_bad_image_falls_back_to_text_and_is_counted(image_files, tiny, ma
     ]
     dataset = make_dataset(items)
     report = EncodeReport()
-    vectors = tiny.encode_items(dataset, report=report)
+    vectors = encode_items(dataset, tiny, cache=False, progress=False, report=report)
     good = [ok for _, ok in image_files.values()]
     assert (report.with_image, report.image_fallback, report.text_only) == (sum(good), good.count(False), 0)
     assert np.isfinite(vectors).all()
@@ -70,7 +70,7 @@ def test_decompression_bombs_fall_back(tiny, make_dataset, write_jpeg, tmp_path,
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 60x40 image is now > 2x the limit
     dataset = make_dataset([{"item_id": 1, "title": "Bomb", "image_path": write_jpeg(tmp_path / "bomb.jpg")}])
     report = EncodeReport()
-    tiny.encode_items(dataset, report=report)
+    encode_items(dataset, tiny, cache=False, progress=False, report=report)
     assert report.image_fallback == 1
     assert "DecompressionBombError" in report.problems[0]
 
@@ -79,9 +79,11 @@ def test_worker_processes_decode_the_same_as_in_process(image_files, make_datase
     paths = [str(path) for path, _ in image_files.values()]
     items = [{"item_id": i, "title": f"m{i}", "image_path": path} for i, path in enumerate(paths)]
     dataset = make_dataset(items)
-    inline = create_encoder("tiny", num_workers=0, batch_size=4).encode_items(dataset)
+    inline = encode_items(dataset, create_encoder("tiny", num_workers=0, batch_size=4), cache=False, progress=False)
     report = EncodeReport()
-    workers = create_encoder("tiny", num_workers=2, batch_size=4).encode_items(dataset, report=report)
+    workers = encode_items(
+        dataset, create_encoder("tiny", num_workers=2, batch_size=4), cache=False, progress=False, report=report
+    )
     np.testing.assert_allclose(workers, inline, atol=1e-5)
     assert report.image_fallback == 4
 

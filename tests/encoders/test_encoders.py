@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from genrec.config import ConfigError
-from genrec.encoders import EncodeReport, ItemContentError, create_encoder, item_text, list_encoders
+from genrec.encoders import EncodeReport, ItemContentError, create_encoder, encode_items, item_text, list_encoders
 from genrec.registry import UnknownNameError
 
 
@@ -81,7 +81,7 @@ def test_fused_vector_of_a_text_only_item_is_its_text_vector(tiny, tmp_path, mak
     ]
     dataset = make_dataset(items)
     report = EncodeReport()
-    fused = tiny.encode_items(dataset, report=report)
+    fused = encode_items(dataset, tiny, cache=False, progress=False, report=report)
     assert fused.shape == (2, 64) and fused.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-5)
     text = tiny.encode_texts([item_text(dataset.items.iloc[0]), item_text(dataset.items.iloc[1])]).numpy()
@@ -97,26 +97,33 @@ def test_image_weight_moves_the_fused_vector(tmp_path, make_dataset, write_jpeg)
     dataset = make_dataset([{"item_id": 1, "title": "Heat", "image_path": poster}])
     image_only = create_encoder("tiny", image_weight=1.0, num_workers=0)
     np.testing.assert_allclose(
-        image_only.encode_items(dataset)[0], image_only.encode_images([poster]).numpy()[0], atol=1e-5
+        encode_items(dataset, image_only, cache=False, progress=False)[0],
+        image_only.encode_images([poster]).numpy()[0],
+        atol=1e-5,
     )
 
 
 def test_item_without_text_or_image_is_a_clear_error(tiny, tmp_path, make_dataset, write_jpeg):
     with pytest.raises(ItemContentError, match="item 7: no title, genres or tags, and it has no image"):
-        tiny.encode_items(make_dataset([{"item_id": 1, "title": "Heat"}, {"item_id": 7, "title": ""}]))
+        encode_items(
+            make_dataset([{"item_id": 1, "title": "Heat"}, {"item_id": 7, "title": ""}]),
+            tiny,
+            cache=False,
+            progress=False,
+        )
     broken = tmp_path / "7.jpg"
     broken.write_bytes(b"")
     dataset = make_dataset([{"item_id": 7, "title": "", "image_path": str(broken)}])
     with pytest.raises(ItemContentError, match=r"item 7: .*its image could not be read"):
-        tiny.encode_items(dataset)
+        encode_items(dataset, tiny, cache=False, progress=False)
     image_only = make_dataset([{"item_id": 7, "title": "", "image_path": write_jpeg(tmp_path / "ok.jpg")}])
-    assert tiny.encode_items(image_only).shape == (1, 64)
+    assert encode_items(image_only, tiny, cache=False, progress=False).shape == (1, 64)
 
 
 def test_text_encoder_ignores_images_and_says_so_for_image_only_items(minilm, tmp_path, make_dataset, write_jpeg):
     dataset = make_dataset([{"item_id": 3, "title": "", "image_path": write_jpeg(tmp_path / "3.jpg")}])
     with pytest.raises(ItemContentError, match="encoder 'minilm' reads no images"):
-        minilm.encode_items(dataset)
+        encode_items(dataset, minilm, cache=False, progress=False)
 
 
 def test_saved_clip_encoder_rebuilds_exactly(tiny, tmp_path):

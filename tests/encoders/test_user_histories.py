@@ -7,7 +7,7 @@ import pytest
 
 from genrec.config import ConfigError
 from genrec.data.sequences import Sequences
-from genrec.encoders import VISUAL_ATTRIBUTES, encode_histories, preference_profile
+from genrec.encoders import VISUAL_ATTRIBUTES, encode_histories, encode_items, preference_profile
 
 DAY = 86_400
 
@@ -91,7 +91,7 @@ def test_preference_profile_ranks_the_genres_and_tags_of_the_history(dataset):
 
 def test_visual_attributes_come_from_the_clip_text_tower(tiny, make_dataset):
     dataset = make_dataset([{"item_id": i, "title": f"m{i}", "genres": ["A"]} for i in range(3)])
-    items = tiny.encode_items(dataset)
+    items = encode_items(dataset, tiny, cache=False, progress=False)
     users = encode_histories(dataset, items)
     (profile,) = preference_profile(dataset, users, items, encoder=tiny, top_k=3)
     assert len(profile.visual) == 3

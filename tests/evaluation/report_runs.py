@@ -23,7 +23,7 @@ import pandas as pd
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from genrec.pipelines.generate import noise_seed
+from genrec.pipelines.images import noise_seed
 
 EVIL_TITLE = "<script>document.title='pwned'</script> Evil"  # an item title with markup in it
 MODEL_ID = "genrec:tiny:random-seed-0"  # how a random-weight image generator names itself

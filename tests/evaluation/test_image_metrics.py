@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from genrec.evaluation.generation import clip_score, cross_user_diversity, personalization_score
+from genrec.evaluation.image_metrics import clip_score, cross_user_diversity, personalization_score
 
 E1, E2, DIAG = np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([1.0, 1.0]) / math.sqrt(2)
 
@@ -50,7 +50,7 @@ def test_image_metrics_on_a_generated_table(movielens_small):
 
     from genrec.encoders import create_encoder
     from genrec.encoders.items import item_text
-    from genrec.evaluation.generation import image_metrics
+    from genrec.evaluation.image_metrics import image_metrics
 
     encoder = create_encoder("tiny")
     red, blue = Image.new("RGB", (64, 64), (200, 0, 0)), Image.new("RGB", (64, 64), (0, 0, 200))

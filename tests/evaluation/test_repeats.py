@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from genrec.data import Dataset, load_dataset
-from genrec.evaluation import SplitConfig, evaluate_ranker, split
+from genrec.evaluation import SplitConfig, evaluate_full_ranking, split
 from genrec.rankers import create_ranker
 
 
@@ -33,7 +33,7 @@ def test_seen_test_items_are_unreachable_and_warned_about(repurchases: Dataset) 
     ranker = create_ranker("popular")
     ranker.fit(the_split, progress=False)
     with pytest.warns(UserWarning, match=r"3 of 3 users have only targets they already saw; excluded as seen"):
-        result = evaluate_ranker(ranker, the_split.test, the_split.item_popularity())
+        result = evaluate_full_ranking(ranker, the_split.test, the_split.item_popularity())
     assert result.n_unreachable_users == 3 and result.to_dict()["n_unreachable_users"] == 3
     assert result.metrics["HR@20"] == 0.0
     assert not (result.recommended == repurchases.item_index([1])[0]).any()  # milk is never recommended
@@ -47,7 +47,7 @@ def test_allow_repeats_keeps_seen_items_rankable(repurchases: Dataset) -> None:
     ranker.fit(the_split, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result = evaluate_ranker(ranker, the_split.test, the_split.item_popularity())
+        result = evaluate_full_ranking(ranker, the_split.test, the_split.item_popularity())
     # milk and bread have 3 training interactions each; the tie goes to the lower index, milk
     assert result.recommended[:, 0].tolist() == repurchases.item_index([1, 1, 1]).tolist()
     assert (result.metrics["HR@5"], result.metrics["NDCG@5"], result.n_unreachable_users) == (1.0, 1.0, 0)

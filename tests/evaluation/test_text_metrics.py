@@ -17,8 +17,8 @@ from genrec.evaluation.text_metrics import (
     preference_coverage,
     text_personalization,
 )
-from genrec.generators.grounding import GroundingChecker
-from genrec.generators.text_base import ItemFacts, UserProfile
+from genrec.grounding.facts import ItemFacts, UserProfile
+from genrec.grounding.guard import GroundingChecker
 
 ITEMS = pd.DataFrame(
     {

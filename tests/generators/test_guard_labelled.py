@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from genrec.evaluation.text_metrics import calibrate_threshold, guard_precision_recall
-from genrec.generators.grounding import CLAIM_KINDS, GroundingConfig
+from genrec.grounding.guard import CLAIM_KINDS, GroundingConfig
 from genrec.pipelines import check_description, check_descriptions
 from genrec.pipelines.describe import calibrate_guard
 

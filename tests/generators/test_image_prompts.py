@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from genrec.encoders.users import PreferenceProfile
 from genrec.generators.prompts import DEFAULT_NEGATIVE_PROMPT, MAX_TITLE_CHARS, build_image_prompt
-from genrec.generators.text_base import ItemFacts
+from genrec.grounding.facts import ItemFacts
 
 HEAT = {"item_id": 6, "title": "Heat", "year": 1995, "genres": ["Action", "Crime", "Thriller"], "tags": []}
 

@@ -22,7 +22,7 @@ from genrec.generators import (
     list_image_generators,
 )
 from genrec.generators.architectures import list_architectures
-from genrec.pipelines.generate import BLOCKED_DIR, generate_images, noise_seed
+from genrec.pipelines.images import BLOCKED_DIR, generate_images, noise_seed
 from genrec.registry import UnknownNameError
 from tests.conftest import write_posters, write_toy_latest
 
@@ -215,7 +215,7 @@ def test_ids_from_the_data_never_shape_the_path(generator, tmp_path: Path):
 
 def test_the_baseline_images_get_their_own_table(generator, posters_dataset, tmp_path: Path):
     """images.parquet keeps the personalised images; the non-personalised baseline goes to images_baseline.parquet."""
-    from genrec.pipelines.generate import BASELINE_IMAGES_TABLE, IMAGES_TABLE
+    from genrec.pipelines.images import BASELINE_IMAGES_TABLE, IMAGES_TABLE
 
     recs = recommendations(items=(5,))
     personal = generate_images(generator, recs, PROFILES, posters_dataset, tmp_path, **PROMPTED)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from genrec.cli import app
 from genrec.encoders.users import PreferenceProfile
 from genrec.generators import create_text_generator
-from genrec.generators.text_base import UserProfile
+from genrec.grounding.facts import UserProfile
 from genrec.pipelines import generate_descriptions
 from genrec.pipelines.describe import (
     BASELINE_TABLE,

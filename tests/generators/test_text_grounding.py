@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 from genrec.config import ConfigError
-from genrec.generators.grounding import GroundingChecker, GroundingConfig
 from genrec.generators.template import TemplateGenerator, join_words, shared_first
-from genrec.generators.text_base import DescriptionRequest, ItemFacts, UserProfile, display_title
+from genrec.generators.text_base import DescriptionRequest
+from genrec.grounding.facts import ItemFacts, UserProfile, display_title
+from genrec.grounding.guard import GroundingChecker, GroundingConfig
 from genrec.pipelines.describe import description_checker
 
 

@@ -14,7 +14,8 @@ from genrec.generators.text import (
     complete_sentences,
     train_catalogue_tokenizer,
 )
-from genrec.generators.text_base import DescriptionRequest, ItemFacts, UserProfile
+from genrec.generators.text_base import DescriptionRequest
+from genrec.grounding.facts import ItemFacts, UserProfile
 from genrec.registry import UnknownNameError
 
 FAST = {"max_new_tokens": 6, "batch_size": 4}

@@ -15,6 +15,7 @@ from genrec.rankers import (
     RANKERS,
     NotFittedError,
     create_ranker,
+    factory,
     list_named_configs,
     list_rankers,
     load_ranker,
@@ -54,7 +55,7 @@ def test_config_file_and_overrides(tmp_path: Path):
 def scratch_named_configs(monkeypatch: pytest.MonkeyPatch) -> dict:
     """A copy of the named-config registry for one test: what it registers is gone afterwards."""
     scratch = dict(rankers.NAMED_CONFIGS)
-    monkeypatch.setattr(rankers, "NAMED_CONFIGS", scratch)
+    monkeypatch.setattr(factory, "NAMED_CONFIGS", scratch)  # the module whose functions read it
     return scratch
 
 

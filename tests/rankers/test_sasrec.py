@@ -22,13 +22,7 @@ TINY = {"max_len": 8, "hidden": 16, "inner": 32, "heads": 2, "layers": 2, "dropo
 BLOCKS = ["sasrec", "hstu"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: a second intra-op thread only waits on busy shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: one intra-op thread (tests/conftest.py)
 
 
 @pytest.mark.parametrize("block", BLOCKS)

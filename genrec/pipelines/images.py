@@ -19,10 +19,10 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from genrec.data import Dataset
+from genrec.generators.diffusion import ImageGenerator, Personalization
 from genrec.generators.image_safety import ImageSafetyChecker
-from genrec.generators.images import ImageGenerator, Personalization
 from genrec.generators.prompts import build_image_prompt
-from genrec.generators.text_base import ItemFacts
+from genrec.grounding.facts import ItemFacts
 from genrec.io import atomic_path, path_within, safe_stem
 from genrec.progress import progress_bar
 

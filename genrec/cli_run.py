@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from genrec.cli_console import console, fail
 from genrec.encoders.cache import CACHE_ENV
 
 # preset -> (encoder preset, image generator preset, text generator preset); descriptions come from the
@@ -73,8 +74,7 @@ def generate(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Rank, then write personalised images and grounded descriptions for each user's top-k into OUT."""
-    from genrec.cli import fail, parse_overrides
-    from genrec.config import check_seed
+    from genrec.config import check_seed, parse_overrides
     from genrec.pipelines.run import run_pipeline
 
     try:
@@ -126,7 +126,6 @@ def demo(
 @contextmanager
 def _clear_errors() -> Iterator[None]:
     """Turns the errors bad input raises into ``error: ...`` and exit code 2 (no traceback)."""
-    from genrec.cli import fail
     from genrec.config import ConfigError
     from genrec.data import DataValidationError
     from genrec.registry import UnknownNameError
@@ -140,7 +139,6 @@ def _clear_errors() -> Iterator[None]:
 
 
 def _print_summary(run_dir: Path) -> None:
-    from genrec.cli import console
     from genrec.io import read_json
     from genrec.pipelines.run import METRICS_FILE, REPORT_FILE, read_run_config
 

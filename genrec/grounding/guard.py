@@ -32,7 +32,7 @@ A description passes (:meth:`GroundingChecker.check` -> :class:`DescriptionCheck
      Oscar claim; a "sequel" tag or a numbered title supports "sequel").
 
 Unverifiable claims are listed apart and never counted as supported: a text that asserts one
-fails. Outputs the :class:`~genrec.generators.text_safety.OutputFilter` blocks fail too.
+fails. Outputs the :class:`~genrec.grounding.text_safety.OutputFilter` blocks fail too.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ from pydantic import Field, field_validator
 
 from genrec.config import StrictModel
 from genrec.data import Dataset
-from genrec.generators.text_base import ItemFacts, UserProfile, display_title
-from genrec.generators.text_safety import OutputFilter, SafetyConfig
+from genrec.grounding.facts import ItemFacts, UserProfile, display_title
+from genrec.grounding.text_safety import OutputFilter, SafetyConfig
 
 CLAIM_KINDS = (
     "title",

@@ -89,7 +89,7 @@ def image_metrics(
     user_embeddings: Mapping[Any, np.ndarray] | None = None,
     baseline: pd.DataFrame | None = None,
 ) -> dict[str, float]:
-    """The image metrics of a :func:`~genrec.pipelines.generate.generate_images` table, in ``encoder``'s space.
+    """The image metrics of a :func:`~genrec.pipelines.images.generate_images` table, in ``encoder``'s space.
 
     Args:
         images: rows with user_id, item_id, seed and an ``image`` (PIL) or ``path`` column.

@@ -1,0 +1,113 @@
+"""What a description may state about an item and a user: :class:`ItemFacts` and :class:`UserProfile`.
+
+The one source of truth both sides use: the generators write descriptions from these facts,
+the grounding guard (:mod:`genrec.grounding.guard`) and the evaluation check descriptions against them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# MovieLens (and many catalogues) store "Usual Suspects, The"; people write "The Usual Suspects".
+_TRAILING_ARTICLE = re.compile(r"^(?P<main>.+), (?P<article>The|A|An|L'|La|Le|Les|Il|El|Los|Las|Das|Der|Die|Den|Det)$")
+
+
+NO_GENRES = "(no genres listed)"  # MovieLens's placeholder, not a genre
+
+
+def display_title(title: str) -> str:
+    """The title as people write it: alternative titles in parentheses dropped, a trailing article moved first."""
+    main = title.split(" (")[0].strip() or title.strip()
+    match = _TRAILING_ARTICLE.match(main)
+    if match is None:
+        return main
+    article = match["article"]
+    return f"{article}{'' if article.endswith(chr(39)) else ' '}{match['main']}"
+
+
+def _as_strings(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, np.ndarray | list | tuple):
+        return [str(v) for v in value if v is not None and str(v).strip()]
+    return [] if pd.isna(value) else [str(value)]
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    """The metadata a description may state: the only source of truth the grounding guard accepts."""
+
+    item_id: Any
+    title: str
+    year: int | None = None
+    genres: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    people: tuple[str, ...] = ()
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], people_columns: Sequence[str] = ()) -> ItemFacts:
+        """From a row of ``Dataset.items``; ``people_columns`` name columns listing people (cast, director)."""
+        year = row.get("year")
+        return cls(
+            item_id=row.get("item_id"),
+            title=str(row.get("title") or ""),
+            year=None if year is None or pd.isna(year) else int(year),
+            genres=tuple(g for g in _as_strings(row.get("genres")) if g != NO_GENRES),
+            tags=tuple(_as_strings(row.get("tags"))),
+            people=tuple(person for column in people_columns for person in _as_strings(row.get(column))),
+        )
+
+    @property
+    def display_title(self) -> str:
+        return display_title(self.title)
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """A user's preferences as a description may use them: favourite genres and tags, a few liked titles."""
+
+    user_id: Any = None
+    genres: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    titles: tuple[str, ...] = ()
+    visual: tuple[str, ...] = ()
+
+    @classmethod
+    def coerce(cls, profile: Any, user_id: Any = None) -> UserProfile:
+        """A :class:`UserProfile` from the encoders' preference profile (attributes) or a mapping with the same keys.
+
+        Keys: ``genres``/``top_genres``, ``tags``/``top_tags``, ``titles``/``liked_titles``, ``visual``.
+        """
+        if isinstance(profile, UserProfile):
+            return profile
+        if profile is None:
+            return cls(user_id=user_id)
+
+        def get(*names: str) -> tuple[str, ...]:
+            for name in names:
+                value = profile.get(name) if isinstance(profile, Mapping) else getattr(profile, name, None)
+                if value is not None:
+                    # Profiles may carry (attribute, weight) pairs; the name is what a description uses.
+                    return tuple(str(v[0]) if isinstance(v, tuple | list) else str(v) for v in value)
+            return ()
+
+        return cls(
+            user_id=user_id,
+            genres=get("genres", "top_genres"),
+            tags=get("tags", "top_tags"),
+            titles=get("titles", "liked_titles"),
+            visual=get("visual", "visual_attributes"),
+        )
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """Genres and tags: what preference coverage counts."""
+        return self.genres + self.tags
