@@ -162,9 +162,9 @@ def merge_generated_batches(
     recommendations: str | Path, run_dir: str | Path, batch_dirs: list[str | Path]
 ) -> gr.GeneratedOutputs:
     """Join the :func:`generate_batch` outputs into the run directory, as one ``generate`` call writes them."""
-    from genrec.generators.grounding import GroundingReport
+    from genrec.grounding.guard import GroundingReport
     from genrec.pipelines.describe import BASELINE_REPORT, BASELINE_TABLE, DESCRIPTIONS_REPORT, DESCRIPTIONS_TABLE
-    from genrec.pipelines.generate import BASELINE_IMAGES_TABLE, IMAGES_TABLE
+    from genrec.pipelines.images import BASELINE_IMAGES_TABLE, IMAGES_TABLE
 
     run_dir = gr.check_run_dir(run_dir)
     batch_dirs = [Path(directory) for directory in batch_dirs]

@@ -86,7 +86,8 @@ def main(
     progress: Annotated[bool, typer.Option(help="rank 0's progress bar")] = False,
 ) -> None:
     """Train sasrec/hstu data-parallel over the ranks ``torchrun`` started (one process without it)."""
-    from genrec.cli import fail, parse_overrides
+    from genrec.cli_console import fail
+    from genrec.config import parse_overrides
 
     try:
         model_dir = train_distributed(dataset, ranker, out, config, parse_overrides(set_ or []), seed, progress)
