@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from genrec.config import ConfigError, load_json_object
-from genrec.rankers.base import FitReport, NotFittedError, Ranker, RankerConfig
+from genrec.rankers.base import RANKERS, FitReport, NotFittedError, Ranker, RankerConfig
 from genrec.rankers.cfgan import CFGANRanker
 from genrec.rankers.diffrec import DiffRecRanker
 from genrec.rankers.llm import LLMRanker
@@ -21,101 +21,36 @@ from genrec.rankers.multvae import MultVAERanker
 from genrec.rankers.popularity import PopularityRanker
 from genrec.rankers.sasrec import HSTURanker, SASRecRanker
 from genrec.rankers.tiger import TigerRanker
-from genrec.registry import Registry
+from genrec.registry import Preset, Registry, load_presets
 
-RANKERS: Registry[type[Ranker]] = Registry("ranker")
-RANKERS.register(PopularityRanker.name)(PopularityRanker)
-RANKERS.register(MultVAERanker.name)(MultVAERanker)
-RANKERS.register(DiffRecRanker.name)(DiffRecRanker)
-RANKERS.register(CFGANRanker.name)(CFGANRanker)
-RANKERS.register(SASRecRanker.name)(SASRecRanker)
-RANKERS.register(HSTURanker.name)(HSTURanker)
-RANKERS.register(TigerRanker.name)(TigerRanker)
-RANKERS.register(LLMRanker.name)(LLMRanker)
+for _ranker, _description in (
+    (PopularityRanker, None),  # None: the first line of the class docstring
+    (MultVAERanker, None),
+    (DiffRecRanker, None),
+    (CFGANRanker, None),
+    (SASRecRanker, None),
+    (HSTURanker, None),
+    (TigerRanker, "TIGER (Rajput et al., NeurIPS 2023): generative retrieval, decoding an item's semantic id"),
+    (LLMRanker, "LlamaRec-style: a causal LM (SmolLM2 by default, LoRA fine-tuned) reranks a retriever's top N"),
+):
+    RANKERS.register(_ranker.name, _ranker, description=_description)
 
-# Named configurations: name -> (ranker name, settings). A ranker's default config is its
-# best-known configuration; named ones document other published or studied settings.
-NAMED_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {}
-
-
-def register_named_config(name: str, ranker: str, settings: dict[str, Any]) -> None:
-    if name in NAMED_CONFIGS:
-        raise ValueError(f"named config {name!r} is already registered")
-    NAMED_CONFIGS[name] = (ranker, dict(settings))
-
-
-# The RecBole 1.2.1 SASRec hyper-parameters, trained all-position on each user's last 50 items: the baseline.
-register_named_config(
-    "sasrec-recbole-defaults",
-    "sasrec",
-    {
-        "layers": 2,
-        "hidden": 64,
-        "inner": 256,
-        "heads": 2,
-        "dropout": 0.5,
-        "max_len": 50,
-        "lr": 1e-3,
-        "batch_size": 128,
-        "patience": 20,
-        "train_windows": "last",
-        "warmup_steps": 0,
-    },
+# Named configurations, one JSON file each in rankers/configs/: a ranker's default config is its
+# best-known configuration; named ones document other published or studied settings, as overrides.
+NAMED_CONFIGS: Registry[Preset] = Registry(
+    "named config", stage="ranker configs", description="named ranker configs (--config NAME): overrides of a ranker's defaults"
 )
-# genrec's best measured sasrec on movielens-latest-small (benchmarks/RESULTS.md, "sasrec and hstu"): every
-# interaction a target once per epoch through windows over the whole history, longer windows, dropout 0.2.
-register_named_config(
-    "sasrec-full-history",
-    "sasrec",
-    {
-        "layers": 2,
-        "hidden": 64,
-        "inner": 256,
-        "heads": 2,
-        "dropout": 0.2,
-        "max_len": 200,
-        "lr": 1e-3,
-        "batch_size": 128,
-        "patience": 20,
-        "train_windows": "all",
-        "warmup_steps": 50,
-        "loss": "full",
-    },
-)
-# The DiffRec authors' released ML-1M (clean) checkpoint settings; their dims [200, 600] are the layers 600-200-600.
-register_named_config(
-    "diffrec-paper-ml1m",
-    "diffrec",
-    {"hidden_dims": [600, 200, 600], "steps": 40, "noise_scale": 0.005, "noise_min": 0.005, "noise_max": 0.01},
-)
-# Mult-VAE for a few hundred users (movielens-latest-small): more updates per epoch and beta reaching its cap
-# after 200 updates; measured in benchmarks/RESULTS.md ("Set-based rankers").
-register_named_config("multvae-small-data", "multvae", {"batch_size": 100, "total_anneal_steps": 1000})
-# CFGAN with both networks' Adam learning rate 1e-3 instead of the authors' 1e-4 (ML-100K code), for short
-# budgets: measured with a 30-epoch cap in benchmarks/RESULTS.md ("CFGAN").
-register_named_config("cfgan-lr1e-3", "cfgan", {"lr": 1e-3, "discriminator_lr": 1e-3})
-# TIGER's quantiser (RQ-VAE, 3 x 256 codes, latent 32, MLP 512-256-128, beta 0.25) instead of residual k-means.
-register_named_config("tiger-rqvae", "tiger", {"quantiser": "rqvae"})
-# The main job's ranker (`genrec demo`): sasrec trained on each user's last 51 items with the full softmax and a
-# 30-epoch cap (the sampled softmax stayed at popularity level on validation NDCG@10); seed 0: valid 0.0288,
-# test NDCG@10 0.0362 (benchmarks/RESULTS.md, "genrec demo").
-register_named_config(
-    "sasrec-demo",
-    "sasrec",
-    {
-        "max_len": 50,
-        "train_windows": "last",
-        "loss": "full",
-        "lr": 2e-3,
-        "batch_size": 128,
-        "epochs": 30,
-        "patience": 10,
-    },
-)
+NAMED_CONFIGS_DIR = Path(__file__).parent / "configs"
+load_presets(NAMED_CONFIGS, NAMED_CONFIGS_DIR, types=RANKERS)
+
+
+def register_named_config(name: str, ranker: str, settings: dict[str, Any], description: str | None = None) -> None:
+    """Add a named config at run time (genrec's own are the JSON files in ``rankers/configs/``)."""
+    NAMED_CONFIGS.register(name, Preset(description=description or f"settings for {ranker}", type=ranker, config=settings))
 
 
 def list_named_configs(ranker: str | None = None) -> list[str]:
-    return sorted(name for name, (owner, _) in NAMED_CONFIGS.items() if ranker in (None, owner))
+    return [name for name, preset in NAMED_CONFIGS.items() if ranker in (None, preset.type)]
 
 
 def resolve_ranker_config(
@@ -132,9 +67,10 @@ def resolve_ranker_config(
     elif isinstance(config, dict):
         settings = dict(config)
     elif str(config) in NAMED_CONFIGS:
-        owner, settings = NAMED_CONFIGS[str(config)]
-        if owner != ranker:
-            raise ConfigError(f"named config {config!r} is for ranker {owner!r}, not {ranker!r}")
+        preset = NAMED_CONFIGS.get(str(config))
+        if preset.type != ranker:
+            raise ConfigError(f"named config {config!r} is for ranker {preset.type!r}, not {ranker!r}")
+        settings = preset.config
         source = f"named config {config!r}"
     elif Path(config).suffix == ".json" or Path(config).exists():
         settings, source = load_json_object(config), str(config)
@@ -147,6 +83,7 @@ def resolve_ranker_config(
 
 
 __all__ = [
+    "NAMED_CONFIGS",
     "RANKERS",
     "FitReport",
     "NotFittedError",
@@ -170,7 +107,9 @@ def create_ranker(
 ) -> Ranker:
     """Build an unfitted ranker by registry name; unknown names list the valid ones.
 
-    ``config`` may be a config object, a dict, a named config or a JSON file path.
+    Every stage's factory has this shape: ``create_<stage>(name, config=None, <stage input>)``.
+    ``config`` may be a config object, a dict of fields, a named config or a JSON file path;
+    ``item_features`` ([n_items, D]) is the input the feature-fusing rankers take.
     """
     if not isinstance(config, RankerConfig):
         config = resolve_ranker_config(name, config)
@@ -179,4 +118,4 @@ def create_ranker(
 
 def load_ranker(name_or_path: str, device: str | None = None) -> Ranker:
     """Load any saved ranker; the directory's config.json says which class to rebuild."""
-    return Ranker.from_pretrained(name_or_path, device=device)
+    return Ranker.from_pretrained(name_or_path, {"device": device} if device else None)
