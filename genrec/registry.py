@@ -7,7 +7,7 @@ docstring); an unknown name raises an error that lists the valid ones, as open_c
 :func:`all_registries` is what ``genrec list`` prints.
 
 Presets and named configs are data, not code (open_clip's architecture configs): one JSON file
-per entry in a folder inside the package, read by :func:`load_presets`::
+per entry in ``genrec/presets/<stage>/`` inside the package, read by :func:`load_presets`::
 
     {"description": "one line for `genrec list`",
      "type": "sasrec",
@@ -31,6 +31,7 @@ from pydantic import Field
 from genrec.config import ConfigError, StrictModel, load_json_object
 
 T = TypeVar("T")
+PRESETS_DIR = Path(__file__).parent / "presets"  # genrec/presets/<stage>/<name>.json
 
 _REGISTRIES: dict[str, Registry[Any]] = {}  # stage -> its registry, in the order the stages registered
 

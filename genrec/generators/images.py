@@ -147,7 +147,7 @@ class ImageGenerator:
 
         config = self.config
         self.adapter_encoder = create_encoder(
-            config.ip_adapter_encoder, pretrained=not config.random_weights, device=config.device
+            config.ip_adapter_encoder, {"device": config.device}, pretrained=not config.random_weights
         )
         if config.ip_adapter == RANDOM_ADAPTER:
             state = random_ip_adapter_state_dict(self.pipeline.unet, self.adapter_encoder.dim, config.seed)

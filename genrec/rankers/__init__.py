@@ -21,7 +21,7 @@ from genrec.rankers.multvae import MultVAERanker
 from genrec.rankers.popularity import PopularityRanker
 from genrec.rankers.sasrec import HSTURanker, SASRecRanker
 from genrec.rankers.tiger import TigerRanker
-from genrec.registry import Preset, Registry, load_presets
+from genrec.registry import PRESETS_DIR, Preset, Registry, load_presets
 
 for _ranker, _description in (
     (PopularityRanker, None),  # None: the first line of the class docstring
@@ -35,17 +35,17 @@ for _ranker, _description in (
 ):
     RANKERS.register(_ranker.name, _ranker, description=_description)
 
-# Named configurations, one JSON file each in rankers/configs/: a ranker's default config is its
+# Named configurations, one JSON file each in genrec/presets/rankers/: a ranker's default config is its
 # best-known configuration; named ones document other published or studied settings, as overrides.
 NAMED_CONFIGS: Registry[Preset] = Registry(
     "named config", stage="ranker configs", description="named ranker configs (--config NAME): overrides of a ranker's defaults"
 )
-NAMED_CONFIGS_DIR = Path(__file__).parent / "configs"
+NAMED_CONFIGS_DIR = PRESETS_DIR / "rankers"
 load_presets(NAMED_CONFIGS, NAMED_CONFIGS_DIR, types=RANKERS)
 
 
 def register_named_config(name: str, ranker: str, settings: dict[str, Any], description: str | None = None) -> None:
-    """Add a named config at run time (genrec's own are the JSON files in ``rankers/configs/``)."""
+    """Add a named config at run time (genrec's own are the JSON files in ``genrec/presets/rankers/``)."""
     NAMED_CONFIGS.register(name, Preset(description=description or f"settings for {ranker}", type=ranker, config=settings))
 
 

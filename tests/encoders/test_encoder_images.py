@@ -79,9 +79,9 @@ def test_worker_processes_decode_the_same_as_in_process(image_files, make_datase
     paths = [str(path) for path, _ in image_files.values()]
     items = [{"item_id": i, "title": f"m{i}", "image_path": path} for i, path in enumerate(paths)]
     dataset = make_dataset(items)
-    inline = create_encoder("tiny", num_workers=0, batch_size=4).encode_items(dataset)
+    inline = create_encoder("tiny", {"num_workers": 0, "batch_size": 4}).encode_items(dataset)
     report = EncodeReport()
-    workers = create_encoder("tiny", num_workers=2, batch_size=4).encode_items(dataset, report=report)
+    workers = create_encoder("tiny", {"num_workers": 2, "batch_size": 4}).encode_items(dataset, report=report)
     np.testing.assert_allclose(workers, inline, atol=1e-5)
     assert report.image_fallback == 4
 
