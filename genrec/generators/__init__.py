@@ -20,13 +20,15 @@ from genrec.generators.images import (
 )
 from genrec.generators.prompts import ImagePrompt, build_image_prompt
 from genrec.generators.template import TemplateConfig, TemplateGenerator
-from genrec.generators.text import LLMConfig, LLMGenerator, create_text_generator, list_text_generators
-from genrec.generators.text_base import TEXT_GENERATORS, ItemFacts, TextGenerator, UserProfile
+from genrec.generators.text import LLMConfig, LLMGenerator
+from genrec.generators.text_base import TEXT_GENERATOR_TYPES, ItemFacts, TextGenerator, UserProfile
+from genrec.generators.text_presets import TEXT_GENERATORS, create_text_generator, list_text_generators
 from genrec.generators.text_safety import OutputFilter, SafetyConfig
 
 __all__ = [
     "IMAGE_GENERATORS",
     "TEXT_GENERATORS",
+    "TEXT_GENERATOR_TYPES",
     "DescriptionCheck",
     "GroundingChecker",
     "GroundingConfig",
