@@ -172,9 +172,7 @@ class Pretrained:
         return cls
 
     @classmethod
-    def from_pretrained(
-        cls, name_or_path: str | Path, config: dict[str, Any] | None = None, **context: Any
-    ) -> Self:
+    def from_pretrained(cls, name_or_path: str | Path, config: dict[str, Any] | None = None, **context: Any) -> Self:
         """Rebuild a saved object from a directory (or a Hugging Face hub repo id of one).
 
         ``config`` overrides saved fields that do not change the weights (e.g. ``{"device": "cuda"}``);
@@ -183,7 +181,7 @@ class Pretrained:
         directory = resolve_pretrained_dir(name_or_path, required=cls.required_files)
         manifest, source = read_manifest(directory)
         if manifest.kind != cls.kind:
-            raise ConfigError(f"{source}: holds a saved {manifest.kind}, not a {cls.kind}; load it as one")
+            raise ConfigError(f"{source}: holds a saved {manifest.kind}, expected a saved {cls.kind}")
         implementation = cls.implementation(manifest.type, source)
         fields = dict(manifest.config)
         for field in implementation.path_fields:

@@ -4,7 +4,7 @@ Every registry works the same way: ``register(name, description=...)`` adds an e
 a loader function or a :class:`Preset`), ``get(name)`` returns it, ``names()`` lists them and
 ``describe(name)`` gives its one-line description (by default the first line of the entry's
 docstring); an unknown name raises an error that lists the valid ones, as open_clip and RecBole do.
-:func:`all_registries` is what ``genrec list`` prints.
+:func:`all_registries` is what ``genrec list`` prints (after importing every stage's package).
 
 Presets and named configs are data, not code (open_clip's architecture configs): one JSON file
 per entry in ``genrec/presets/<stage>/`` inside the package, read by :func:`load_presets`::
@@ -55,7 +55,7 @@ def first_line(value: Any) -> str:
     if isinstance(value, Preset):
         return value.description
     doc = inspect.getdoc(value) if callable(value) or inspect.isclass(value) else None
-    return doc.strip().splitlines()[0] if doc else ""
+    return doc.strip().splitlines()[0].replace("``", "") if doc else ""
 
 
 class Registry(Mapping[str, T], Generic[T]):
@@ -120,12 +120,7 @@ class Registry(Mapping[str, T], Generic[T]):
 
 
 def all_registries() -> dict[str, Registry[Any]]:
-    """Every stage's registry (stage -> registry), once genrec's packages are imported."""
-    import genrec.data
-    import genrec.encoders
-    import genrec.generators
-    import genrec.rankers  # noqa: F401  # importing registers the entries
-
+    """Every stage's registry created so far (stage -> registry): import the stages' packages first."""
     return dict(_REGISTRIES)
 
 
@@ -149,4 +144,3 @@ def load_presets(registry: Registry[Preset], directory: Path, types: Mapping[str
         if types is not None and preset.type not in types:
             raise ConfigError(f"{path}: type: unknown implementation {preset.type!r}; valid: {', '.join(types)}")
         registry.register(path.stem, preset)
-

@@ -162,7 +162,7 @@ class Encoder(Pretrained, ABC):
 
 
 ENCODER_BACKENDS: Registry[type[Encoder]] = Registry(
-    "encoder backend", stage="encoder backends", description="model families an encoder preset or config.json names"
+    "encoder backend", stage="encoder-backends", description="model families an encoder preset or config.json names"
 )
 
 

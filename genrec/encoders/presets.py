@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genrec.encoders.base import ENCODER_BACKENDS, Encoder, EncoderConfig
 from genrec.config import ConfigError
+from genrec.encoders.base import ENCODER_BACKENDS, Encoder, EncoderConfig
 from genrec.encoders.clip import OpenCLIPEncoder
 from genrec.encoders.text import HFTextEncoder
 from genrec.persistence import read_manifest
@@ -62,7 +62,11 @@ def create_encoder(
         backend, fields, name = _backend_of(type(spec)), spec.model_dump(), type(spec).__name__
     elif isinstance(spec, tuple):
         architecture, tag = spec
-        backend, fields, name = OpenCLIPEncoder, {"architecture": architecture, "pretrained": tag}, f"{architecture}/{tag}"
+        backend, fields, name = (
+            OpenCLIPEncoder,
+            {"architecture": architecture, "pretrained": tag},
+            f"{architecture}/{tag}",
+        )
     elif is_saved_encoder(spec):
         return Encoder.from_pretrained(spec, overrides)
     elif spec.startswith(HF_PREFIX):

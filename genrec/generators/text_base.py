@@ -194,5 +194,5 @@ class TextGenerator(Pretrained, ABC):
 
 
 TEXT_GENERATOR_TYPES: Registry[type[TextGenerator]] = Registry(
-    "text generator type", stage="text generator types", description="description generator implementations"
+    "text generator type", stage="text-generator-types", description="description generator implementations"
 )

@@ -12,7 +12,7 @@ from genrec.generators.text_base import TEXT_GENERATOR_TYPES, TextGenerator, Tex
 from genrec.registry import PRESETS_DIR, Preset, Registry, load_presets
 
 TEXT_GENERATORS: Registry[Preset] = Registry(
-    "text generator", stage="text generators", description="description generator presets (--text-generator NAME)"
+    "text generator", stage="text-generators", description="description generator presets (--text-generator NAME)"
 )
 load_presets(TEXT_GENERATORS, PRESETS_DIR / "text_generators", types=TEXT_GENERATOR_TYPES)
 

@@ -38,7 +38,9 @@ for _ranker, _description in (
 # Named configurations, one JSON file each in genrec/presets/rankers/: a ranker's default config is its
 # best-known configuration; named ones document other published or studied settings, as overrides.
 NAMED_CONFIGS: Registry[Preset] = Registry(
-    "named config", stage="ranker configs", description="named ranker configs (--config NAME): overrides of a ranker's defaults"
+    "named config",
+    stage="ranker-configs",
+    description="named ranker configs (--config NAME): overrides of a ranker's defaults",
 )
 NAMED_CONFIGS_DIR = PRESETS_DIR / "rankers"
 load_presets(NAMED_CONFIGS, NAMED_CONFIGS_DIR, types=RANKERS)
@@ -46,7 +48,9 @@ load_presets(NAMED_CONFIGS, NAMED_CONFIGS_DIR, types=RANKERS)
 
 def register_named_config(name: str, ranker: str, settings: dict[str, Any], description: str | None = None) -> None:
     """Add a named config at run time (genrec's own are the JSON files in ``genrec/presets/rankers/``)."""
-    NAMED_CONFIGS.register(name, Preset(description=description or f"settings for {ranker}", type=ranker, config=settings))
+    NAMED_CONFIGS.register(
+        name, Preset(description=description or f"settings for {ranker}", type=ranker, config=settings)
+    )
 
 
 def list_named_configs(ranker: str | None = None) -> list[str]:
