@@ -15,8 +15,22 @@ from genrec.data import PROTOCOLS, LoadOptions
 from genrec.encoders import ENCODERS, Encoder, create_encoder
 from genrec.encoders.base import ENCODER_BACKENDS
 from genrec.evaluation import split
-from genrec.generators import IMAGE_GENERATORS, TEXT_GENERATORS, ImageGeneratorConfig, TemplateGenerator
-from genrec.generators.text_base import TEXT_GENERATOR_TYPES, TextGenerator
+from genrec.generators import (
+    IMAGE_GENERATORS,
+    TEXT_GENERATORS,
+    ImageGenerator,
+    ImageGeneratorConfig,
+    TemplateGenerator,
+    create_image_generator,
+    create_text_generator,
+)
+from genrec.generators.text_base import (
+    TEXT_GENERATOR_TYPES,
+    DescriptionRequest,
+    ItemFacts,
+    TextGenerator,
+    UserProfile,
+)
 from genrec.persistence import FORMAT_VERSION, LIBRARY_DIR, MANIFEST_FILE, library_dir, read_manifest
 from genrec.rankers import NAMED_CONFIGS, RANKERS, Ranker, create_ranker, load_ranker
 
@@ -73,6 +87,42 @@ def test_an_old_text_encoder_directory_with_the_model_at_its_root_still_loads(tm
     loaded = Encoder.from_pretrained(directory)
     assert loaded.identity == minilm.identity
     assert torch.allclose(loaded.encode_texts(["toy story"]), minilm.encode_texts(["toy story"]), atol=1e-6)
+
+
+def to_old_layout(directory: Path, old_file: str, saved: dict) -> None:
+    """Rewrite a save directory the way genrec wrote it before the shared format: the library's files at
+    its root, beside ``old_file`` (the per-kind JSON)."""
+    (directory / MANIFEST_FILE).unlink()
+    for path in (directory / LIBRARY_DIR).iterdir():
+        path.rename(directory / path.name)
+    (directory / LIBRARY_DIR).rmdir()
+    (directory / old_file).write_text(json.dumps(saved))
+
+
+def test_an_old_image_generator_directory_still_loads(tmp_path: Path):
+    plain = create_image_generator("tiny", {"ip_adapter": None, "steps": 1})
+    directory = plain.save_pretrained(tmp_path / "old")
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    config = manifest["config"] | {"model": str(directory)}
+    to_old_layout(directory, "genrec_image_generator.json", {"name": "tiny", "model_id": "x", "config": config})
+    loaded = ImageGenerator.from_pretrained(directory)
+    assert loaded.name == "tiny" and loaded.config.steps == 1
+    [before], [after] = plain.generate(["a dog"], [3]), loaded.generate(["a dog"], [3])
+    assert np.array_equal(np.asarray(before), np.asarray(after))
+
+
+def test_an_old_llm_generator_directory_still_loads(movielens_small, tmp_path: Path):
+    tiny = create_text_generator("tiny", {"max_new_tokens": 4, "batch_size": 2}, movielens_small)
+    directory = tiny.save_pretrained(tmp_path / "old")
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    to_old_layout(directory, "genrec_text_generator.json", manifest["config"] | {"model": str(directory)})
+    loaded = TextGenerator.from_pretrained(directory, dataset=movielens_small)
+    profile = UserProfile(1, genres=("Comedy",))
+    requests = [
+        DescriptionRequest(1, ItemFacts.from_row(row), profile)
+        for row in movielens_small.items.head(2).to_dict("records")
+    ]
+    assert [d.text for d in loaded.describe(requests)[0]] == [d.text for d in tiny.describe(requests)[0]]
 
 
 def test_a_generator_without_weights_round_trips_through_its_manifest(tmp_path: Path):
