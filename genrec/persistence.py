@@ -168,7 +168,7 @@ class Pretrained:
 
     @classmethod
     def implementation(cls, type_name: str, source: Path) -> type[Self]:
-        """The class that loads a saved ``type_name``; by default this class, whose type it must be."""
+        """The class that loads a saved ``type_name`` (by default this class); it must derive from ``cls``."""
         return cls
 
     @classmethod
@@ -183,6 +183,8 @@ class Pretrained:
         if manifest.kind != cls.kind:
             raise ConfigError(f"{source}: holds a saved {manifest.kind}, expected a saved {cls.kind}")
         implementation = cls.implementation(manifest.type, source)
+        if not issubclass(implementation, cls):
+            raise ConfigError(f"{source}: holds a saved {manifest.type!r} {manifest.kind}, not a {cls.__name__}")
         fields = dict(manifest.config)
         for field in implementation.path_fields:
             if fields.get(field) is not None:

@@ -135,6 +135,8 @@ def test_unreadable_directories_fail_naming_the_file_and_what_to_do(toy_dataset,
     directory = fitted_popular(toy_dataset).save_pretrained(tmp_path / "model")
     with pytest.raises(ConfigError, match=r"holds a saved ranker, expected a saved encoder"):
         Encoder.from_pretrained(directory)
+    with pytest.raises(ConfigError, match=r"holds a saved 'popular' ranker, not a SASRecRanker"):
+        RANKERS.get("sasrec").from_pretrained(directory)
     manifest = json.loads((directory / MANIFEST_FILE).read_text())
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest | {"format_version": FORMAT_VERSION + 1}))
     with pytest.raises(ConfigError, match=r"config\.json: format_version 2 was written by a newer genrec.*upgrade"):

@@ -186,10 +186,7 @@ class Ranker(Pretrained, ABC):
 
     @classmethod
     def implementation(cls, type_name: str, source: Path) -> type[Ranker]:
-        ranker_class = RANKERS.get(type_name) if cls is Ranker else cls
-        if type_name != ranker_class.name:
-            raise ConfigError(f"{source}: holds a {type_name!r} ranker, not {ranker_class.name!r}")
-        return ranker_class
+        return RANKERS.get(type_name)
 
     @classmethod
     def from_saved(cls, config: RankerConfig, manifest: Manifest, directory: Path, **context: Any) -> Self:
