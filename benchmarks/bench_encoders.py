@@ -56,7 +56,7 @@ def measure_items_per_second(spec, args) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     dataset = catalogue(args.images, args.posters)
     start = time.perf_counter()
-    encoder = create_encoder(spec, pretrained=False, batch_size=args.batch_size, num_workers=args.workers)
+    encoder = create_encoder(spec, {"batch_size": args.batch_size, "num_workers": args.workers}, pretrained=False)
     build = time.perf_counter() - start
     report = EncodeReport()
     encode_items(dataset, encoder, cache=False, progress=False, report=report)
@@ -70,7 +70,7 @@ def measure_overhead(spec, args) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     paths = [path for path in image_paths(catalogue(3 * args.images, args.posters).items) if path][: args.images]
-    encoder = create_encoder(spec, pretrained=False, batch_size=args.batch_size, num_workers=args.workers)
+    encoder = create_encoder(spec, {"batch_size": args.batch_size, "num_workers": args.workers}, pretrained=False)
     pixels = torch.randn(args.batch_size, 3, *encoder.image_size)  # [B, 3, H, W], made once
     n_batches = len(paths) // args.batch_size
     paths = paths[: n_batches * args.batch_size]
@@ -94,7 +94,7 @@ def measure_reencode(spec, args) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     dataset = catalogue(args.catalogue, args.posters)
-    encoder = create_encoder(spec, pretrained=False, num_workers=args.workers)
+    encoder = create_encoder(spec, {"num_workers": args.workers}, pretrained=False)
     with tempfile.TemporaryDirectory() as cache_dir:
         first = EncodeReport()
         encode_items(dataset, encoder, cache_dir=cache_dir, progress=False, report=first)

@@ -66,7 +66,7 @@ def main() -> None:
     if args.steps is not None:
         overrides["steps"] = args.steps
     start = time.perf_counter()
-    generator = create_image_generator(args.preset, pretrained=not args.random_weights, **overrides)
+    generator = create_image_generator(args.preset, overrides, pretrained=not args.random_weights)
     build_seconds = time.perf_counter() - start
     rss_after_build = peak_rss_mib()
 

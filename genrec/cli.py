@@ -20,7 +20,7 @@ from genrec.config import ConfigError, parse_overrides
 from genrec.data import Dataset, DataValidationError, LoadOptions, list_datasets, list_formats, load_dataset
 from genrec.data.dataset import Policy, TieBreak
 from genrec.io import write_json
-from genrec.registry import UnknownNameError
+from genrec.registry import Preset, UnknownNameError, all_registries
 
 app = typer.Typer(help="genrec: generative recommendations and personalized content.", no_args_is_help=True)
 data_app = typer.Typer(help="Inspect and validate data sets.", no_args_is_help=True)
@@ -275,6 +275,31 @@ def serve(
         serve_deployments(config, limit=limit)
     except ConfigError as err:
         raise fail(str(err)) from None
+
+
+@app.command("list")
+def list_registries(
+    stage: Annotated[
+        str | None, typer.Argument(help="one registry, e.g. rankers, ranker-configs, encoders; default: all")
+    ] = None,
+) -> None:
+    """Every registry (rankers, named configs, encoders, generators, data sets...), one line per entry."""
+    import genrec.encoders
+    import genrec.generators
+    import genrec.rankers  # noqa: F401  # importing a stage's package fills its registries
+
+    registries = all_registries()
+    if stage is not None and stage not in registries:
+        raise fail(f"unknown stage {stage!r}; valid names: {', '.join(sorted(registries))}")
+    for index, name in enumerate([stage] if stage else sorted(registries)):
+        registry = registries[name]
+        console.print(("\n" if index else "") + f"[bold]{name}[/]: {escape(registry.description)}", soft_wrap=True)
+        width = max((len(entry.name) for entry in registry.entries()), default=0)
+        for entry in registry.entries():
+            kind = f"{entry.value.type}: " if isinstance(entry.value, Preset) else ""
+            console.print(
+                f"  {entry.name:<{width}}  {escape(kind + entry.description)}", highlight=False, soft_wrap=True
+            )
 
 
 app.command("encode")(encode)

@@ -41,7 +41,7 @@ def encode(
     report = EncodeReport()
     try:
         loaded = load_dataset(dataset, images=images)
-        model = create_encoder(encoder, pretrained=not random_weights, **overrides)
+        model = create_encoder(encoder, overrides, pretrained=not random_weights)
         vectors = encode_items(loaded, model, cache_dir=cache_dir, progress=progress, cache=cache, report=report)
     except (DataValidationError, UnknownNameError, ConfigError, ItemContentError) as err:
         raise fail(str(err)) from None

@@ -22,7 +22,7 @@ from pydantic import Field
 from genrec.config import StrictModel
 from genrec.data.sequences import Sequences
 from genrec.data.validation import DROP_UNKNOWN_ITEMS, DataValidationError, ValidationReport, located, value_at
-from genrec.registry import Registry
+from genrec.registry import PRESETS_DIR, Preset, Registry, load_presets
 
 RawId = int | str
 Policy = Literal["raise", "drop"]  # for rows that fail a check: raise, or drop and report
@@ -72,10 +72,10 @@ class LoadOptions(StrictModel):
         return max(self.min_item_interactions, self.k_core or 0)
 
 
-PROTOCOLS: Registry[dict] = Registry("data protocol")
-# LlamaRec (Yue et al. 2023, github.com/Yueeeeeeee/LlamaRec datasets/base.py): 5-core on users and items
-# repeated until stable, every rating kept, leave-one-out by time with ties ordered by item.
-PROTOCOLS.register("llamarec")({"k_core": 5, "tie_break": "item_id"})
+PROTOCOLS: Registry[Preset] = Registry(
+    "data protocol", stage="data-protocols", description="named preprocessings (--protocol NAME): LoadOptions fields"
+)
+load_presets(PROTOCOLS, PRESETS_DIR / "data_protocols", types={"load_options": LoadOptions})
 
 
 @dataclass

@@ -48,7 +48,9 @@ class RawTables:
 
 
 Loader = Callable[[Path, ValidationReport, str, "dict[str, str] | None"], RawTables]
-FORMATS: Registry[Loader] = Registry("data format")
+FORMATS: Registry[Loader] = Registry(
+    "data format", stage="data-formats", description="formats a path loads as (FORMAT:PATH, or detected)"
+)
 
 
 def split_title_year(titles: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -395,13 +397,17 @@ def load_generic(
     return RawTables(interactions, items, str(inter_path), source)
 
 
-@FORMATS.register("csv")
+@FORMATS.register(
+    "csv", description="interactions.csv/.tsv (or one such file) plus optional items.*; columns mapped by --column"
+)
 def load_csv(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
     """``interactions.csv``/``.tsv`` (or one such file) plus optional ``items.*``; see :func:`load_generic`."""
     return load_generic(path, report, invalid_rows, columns, "csv")
 
 
-@FORMATS.register("parquet")
+@FORMATS.register(
+    "parquet", description="interactions.parquet (or one such file) plus optional items.*; columns mapped by --column"
+)
 def load_parquet(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
     """``interactions.parquet`` (or one such file) plus optional ``items.*``; see :func:`load_generic`."""
     return load_generic(path, report, invalid_rows, columns, "parquet")

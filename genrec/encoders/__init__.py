@@ -3,7 +3,7 @@
 >>> from genrec.encoders import create_encoder, item_text
 >>> encoder = create_encoder("tiny")                   # random 64-d CLIP, no download
 >>> encoder = create_encoder("minilm")                 # offline all-MiniLM-L6-v2 (text only)
->>> encoder = create_encoder(("ViT-B-32", "laion2b_s34b_b79k"), device="cuda")
+>>> encoder = create_encoder(("ViT-B-32", "laion2b_s34b_b79k"), {"device": "cuda"})
 >>> encoder = create_encoder("standard", pretrained=False)   # real size, random weights
 >>> vectors = encoder.encode_texts(["a heist movie"])  # [1, D], unit rows
 >>> items = encode_items(dataset, encoder)             # [n_items, D] float32, fused, cached

@@ -2,9 +2,10 @@
 
 An :class:`Encoder` holds weights; :func:`genrec.encoders.catalogue.encode_items` is the
 stateless algorithm that turns a catalogue into item vectors with it (and the cache).
-``save_pretrained`` writes the backend's weights plus ``genrec_encoder.json`` (backend, name,
-resolved config with paths relative to the directory), last, so a directory holding that
-file is complete; ``from_pretrained`` rebuilds the exact encoder from it.
+Encoders save and load through :class:`genrec.persistence.Pretrained`: the backend's weights
+plus ``config.json`` (backend as ``type``, preset ``name``, resolved config with paths relative
+to the directory), written last, so a directory holding it is complete; ``from_pretrained``
+rebuilds the exact encoder from it. Backends register in :data:`ENCODER_BACKENDS`.
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from genrec.config import Device, Seed, StrictModel
+from genrec.config import ConfigError, Device, Seed, StrictModel
 from genrec.encoders.items import NO_IMAGE
-from genrec.io import read_json, write_json
+from genrec.persistence import Manifest, Pretrained
+from genrec.registry import Registry
 
 if TYPE_CHECKING:
     from PIL import Image
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
-ENCODER_FILE = "genrec_encoder.json"  # not config.json: Hugging Face models write their own
 
 
 class EncoderConfig(StrictModel):
@@ -58,13 +59,14 @@ class ItemParts:
         return cls(zeros, zeros.copy(), np.full(n, NO_IMAGE, dtype=np.uint8))
 
 
-class Encoder(ABC):
-    """Base class. Subclasses set ``backend``, build their model in ``__init__`` and implement
-    :meth:`encode_texts` (and :meth:`encode_image_files` when ``supports_images``)."""
+class Encoder(Pretrained, ABC):
+    """Base class. Subclasses set ``backend`` and ``config_class``, build their model in ``__init__``
+    and implement :meth:`encode_texts` (and :meth:`encode_image_files` when ``supports_images``)."""
 
+    kind = "encoder"
     backend: ClassVar[str]
+    config_class: ClassVar[type[EncoderConfig]] = EncoderConfig
     supports_images: ClassVar[bool] = False
-    path_fields: ClassVar[tuple[str, ...]] = ()  # config fields saved relative to the save directory
 
     def __init__(self, config: EncoderConfig, name: str):
         self.config = config
@@ -115,33 +117,26 @@ class Encoder(ABC):
     def identity_fields(self) -> dict:
         """What :attr:`identity` is made of; weights as a pretrained tag, a file hash or a seed."""
 
-    @abstractmethod
-    def save_weights(self, directory: Path) -> dict[str, Any]:
-        """Write the weights (and tokenizer) into ``directory``; returns the config fields to load them."""
+    @property
+    def type_name(self) -> str:
+        return self.backend
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write weights + ``genrec_encoder.json``; ``from_pretrained`` rebuilds this exact encoder."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        fields = self.config.model_dump(mode="json") | self.save_weights(directory) | {"random_weights": False}
-        write_json(directory / ENCODER_FILE, {"backend": self.backend, "name": self.name, "config": fields})
-        return directory
+    @abstractmethod
+    def save_weights(self, directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Write the weights (and tokenizer) into ``directory``; returns the config fields that load them
+        (with ``random_weights`` false: the saved weights are the model now) and no extra state."""
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, **overrides: Any) -> Self:
-        """Rebuild a saved encoder from a directory (or a Hugging Face hub repo id); ``overrides``
-        are config fields such as ``device``."""
-        from genrec.hub import resolve_pretrained_dir
+    def implementation(cls, type_name: str, source: Path) -> type[Encoder]:
+        if type_name not in ENCODER_BACKENDS:
+            raise ConfigError(
+                f"{source}: unknown encoder backend {type_name!r}; valid: {', '.join(ENCODER_BACKENDS.names())}"
+            )
+        return ENCODER_BACKENDS.get(type_name)
 
-        directory = resolve_pretrained_dir(name_or_path, required=(ENCODER_FILE,))
-        saved = read_json(directory / ENCODER_FILE)
-        backends = {backend.backend: (config_class, backend) for config_class, backend in BACKENDS.items()}
-        if saved.get("backend") not in backends:
-            raise ValueError(f"{directory / ENCODER_FILE}: unknown encoder backend {saved.get('backend')!r}")
-        config_class, backend = backends[saved["backend"]]
-        fields = saved["config"] | {name: str(directory / saved["config"][name]) for name in backend.path_fields}
-        config = config_class.from_dict(fields | overrides, source=str(directory / ENCODER_FILE))
-        return backend(config, saved["name"])
+    @classmethod
+    def from_saved(cls, config: EncoderConfig, manifest: Manifest, directory: Path, **context: Any) -> Self:
+        return cls(config, manifest.name or str(directory))
 
     def autocast(self) -> AbstractContextManager:
         """Mixed precision on CUDA (bf16 if supported, else fp16); plain fp32 elsewhere unless asked."""
@@ -154,8 +149,9 @@ class Encoder(ABC):
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, device={self.config.device!r})"
 
 
-# config class -> encoder class of every backend; genrec.encoders.presets lists them (it imports the backends)
-BACKENDS: dict[type[EncoderConfig], type[Encoder]] = {}
+ENCODER_BACKENDS: Registry[type[Encoder]] = Registry(
+    "encoder backend", stage="encoder-backends", description="model families an encoder preset or config.json names"
+)
 
 
 def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype:

@@ -22,13 +22,13 @@ from pydantic import Field, model_validator
 from safetensors.torch import save_file
 
 from genrec.config import ConfigError
-from genrec.encoders.base import Encoder, EncoderConfig, batches
+from genrec.encoders.base import ENCODER_BACKENDS, Encoder, EncoderConfig, batches
 from genrec.encoders.image_decoding import ImageFiles, image_loader, load_rgb
 from genrec.io import atomic_path
+from genrec.persistence import WEIGHTS_FILE
 from genrec.progress import progress_bar
 
 MODEL_CONFIGS = Path(__file__).parent / "model_configs"
-WEIGHTS_FILE = "model.safetensors"
 
 
 class OpenCLIPConfig(EncoderConfig):
@@ -66,6 +66,7 @@ class OpenCLIPEncoder(Encoder):
     """CLIP image + text towers from open_clip; outputs are unit vectors in the joint space."""
 
     backend = "open_clip"
+    config_class = OpenCLIPConfig
     supports_images = True
     path_fields = ("checkpoint",)
 
@@ -138,11 +139,11 @@ class OpenCLIPEncoder(Encoder):
             "context_length": self.tokenizer.context_length,
         }
 
-    def save_weights(self, directory: Path) -> dict:
+    def save_weights(self, directory: Path) -> tuple[dict, dict]:
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.model.state_dict().items()}
         with atomic_path(directory / WEIGHTS_FILE) as temporary:
             save_file(state, str(temporary))
-        return {"checkpoint": WEIGHTS_FILE}
+        return {"checkpoint": WEIGHTS_FILE, "random_weights": False}, {}
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], progress: bool = False) -> torch.Tensor:
@@ -208,3 +209,6 @@ class OpenCLIPEncoder(Encoder):
         pixels = pixels.to(self.device, non_blocking=True, memory_format=memory_format)
         with self.autocast():
             return self.model.encode_image(pixels, normalize=normalize).float().cpu()
+
+
+ENCODER_BACKENDS.register(OpenCLIPEncoder.backend, OpenCLIPEncoder)

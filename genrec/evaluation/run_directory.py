@@ -37,8 +37,8 @@ file                              required  what the report uses
                                             of the run's ranker), ``ranking_baselines`` (name ->
                                             such a dict, e.g. ``popular``), ``timings`` (stage ->
                                             seconds)
-``model/config.json`` or          no        the saved ranker (``save_pretrained``): ``ranker``,
-``models/<hash>/config.json``               ``n_items``, ``config`` (resolved)
+``model/config.json`` or          no        the saved ranker's manifest (``genrec.persistence``):
+``models/<hash>/config.json``               ``type`` (ranker name), ``config`` (resolved), ``state``
 ================================  ========  ====================================================
 
 Missing optional inputs are listed in :attr:`RunDirectory.absent`; malformed ones (a table
@@ -57,8 +57,9 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from genrec.config import format_validation_error
+from genrec.config import ConfigError, format_validation_error
 from genrec.io import read_json
+from genrec.persistence import read_manifest
 
 CONFIG_FILE = "config.json"
 RECOMMENDATIONS_FILE = "recommendations.parquet"
@@ -310,10 +311,11 @@ def _saved_ranker(run_dir: Path) -> SavedRanker | None:
             config_path = directory / CONFIG_FILE
             if not config_path.is_file():
                 continue
-            saved = _json_object(config_path)
-            if not isinstance(saved.get("ranker"), str) or not isinstance(saved.get("config", {}), dict):
-                raise RunDirectoryError(
-                    f"{config_path}: expected a saved ranker's config (keys 'ranker': name, 'config': object)"
-                )
-            return SavedRanker(directory, saved["ranker"], saved.get("config", {}))
+            try:
+                manifest, _ = read_manifest(directory)
+            except ConfigError as err:
+                raise RunDirectoryError(str(err)) from None
+            if manifest.kind != "ranker":
+                raise RunDirectoryError(f"{config_path}: holds a saved {manifest.kind}, expected the run's ranker")
+            return SavedRanker(directory, manifest.type, manifest.config)
     return None

@@ -19,8 +19,9 @@ from genrec.generators.diffusion import (
 from genrec.generators.image_safety import ImageSafetyChecker, ImageSafetyConfig
 from genrec.generators.prompts import ImagePrompt, build_image_prompt
 from genrec.generators.template import TemplateConfig, TemplateGenerator
-from genrec.generators.text import LLMConfig, LLMGenerator, create_text_generator, list_text_generators
-from genrec.generators.text_base import TEXT_GENERATORS, TextGenerator
+from genrec.generators.text import LLMConfig, LLMGenerator
+from genrec.generators.text_base import TEXT_GENERATOR_TYPES, TextGenerator
+from genrec.generators.text_presets import TEXT_GENERATORS, create_text_generator, list_text_generators
 from genrec.grounding.facts import ItemFacts, UserProfile
 from genrec.grounding.guard import DescriptionCheck, GroundingChecker, GroundingConfig, GroundingReport
 from genrec.grounding.text_safety import OutputFilter, SafetyConfig
@@ -28,6 +29,7 @@ from genrec.grounding.text_safety import OutputFilter, SafetyConfig
 __all__ = [
     "IMAGE_GENERATORS",
     "TEXT_GENERATORS",
+    "TEXT_GENERATOR_TYPES",
     "DescriptionCheck",
     "GroundingChecker",
     "GroundingConfig",

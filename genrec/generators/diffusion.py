@@ -25,14 +25,12 @@ from genrec.config import ConfigError, Device, Seed, StrictModel
 from genrec.encoders.base import Precision, batches, resolve_precision
 from genrec.generators.architectures import build_random_pipeline, random_ip_adapter_state_dict
 from genrec.generators.prompts import DEFAULT_NEGATIVE_PROMPT
-from genrec.hub import resolve_pretrained_dir
-from genrec.io import read_json, write_json
+from genrec.persistence import LIBRARY_DIR, Manifest, Pretrained, library_dir
 from genrec.progress import progress_bar
-from genrec.registry import Registry
+from genrec.registry import PRESETS_DIR, Preset, Registry, load_presets
 
 Personalization = Literal["none", "prompt", "ip_adapter"]
 RANDOM_ADAPTER = "random"
-CONFIG_FILE = "genrec_image_generator.json"
 
 
 class ImageGeneratorConfig(StrictModel):
@@ -95,8 +93,13 @@ class ImageGeneratorConfig(StrictModel):
         return self
 
 
-class ImageGenerator:
+class ImageGenerator(Pretrained):
     """A diffusers text-to-image pipeline with genrec's batching, seeding and personalisation."""
+
+    kind = "image_generator"
+    type_name = "diffusers"
+    config_class = ImageGeneratorConfig
+    path_fields = ("model",)
 
     def __init__(self, config: ImageGeneratorConfig, name: str = "custom"):
         self.config = config
@@ -124,10 +127,9 @@ class ImageGenerator:
         else:
             from diffusers import AutoPipelineForText2Image
 
-            local = Path(config.model).expanduser().is_dir()
-            pipeline = AutoPipelineForText2Image.from_pretrained(
-                config.model, torch_dtype=self.dtype, local_files_only=local
-            )
+            source = library_dir(config.model)
+            local = Path(source).expanduser().is_dir()
+            pipeline = AutoPipelineForText2Image.from_pretrained(source, torch_dtype=self.dtype, local_files_only=local)
         if config.scheduler is not None:
             import diffusers
 
@@ -147,7 +149,7 @@ class ImageGenerator:
 
         config = self.config
         self.adapter_encoder = create_encoder(
-            config.ip_adapter_encoder, pretrained=not config.random_weights, device=config.device
+            config.ip_adapter_encoder, {"device": config.device}, pretrained=not config.random_weights
         )
         if config.ip_adapter == RANDOM_ADAPTER:
             state = random_ip_adapter_state_dict(self.pipeline.unet, self.adapter_encoder.dim, config.seed)
@@ -239,25 +241,17 @@ class ImageGenerator:
             arguments["ip_adapter_image_embeds"] = [embeds]
         return arguments
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """The diffusers pipeline, then this generator's resolved config (written last, atomically, so a
-        directory without it is an unfinished save); :meth:`from_pretrained` rebuilds the generator."""
-        directory = Path(directory)
+    def save_weights(self, directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The diffusers pipeline in ``model/``; :meth:`from_pretrained` rebuilds the generator (same weights,
+        sampler and settings)."""
         if self.adapter_encoder is not None:
             raise ConfigError("saving a generator with an IP-Adapter is not supported; save the base model instead")
-        self.pipeline.save_pretrained(directory)
-        fields = self.config.model_dump(mode="json") | {"model": str(directory), "random_weights": False}
-        write_json(directory / CONFIG_FILE, {"name": self.name, "model_id": self.model_id, "config": fields})
-        return directory
+        self.pipeline.save_pretrained(directory / LIBRARY_DIR)
+        return {"model": ".", "random_weights": False}, {"model_id": self.model_id}
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> ImageGenerator:
-        """A generator saved by :meth:`save_pretrained` (same weights, sampler and settings); a local
-        directory or a hub id of one."""
-        directory = resolve_pretrained_dir(directory, required=(CONFIG_FILE,))
-        saved = read_json(directory / CONFIG_FILE)
-        fields = saved["config"] | {"model": str(directory)} | overrides
-        return cls(ImageGeneratorConfig.from_dict(fields, source=str(directory)), saved["name"])
+    def from_saved(cls, config: ImageGeneratorConfig, manifest: Manifest, directory: Path, **context: Any) -> Self:
+        return cls(config, manifest.name or "custom")
 
     def __repr__(self) -> str:
         return (
@@ -266,46 +260,10 @@ class ImageGenerator:
         )
 
 
-IMAGE_GENERATORS: Registry[Callable[[], ImageGeneratorConfig]] = Registry("image generator")
-
-
-@IMAGE_GENERATORS.register("tiny")
-def tiny() -> ImageGeneratorConfig:
-    """64x64 tiny SD architecture with random weights, prompt personalisation, and a random IP-Adapter over
-    the tiny CLIP loaded for ``personalization="ip_adapter"``: tests, CI, offline smoke runs."""
-    return ImageGeneratorConfig(
-        architecture="tiny",
-        random_weights=True,
-        steps=2,
-        ip_adapter=RANDOM_ADAPTER,
-        ip_adapter_encoder="tiny",
-    )
-
-
-@IMAGE_GENERATORS.register("standard")
-def standard() -> ImageGeneratorConfig:
-    """sd-turbo at 512x512, 1 step, no guidance, prompt personalisation (an SD-2.1 model: no SD-1.5 adapter)."""
-    return ImageGeneratorConfig(model="stabilityai/sd-turbo", architecture="sd-turbo", steps=1, guidance_scale=0.0)
-
-
-@IMAGE_GENERATORS.register("sd15")
-def sd15() -> ImageGeneratorConfig:
-    """Stable Diffusion 1.5 with the h94 IP-Adapter and its ViT-H-14 image encoder; 25 steps, guidance 7.5."""
-    return ImageGeneratorConfig(
-        model="stable-diffusion-v1-5/stable-diffusion-v1-5",
-        architecture="sd15",
-        steps=25,
-        guidance_scale=7.5,
-        scheduler="DPMSolverMultistepScheduler",
-        ip_adapter="h94/IP-Adapter",
-        personalization="ip_adapter",
-    )
-
-
-@IMAGE_GENERATORS.register("sdxl-turbo")
-def sdxl_turbo() -> ImageGeneratorConfig:
-    """SDXL-Turbo at 512x512, 1 step, no guidance, prompt personalisation."""
-    return ImageGeneratorConfig(model="stabilityai/sdxl-turbo", steps=1, guidance_scale=0.0, height=512, width=512)
+IMAGE_GENERATORS: Registry[Preset] = Registry(
+    "image generator", stage="image-generators", description="image generator presets (--image-generator NAME)"
+)
+load_presets(IMAGE_GENERATORS, PRESETS_DIR / "image_generators", types={ImageGenerator.type_name: ImageGenerator})
 
 
 def list_image_generators() -> list[str]:
@@ -314,24 +272,29 @@ def list_image_generators() -> list[str]:
 
 
 def create_image_generator(
-    spec: str | ImageGeneratorConfig = "tiny", pretrained: bool = True, **overrides: Any
+    spec: str | ImageGeneratorConfig = "tiny",
+    config: ImageGeneratorConfig | dict[str, Any] | None = None,
+    pretrained: bool = True,
 ) -> ImageGenerator:
     """Build an image generator from a preset name (:func:`list_image_generators`) or a config.
 
     Args:
+        config: config fields over the preset's, e.g. ``{"steps": 4, "device": "cuda"}``, or a whole
+            config object.
         pretrained: ``False`` builds the preset's architecture with random (seeded) weights,
             downloading nothing (real-size compute offline); the IP-Adapter, if any, becomes random too.
-        overrides: config fields, e.g. ``steps=4``, ``personalization="none"``, ``device="cuda"``.
 
     Raises:
         UnknownNameError: an unknown preset; the message lists the valid ones.
-        ConfigError: an invalid override, or random weights for a preset with no bundled architecture.
+        ConfigError: an invalid config field, or random weights for a preset with no bundled architecture.
     """
+    if isinstance(config, ImageGeneratorConfig):
+        spec, config = config, None
     if isinstance(spec, ImageGeneratorConfig):
         fields, name = spec.model_dump(), "custom"
     else:
-        fields, name = IMAGE_GENERATORS.get(spec)().model_dump(), spec
+        fields, name = dict(IMAGE_GENERATORS.get(spec).config), spec
     if not pretrained:
-        fields |= {"random_weights": True} | ({"ip_adapter": RANDOM_ADAPTER} if fields["ip_adapter"] else {})
-    config = ImageGeneratorConfig.from_dict(fields | overrides, source=f"image generator {name!r}")
-    return ImageGenerator(config, name)
+        fields |= {"random_weights": True} | ({"ip_adapter": RANDOM_ADAPTER} if fields.get("ip_adapter") else {})
+    settings = ImageGeneratorConfig.from_dict(fields | (config or {}), source=f"image generator {name!r}")
+    return ImageGenerator(settings, name)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pydantic import Field
 
 from genrec.generators.text_base import (
-    TEXT_GENERATORS,
+    TEXT_GENERATOR_TYPES,
     Description,
     DescriptionRequest,
     TextGenerator,
@@ -47,6 +47,8 @@ def shared_first(item_values: Sequence[str], liked: Sequence[str]) -> tuple[list
 
 
 class TemplateGenerator(TextGenerator):
+    """Grounded descriptions from the item's metadata and the user's profile, no model, deterministic."""
+
     name = "template"
     config_class = TemplateConfig
 
@@ -103,8 +105,4 @@ class TemplateGenerator(TextGenerator):
         return Description("", "blocked", blocked_terms=terms)
 
 
-@TEXT_GENERATORS.register("template")
-def _template_preset(config: TemplateConfig | dict | None = None, dataset: object = None) -> TemplateGenerator:
-    if not isinstance(config, TemplateConfig):
-        config = TemplateConfig.from_dict(config or {}, source="template generator config")
-    return TemplateGenerator(config)
+TEXT_GENERATOR_TYPES.register(TemplateGenerator.name, TemplateGenerator)

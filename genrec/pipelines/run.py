@@ -498,10 +498,10 @@ def check_names(
     ``encoder`` must have an image tower (an open_clip preset or a saved CLIP encoder): the
     safety check and the image metrics embed images.
     """
-    from genrec.encoders.base import ENCODER_FILE
-    from genrec.encoders.clip import OpenCLIPConfig
-    from genrec.encoders.presets import ENCODERS, HF_PREFIX
+    from genrec.encoders.base import ENCODER_BACKENDS
+    from genrec.encoders.presets import ENCODERS, HF_PREFIX, is_saved_encoder
     from genrec.generators import IMAGE_GENERATORS, TEXT_GENERATORS
+    from genrec.persistence import read_manifest
     from genrec.rankers import RANKERS
 
     if ranker is not None:
@@ -511,13 +511,14 @@ def check_names(
     if text_generator is not None:
         TEXT_GENERATORS.get(text_generator)
     if encoder is not None:
-        saved = Path(encoder).expanduser() / ENCODER_FILE
-        if saved.is_file():
-            backend = read_json(saved).get("backend")
-            if backend != "open_clip":
-                raise ConfigError(f"{saved}: a {backend!r} encoder has no image tower; the pipeline needs a CLIP one")
+        if is_saved_encoder(encoder):
+            saved, source = read_manifest(Path(encoder).expanduser())
+            if saved.kind != "encoder" or not ENCODER_BACKENDS.get(saved.type).supports_images:
+                raise ConfigError(
+                    f"{source}: a {saved.type!r} {saved.kind} has no image tower; the pipeline needs a CLIP encoder"
+                )
             return
-        clip_presets = [name for name in ENCODERS.names() if _is_clip_preset(ENCODERS.get(name), OpenCLIPConfig)]
+        clip_presets = [name for name, preset in ENCODERS.items() if ENCODER_BACKENDS.get(preset.type).supports_images]
         if encoder.startswith(HF_PREFIX) or (encoder in ENCODERS and encoder not in clip_presets):
             raise ConfigError(
                 f"encoder {encoder!r} has no image tower; the pipeline needs a CLIP encoder: {', '.join(clip_presets)}"
@@ -531,13 +532,6 @@ def check_run_dir(run_dir: str | Path) -> Path:
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: the run directory is an existing file; give a directory (new or a run's)")
     return run_dir
-
-
-def _is_clip_preset(factory: Any, clip_config: type) -> bool:
-    try:
-        return isinstance(factory(), clip_config)
-    except ConfigError:  # a preset whose package is not installed (e.g. minilm) is a text encoder anyway
-        return False
 
 
 def _check_users(ids: list[UserId], kind: str = "user") -> list[UserId]:

@@ -1,9 +1,10 @@
 """The ranker interface every registered ranker implements.
 
 A ranker learns from a :class:`Split` (``fit``), scores the whole catalogue for a batch of
-user histories (``score``), and ranks with seen items excluded (``rank``). Weights are
-saved as ``config.json`` (ranker name, resolved config, catalogue size) plus
-``model.safetensors``; ``from_pretrained`` rebuilds the exact model.
+user histories (``score``), and ranks with seen items excluded (``rank``). Rankers save
+and load through :class:`genrec.persistence.Pretrained`: ``config.json`` (the manifest: ranker
+name, resolved config, catalogue size) plus ``model.safetensors``; ``from_pretrained`` rebuilds
+the exact model. :data:`RANKERS` is the registry every ranker is listed in.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from safetensors.torch import load_file, save_file
 from genrec.config import ConfigError, Device, Seed, StrictModel
 from genrec.data.sequences import Sequences
 from genrec.evaluation.splits import Split
-from genrec.io import atomic_path, read_json, write_json
+from genrec.io import atomic_path
+from genrec.persistence import MANIFEST_FILE, WEIGHTS_FILE, Manifest, Pretrained
 from genrec.progress import progress_bar
 from genrec.ranking_ops import exclude_seen, top_k
 from genrec.registry import Registry
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = MANIFEST_FILE
 
 
 class RankerConfig(StrictModel):
@@ -60,9 +61,11 @@ class NotFittedError(RuntimeError):
     pass
 
 
-class Ranker(ABC):
+class Ranker(Pretrained, ABC):
     """Base class: subclasses set ``name`` and ``config_class`` and implement the abstract methods."""
 
+    kind = "ranker"
+    required_files = (CONFIG_FILE, WEIGHTS_FILE)
     name: ClassVar[str]
     config_class: ClassVar[type[RankerConfig]] = RankerConfig
     uses_item_features: ClassVar[bool] = False  # True where item_features shape the model (fused, quantised)
@@ -173,43 +176,38 @@ class Ranker(ABC):
         """Ranker-specific figures to report beside the metrics (e.g. invalid-id share)."""
         return {}
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``model.safetensors``, any extra files, then ``config.json`` (atomic writes); returns the directory."""
+    @property
+    def type_name(self) -> str:
+        return self.name
+
+    def save_weights(self, directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``model.safetensors`` (the state tensors, plus ``item_features`` when given), then any extra files."""
         n_items = self.require_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_tensors().items()}
         if self.item_features is not None:
             tensors["item_features"] = torch.from_numpy(self.item_features)
         with atomic_path(directory / WEIGHTS_FILE) as temporary:
             save_file(tensors, str(temporary))
         self.save_extra_files(directory)
-        write_json(
-            directory / CONFIG_FILE,
-            {"ranker": self.name, "n_items": n_items, "config": self.config.model_dump(mode="json")},
-        )
-        return directory
+        return {}, {"n_items": n_items}
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, device: str | None = None) -> Self:
-        """Rebuild a saved ranker from a directory (or a Hugging Face hub repo id)."""
-        from genrec.hub import resolve_pretrained_dir
+    def implementation(cls, type_name: str, source: Path) -> type[Ranker]:
+        return RANKERS.get(type_name)
 
-        directory = resolve_pretrained_dir(name_or_path, required=(CONFIG_FILE, WEIGHTS_FILE))
-        saved = read_json(directory / CONFIG_FILE)
-        ranker_class = RANKERS.get(saved["ranker"]) if cls is Ranker else cls
-        if saved["ranker"] != ranker_class.name:
-            raise ValueError(f"{directory}: holds a {saved['ranker']!r} ranker, not {ranker_class.name!r}")
-        config = saved["config"] | ({"device": device} if device else {})
+    @classmethod
+    def from_saved(cls, config: RankerConfig, manifest: Manifest, directory: Path, **context: Any) -> Self:
         tensors = load_file(str(directory / WEIGHTS_FILE))
         features = tensors.pop("item_features", None)
-        ranker = ranker_class(config, item_features=None if features is None else features.numpy())
-        ranker.build(int(saved["n_items"]))
+        ranker = cls(config, item_features=None if features is None else features.numpy())
+        n_items = int(manifest.state["n_items"])
+        ranker.build(n_items)
         ranker.load_state_tensors(tensors)
-        ranker.n_items = int(saved["n_items"])
+        ranker.n_items = n_items
         ranker.load_extra_files(directory)
         return ranker
 
 
-# Every registered ranker class by name (genrec/rankers/__init__.py registers genrec's own).
-RANKERS: Registry[type[Ranker]] = Registry("ranker")
+RANKERS: Registry[type[Ranker]] = Registry(
+    "ranker", stage="rankers", description="generative ranking models (genrec benchmark ranking --ranker NAME)"
+)

@@ -14,20 +14,28 @@ import numpy as np
 
 from genrec.config import ConfigError, load_json_object
 from genrec.rankers.base import RANKERS, Ranker, RankerConfig
+from genrec.registry import PRESETS_DIR, Preset, Registry
 
-# Named configurations: name -> (ranker name, settings). A ranker's default config is its
-# best-known configuration; named ones document other published or studied settings.
-NAMED_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {}
+# Named configurations, one JSON file each in genrec/presets/rankers/ (loaded by genrec/rankers/__init__.py
+# once every ranker is registered): a ranker's default config is its best-known configuration; named ones
+# document other published or studied settings, as overrides.
+NAMED_CONFIGS: Registry[Preset] = Registry(
+    "named config",
+    stage="ranker-configs",
+    description="named ranker configs (--config NAME): overrides of a ranker's defaults",
+)
+NAMED_CONFIGS_DIR = PRESETS_DIR / "rankers"
 
 
-def register_named_config(name: str, ranker: str, settings: dict[str, Any]) -> None:
-    if name in NAMED_CONFIGS:
-        raise ValueError(f"named config {name!r} is already registered")
-    NAMED_CONFIGS[name] = (ranker, dict(settings))
+def register_named_config(name: str, ranker: str, settings: dict[str, Any], description: str | None = None) -> None:
+    """Add a named config at run time (genrec's own are the JSON files in ``genrec/presets/rankers/``)."""
+    NAMED_CONFIGS.register(
+        name, Preset(description=description or f"settings for {ranker}", type=ranker, config=settings)
+    )
 
 
 def list_named_configs(ranker: str | None = None) -> list[str]:
-    return sorted(name for name, (owner, _) in NAMED_CONFIGS.items() if ranker in (None, owner))
+    return [name for name, preset in NAMED_CONFIGS.items() if ranker in (None, preset.type)]
 
 
 def resolve_ranker_config(
@@ -44,9 +52,10 @@ def resolve_ranker_config(
     elif isinstance(config, dict):
         settings = dict(config)
     elif str(config) in NAMED_CONFIGS:
-        owner, settings = NAMED_CONFIGS[str(config)]
-        if owner != ranker:
-            raise ConfigError(f"named config {config!r} is for ranker {owner!r}, not {ranker!r}")
+        preset = NAMED_CONFIGS.get(str(config))
+        if preset.type != ranker:
+            raise ConfigError(f"named config {config!r} is for ranker {preset.type!r}, not {ranker!r}")
+        settings = preset.config
         source = f"named config {config!r}"
     elif Path(config).suffix == ".json" or Path(config).exists():
         settings, source = load_json_object(config), str(config)
@@ -67,7 +76,9 @@ def create_ranker(
 ) -> Ranker:
     """Build an unfitted ranker by registry name; unknown names list the valid ones.
 
-    ``config`` may be a config object, a dict, a named config or a JSON file path.
+    Every stage's factory has this shape: ``create_<stage>(name, config=None, <stage input>)``.
+    ``config`` may be a config object, a dict of fields, a named config or a JSON file path;
+    ``item_features`` ([n_items, D]) is the input the feature-fusing rankers take.
     """
     if not isinstance(config, RankerConfig):
         config = resolve_ranker_config(name, config)
@@ -76,4 +87,4 @@ def create_ranker(
 
 def load_ranker(name_or_path: str, device: str | None = None) -> Ranker:
     """Load any saved ranker; the directory's config.json says which class to rebuild."""
-    return Ranker.from_pretrained(name_or_path, device=device)
+    return Ranker.from_pretrained(name_or_path, {"device": device} if device else None)

@@ -76,7 +76,7 @@ def test_ties_ordered_by_item_id(ml_latest: MlLatest) -> None:
 
 
 def test_protocol_presets_and_overrides(ml_latest: MlLatest) -> None:
-    assert PROTOCOLS.get("llamarec") == {"k_core": 5, "tie_break": "item_id"}
+    assert PROTOCOLS.get("llamarec").config == {"k_core": 5, "tie_break": "item_id"}
     root = ml_latest(ratings=cascade_ratings(), movies=CASCADE_MOVIES, tags=None)
     ds = load_dataset(root, protocol="llamarec", k_core=3)  # an explicit keyword wins over the preset
     assert ds.report.filter_rounds == 3

@@ -59,9 +59,9 @@ def _one_thread(single_thread):
 
 @pytest.fixture(scope="session")
 def tiny() -> Encoder:
-    return create_encoder("tiny", num_workers=0)
+    return create_encoder("tiny", {"num_workers": 0})
 
 
 @pytest.fixture(scope="session")
 def minilm() -> Encoder:
-    return create_encoder("minilm", batch_size=8)
+    return create_encoder("minilm", {"batch_size": 8})

@@ -78,7 +78,7 @@ def test_other_weights_use_another_cache_file(catalogue, tiny, make_dataset, tmp
     dataset = make_dataset(catalogue)
     encode_items(dataset, tiny, cache_dir=tmp_path, progress=False)
     report = EncodeReport()
-    other = create_encoder("tiny", seed=1, num_workers=0)
+    other = create_encoder("tiny", {"seed": 1, "num_workers": 0})
     encode_items(dataset, other, cache_dir=tmp_path, progress=False, report=report)
     assert report.encoded == 6
     assert len(list((tmp_path / "embeddings").glob("*.safetensors"))) == 2

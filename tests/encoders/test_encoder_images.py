@@ -79,10 +79,12 @@ def test_worker_processes_decode_the_same_as_in_process(image_files, make_datase
     paths = [str(path) for path, _ in image_files.values()]
     items = [{"item_id": i, "title": f"m{i}", "image_path": path} for i, path in enumerate(paths)]
     dataset = make_dataset(items)
-    inline = encode_items(dataset, create_encoder("tiny", num_workers=0, batch_size=4), cache=False, progress=False)
+    inline = encode_items(
+        dataset, create_encoder("tiny", {"num_workers": 0, "batch_size": 4}), cache=False, progress=False
+    )
     report = EncodeReport()
     workers = encode_items(
-        dataset, create_encoder("tiny", num_workers=2, batch_size=4), cache=False, progress=False, report=report
+        dataset, create_encoder("tiny", {"num_workers": 2, "batch_size": 4}), cache=False, progress=False, report=report
     )
     np.testing.assert_allclose(workers, inline, atol=1e-5)
     assert report.image_fallback == 4

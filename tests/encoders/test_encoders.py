@@ -20,7 +20,7 @@ def test_presets_are_listed_and_unknown_names_list_them():
 
 def test_invalid_configs_name_the_field():
     with pytest.raises(ConfigError, match="batch_sise"):
-        create_encoder("tiny", batch_sise=4)
+        create_encoder("tiny", {"batch_sise": 4})
     with pytest.raises(ConfigError, match="random_weights=True"):
         create_encoder(("ViT-B-32", None))
     with pytest.raises(ConfigError, match=r"close matches: .*ViT-B-32"):
@@ -28,7 +28,7 @@ def test_invalid_configs_name_the_field():
     with pytest.raises(ConfigError, match=r"unknown pretrained tag 'laion9b'; known tags: .*laion2b_s34b_b79k"):
         create_encoder(("ViT-B-32", "laion9b"), pretrained=False)
     with pytest.raises(ConfigError, match=r"nowhere\.safetensors: checkpoint file not found"):
-        create_encoder("tiny", checkpoint="nowhere.safetensors")
+        create_encoder("tiny", {"checkpoint": "nowhere.safetensors"})
 
 
 def test_tiny_texts_and_images_are_unit_vectors_and_seeded(tiny):
@@ -40,12 +40,12 @@ def test_tiny_texts_and_images_are_unit_vectors_and_seeded(tiny):
     assert torch.allclose(images.norm(dim=1), torch.ones(2), atol=1e-5)
     raw = tiny.encode_images([Image.new("RGB", (50, 80), (10, 200, 30))], normalize=False)
     assert torch.allclose(raw / raw.norm(dim=1, keepdim=True), images[:1], atol=1e-5)
-    again = create_encoder("tiny", num_workers=0)
+    again = create_encoder("tiny", {"num_workers": 0})
     assert again.identity == tiny.identity
     # Equal batches are bit-identical; batch size itself changes the float reduction order.
     assert torch.equal(again.encode_texts(["a heist movie", "a quiet drama", "space opera"]), texts)
     assert torch.allclose(again.encode_texts(["a heist movie"]), texts[:1], atol=1e-5)
-    assert create_encoder("tiny", seed=1).identity != tiny.identity
+    assert create_encoder("tiny", {"seed": 1}).identity != tiny.identity
 
 
 def test_encode_images_names_an_unreadable_file(tiny, tmp_path):
@@ -95,7 +95,7 @@ def test_fused_vector_of_a_text_only_item_is_its_text_vector(tiny, tmp_path, mak
 def test_image_weight_moves_the_fused_vector(tmp_path, make_dataset, write_jpeg):
     poster = write_jpeg(tmp_path / "1.jpg")
     dataset = make_dataset([{"item_id": 1, "title": "Heat", "image_path": poster}])
-    image_only = create_encoder("tiny", image_weight=1.0, num_workers=0)
+    image_only = create_encoder("tiny", {"image_weight": 1.0, "num_workers": 0})
     np.testing.assert_allclose(
         encode_items(dataset, image_only, cache=False, progress=False)[0],
         image_only.encode_images([poster]).numpy()[0],
@@ -147,7 +147,7 @@ def test_saved_text_encoder_rebuilds_exactly(minilm, tmp_path):
 
 @pytest.mark.slow
 def test_real_size_architecture_builds_offline_with_random_weights():
-    encoder = create_encoder(("ViT-B-32", "laion2b_s34b_b79k"), pretrained=False, batch_size=2)
+    encoder = create_encoder(("ViT-B-32", "laion2b_s34b_b79k"), {"batch_size": 2}, pretrained=False)
     assert encoder.dim == 512 and encoder.image_size == (224, 224)
     assert "random(seed=0" in encoder.identity
     assert encoder.encode_images([Image.new("RGB", (300, 200))]).shape == (1, 512)

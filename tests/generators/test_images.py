@@ -32,7 +32,7 @@ PROFILES = {1: {"genres": ["Western"], "visual": ["neon colours"]}, 2: {"genres"
 
 @pytest.fixture(scope="module")
 def generator() -> ImageGenerator:
-    return create_image_generator("tiny", steps=1)
+    return create_image_generator("tiny", {"steps": 1})
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_presets_and_architectures_are_listed():
 )
 def test_bad_config_values_are_rejected(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        create_image_generator("tiny", **overrides)
+        create_image_generator("tiny", overrides)
 
 
 def test_images_have_the_configured_size_and_are_deterministic(generator):
@@ -88,7 +88,7 @@ def test_images_have_the_configured_size_and_are_deterministic(generator):
 
 
 def test_a_rebuilt_preset_generates_the_same_bytes(generator):
-    rebuilt = create_image_generator("tiny", steps=1)
+    rebuilt = create_image_generator("tiny", {"steps": 1})
     assert png_bytes(rebuilt.generate(["a cat"], [7])[0]) == png_bytes(generator.generate(["a cat"], [7])[0])
 
 
@@ -186,7 +186,7 @@ def test_safety_check_scores_flags_and_keeps_blocked_images(generator, posters_d
 
 
 def test_save_and_load_round_trip(tmp_path: Path):
-    plain = create_image_generator("tiny", ip_adapter=None, personalization="prompt", steps=1)
+    plain = create_image_generator("tiny", {"ip_adapter": None, "personalization": "prompt", "steps": 1})
     plain.save_pretrained(tmp_path / "saved")
     loaded = ImageGenerator.from_pretrained(tmp_path / "saved")
     assert loaded.config.steps == 1 and (loaded.height, loaded.width) == (64, 64)
@@ -227,6 +227,6 @@ def test_the_baseline_images_get_their_own_table(generator, posters_dataset, tmp
     assert (saved_baseline["personalization"] == "none").all()
     assert saved_baseline["path"].tolist() == baseline["path"].tolist()
     assert not set(saved["path"]) & set(saved_baseline["path"])
-    plain = create_image_generator("tiny", ip_adapter=None, personalization="none", steps=1)
+    plain = create_image_generator("tiny", {"ip_adapter": None, "personalization": "none", "steps": 1})
     generate_images(plain, recs, None, posters_dataset, tmp_path / "plain", progress=False)
     assert [p.name for p in (tmp_path / "plain").glob("*.parquet")] == [IMAGES_TABLE]  # its own mode is none

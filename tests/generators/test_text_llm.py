@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from genrec.config import ConfigError
-from genrec.generators import create_text_generator, list_text_generators
+from genrec.generators import TEXT_GENERATORS, create_text_generator, list_text_generators
 from genrec.generators.text import (
-    SMOLLM2_PRESET,
     LLMConfig,
     LLMGenerator,
     complete_sentences,
@@ -178,7 +177,7 @@ def test_a_completion_cut_by_the_token_cap_keeps_its_full_sentences():
 
 
 def test_smollm2_preset_settings():
-    config = LLMConfig.from_dict(SMOLLM2_PRESET)
+    config = LLMConfig.from_dict(TEXT_GENERATORS.get("smollm2").config)
     assert config.model == "smollm2" and config.do_sample and config.seed == 0
     assert config.max_new_tokens <= 128 and config.temperature < 1.0 and config.grounding.max_retries >= 1
     assert "smollm2" in list_text_generators()
@@ -206,6 +205,6 @@ def test_tiny_labels_itself_noise(tiny):
 def test_saved_generator_reloads_to_identical_output(tiny, movielens_small, tmp_path):
     batch = requests(movielens_small, n=2)
     tiny.save_pretrained(tmp_path / "saved")
-    reloaded = LLMGenerator.from_pretrained(tmp_path / "saved", movielens_small)
+    reloaded = LLMGenerator.from_pretrained(tmp_path / "saved", dataset=movielens_small)
     assert reloaded.config.model == str(tmp_path / "saved") and not reloaded.config.random_weights
     assert [d.text for d in reloaded.describe(batch)[0]] == [d.text for d in tiny.describe(batch)[0]]

@@ -284,7 +284,8 @@ def test_demo_runs_the_whole_pipeline_with_its_named_settings(toy, tmp_path, mon
     assert run.DEMO_PRESETS["tiny"][2] == run.DEMO_TEXT_GENERATOR == "smollm2"
     # template descriptions keep this test fast; tests/test_cli.py's slow demo test runs SmolLM2
     monkeypatch.setitem(run.DEMO_PRESETS, "tiny", ("tiny", "tiny", "template"))
-    owner, settings = NAMED_CONFIGS[run.DEMO_RANKER_CONFIG]
+    preset = NAMED_CONFIGS.get(run.DEMO_RANKER_CONFIG)
+    owner, settings = preset.type, preset.config
     assert owner == run.DEMO_RANKER
     out = run_demo(tmp_path / "demo", progress=False)
     config = json.loads((out / "config.json").read_text())

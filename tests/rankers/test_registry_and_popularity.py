@@ -54,7 +54,7 @@ def test_config_file_and_overrides(tmp_path: Path):
 @pytest.fixture
 def scratch_named_configs(monkeypatch: pytest.MonkeyPatch) -> dict:
     """A copy of the named-config registry for one test: what it registers is gone afterwards."""
-    scratch = dict(rankers.NAMED_CONFIGS)
+    scratch = rankers.NAMED_CONFIGS.copy()
     monkeypatch.setattr(factory, "NAMED_CONFIGS", scratch)  # the module whose functions read it
     return scratch
 
