@@ -202,4 +202,14 @@ def test_named_configs_and_defaults():
     best = resolve_ranker_config("sasrec", "sasrec-full-history")
     assert (best.dropout, best.max_len, best.train_windows, best.loss) == (0.2, 200, "all", "full")
     assert resolve_ranker_config("hstu").block == "hstu"
+    fast = resolve_ranker_config("hstu")
+    assert (fast.max_len, fast.loss, fast.sampler, fast.schedule, fast.epochs) == (
+        50,
+        "sampled",
+        "popularity",
+        "cosine",
+        15,
+    )
+    previous = resolve_ranker_config("hstu", "hstu-full-history")
+    assert previous.model_dump() == SASRecConfig(block="hstu").model_dump()  # the pre-issue-16 default, exactly
     assert resolve_ranker_config("sasrec").block == "sasrec"
