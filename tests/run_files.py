@@ -21,6 +21,8 @@ from PIL import Image
 from safetensors.numpy import load_file
 
 RESULTS_DIR = ".prefect"  # Prefect's task results: keyed by inputs that name the run directory
+# The report is rendered from the files compared here (metrics.json, the tables) and shows the fit's timings.
+REPORT = frozenset({"report.html", "report_assets"})
 TIMINGS = frozenset({"seconds", "fit_seconds", "seconds_per_epoch"})  # wall-clock fields of the fit report
 VECTOR_ATOL = 1e-6
 PIXEL_ATOL = 1
@@ -36,7 +38,7 @@ def _without_timings(value: Any) -> Any:
 
 
 def run_files(run_dir: str | Path) -> dict[str, Any]:
-    """Relative path -> content of every file under ``run_dir`` but Prefect's results.
+    """Relative path -> content of every file under ``run_dir`` but Prefect's results and the report.
 
     Parquet tables become lists of records and JSON files objects, with the run directory's
     own path read as ``<run>`` and timings dropped; safetensors files become their arrays, PNGs
@@ -46,7 +48,7 @@ def run_files(run_dir: str | Path) -> dict[str, Any]:
     files: dict[str, Any] = {}
     for path in sorted(run_dir.rglob("*")):
         relative = path.relative_to(run_dir)
-        if not path.is_file() or relative.parts[0] == RESULTS_DIR:
+        if not path.is_file() or relative.parts[0] == RESULTS_DIR or relative.parts[0] in REPORT:
             continue
         if path.suffix in (".parquet", ".json"):
             text = pd.read_parquet(path).to_json(orient="records") if path.suffix == ".parquet" else path.read_text()

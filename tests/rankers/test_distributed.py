@@ -101,9 +101,10 @@ def test_only_sequential_rankers_train_across_processes(tmp_path: Path):
 def test_two_gloo_processes_reach_the_one_process_validation_metric_and_save_one_checkpoint(tmp_path: Path):
     data = write_noisy_runs(tmp_path / "data")
     reference = read_json(train_distributed(data, "sasrec", tmp_path / "one", overrides=CONFIG) / "train.json")
-    # forked ranks share this process's imports (seconds, not a fresh interpreter's import each)
+    # spawned, not forked: by now the test run holds threads (Prefect's test server client, OpenMP)
+    # whose locks a forked child inherits held; in the full suite forked ranks hung on one
     torch.multiprocessing.start_processes(
-        train_as_rank, args=(2, free_port(), data, str(tmp_path / "two")), nprocs=2, start_method="fork"
+        train_as_rank, args=(2, free_port(), data, str(tmp_path / "two")), nprocs=2, start_method="spawn"
     )
     check_two_process_run(reference, tmp_path / "two")
 

@@ -56,7 +56,7 @@ def test_default_retriever_is_the_named_sasrec_demo_config():
     config = create_ranker("llm").config
     assert config.retriever == "sasrec" and config.retriever_config == "sasrec-demo"
     retriever = resolve_ranker_config(config.retriever, config.retriever_config, {"seed": 3})
-    assert (retriever.train_windows, retriever.loss, retriever.max_len, retriever.seed) == ("last", "full", 50, 3)
+    assert (retriever.train_windows, retriever.loss, retriever.max_len, retriever.seed) == ("all", "sampled", 50, 3)
     with pytest.raises(ConfigError, match="no-such-config"):
         resolve_ranker_config("sasrec", "no-such-config")
 
