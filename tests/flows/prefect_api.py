@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 from uuid import UUID
 
@@ -18,10 +19,23 @@ from prefect.client.schemas.filters import (
 from prefect.logging.handlers import APILogWorker
 
 
-def task_runs(flow_run_id: UUID) -> list[Any]:
+def task_runs(flow_run_id: UUID, timeout: float = 60.0) -> list[Any]:
+    """The flow run's task runs once each has a final state on the server.
+
+    Task runs report their states to the server in the background (as events), so right after a
+    flow returns a task run can still read as Pending or Running, or without a state: wait for them.
+    """
+
     async def read() -> list[Any]:
         async with get_client() as client:
-            return await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            deadline = time.monotonic() + timeout
+            while True:
+                runs = await client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+                )
+                if all(run.state is not None and run.state.is_final() for run in runs) or time.monotonic() > deadline:
+                    return runs
+                await asyncio.sleep(0.2)
 
     return asyncio.run(read())
 
