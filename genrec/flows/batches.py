@@ -14,7 +14,15 @@ from pathlib import Path
 from prefect import Task, task, unmapped
 from prefect.futures import PrefectFuture
 
-from genrec.flows.tasks import GENERATION_RETRIES, GENERATION_RETRY_DELAYS, GPU_TAG, log, result_storage, stage_cache
+from genrec.flows.tasks import (
+    GENERATION_RETRIES,
+    GENERATION_RETRY_DELAYS,
+    GPU_TAG,
+    generation_task,
+    log,
+    result_storage,
+    stage_cache,
+)
 from genrec.pipelines import batches as gb
 from genrec.pipelines.run import GeneratedOutputs
 
@@ -35,14 +43,7 @@ def merge_item_batches_task(encoder: str, run_dir: str, batch_dirs: list[Path]) 
     return cache
 
 
-@task(
-    name="generate-batch",
-    tags=[GPU_TAG],
-    persist_result=True,
-    cache_policy=stage_cache("dataset", "recommendations", "images"),
-    retries=GENERATION_RETRIES,
-    retry_delay_seconds=GENERATION_RETRY_DELAYS,
-)
+@generation_task("generate-batch")
 def generate_batch_task(
     recommendations: Path,
     dataset: str,

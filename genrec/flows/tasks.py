@@ -134,6 +134,19 @@ def recommend_task(model_dir: Path, dataset: str, run_dir: str, users: list[User
     return path
 
 
+def generation_task(name: str) -> Any:
+    """The decorator of a task that generates images and descriptions: gpu-tagged, cached on its
+    input files, retried with backoff (one whole generate, or one batch of it)."""
+    return task(
+        name=name,
+        tags=[GPU_TAG],
+        persist_result=True,
+        cache_policy=stage_cache("dataset", "recommendations", "images"),
+        retries=GENERATION_RETRIES,
+        retry_delay_seconds=GENERATION_RETRY_DELAYS,
+    )
+
+
 @task(name="recommend-items", persist_result=True, cache_policy=stage_cache("dataset"))
 def recommend_items_task(dataset: str, run_dir: str, users: list[UserId], items: list[UserId]) -> Path:
     path = gr.recommend_items(dataset, run_dir, users, items)
@@ -141,14 +154,7 @@ def recommend_items_task(dataset: str, run_dir: str, users: list[UserId], items:
     return path
 
 
-@task(
-    name="generate",
-    tags=[GPU_TAG],
-    persist_result=True,
-    cache_policy=stage_cache("dataset", "recommendations", "images"),
-    retries=GENERATION_RETRIES,
-    retry_delay_seconds=GENERATION_RETRY_DELAYS,
-)
+@generation_task("generate")
 def generate_task(
     recommendations: Path,
     dataset: str,
