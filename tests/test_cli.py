@@ -191,7 +191,7 @@ def test_demo_command_runs_and_says_where_the_results_are(tmp_path: Path, monkey
 
 @pytest.mark.slow
 def test_demo_on_the_bundled_data(tmp_path: Path):
-    """The main job as a user runs it (minutes on one core: the sasrec-demo fit)."""
+    """The main job as a user runs it (minutes on one core: the hstu-demo fit and SmolLM2)."""
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output

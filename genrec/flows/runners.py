@@ -87,6 +87,12 @@ def create_task_runner(config: TaskRunnerConfig | None = None) -> TaskRunner:
         __hash__ = None  # type: ignore[assignment]
 
         def submit(self, task, parameters, wait_for=None, dependencies=None):  # type: ignore[override]
+            # Futures among the parameters are Ray dependencies: Ray starts the task after them.
+            # `wait_for` futures are waited for inside the worker, and a task blocked there gives its
+            # CPU back to Ray, so every mapped task would start on a one-CPU cluster and then all
+            # would run at once. Waiting here keeps "tasks at once = the cluster's CPUs".
+            for upstream in wait_for or ():
+                upstream.wait()
             with remote_options(**ray_remote_options(task, self.gpus_per_task)):
                 return super().submit(task, parameters, wait_for, dependencies)
 

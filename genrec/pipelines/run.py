@@ -60,7 +60,7 @@ CACHE_DIR = "cache"  # the run's embedding cache when no cache_dir is given
 
 DEMO_DATASET = "movielens-latest-small"  # bundled: the demo runs offline
 DEMO_TEXT_GENERATOR = "smollm2"  # the best offline text generator available (SmolLM2-135M-Instruct)
-DEMO_RANKER, DEMO_RANKER_CONFIG = "sasrec", "sasrec-demo"
+DEMO_RANKER, DEMO_RANKER_CONFIG = "hstu", "hstu-demo"
 # A seeded sample of this many users, this many items each: 8 (user, item) pairs, one batch of the
 # smollm2 preset per attempt. SmolLM2 writes each pair's description and its non-personalised baseline,
 # up to 3 attempts each: with 5 x 3 pairs that took 353 of a fresh demo's 790 s (one thread;
@@ -464,7 +464,7 @@ def run_demo(
     """The main job: the whole pipeline on the bundled data for a seeded sample of a few users.
 
     ``tiny``: offline (random-weight tiny CLIP and diffusion model, :data:`DEMO_TEXT_GENERATOR`);
-    ``standard``: the pretrained hub models. The ranker is sasrec with the ``sasrec-demo``
+    ``standard``: the pretrained hub models. The ranker is hstu with the ``hstu-demo``
     named config either way. Returns the run directory.
     """
     if preset not in DEMO_PRESETS:

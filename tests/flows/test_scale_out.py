@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,36 @@ def test_pipeline_on_a_local_ray_cluster_with_two_workers_writes_what_the_defaul
     names = [run.name.rsplit("-", 1)[0] for run in task_runs(state.state_details.flow_run_id)]
     assert names.count("generate-batch") == 2 and "train" in names
     assert_same_run_files(tmp_path / "default", tmp_path / "ray")
+
+
+@task
+def busy_interval(index: int, log_dir: str) -> None:
+    """Spin half a second; write this task's (start, end) wall-clock interval."""
+    import time
+
+    start = time.time()
+    while time.time() - start < 0.5:
+        pass
+    (Path(log_dir) / f"{index}.txt").write_text(f"{start} {time.time()}")
+
+
+@task
+def gather(paths: list[None]) -> int:
+    return len(paths)
+
+
+@pytest.mark.slow
+def test_a_one_cpu_ray_cluster_runs_tasks_that_wait_for_an_upstream_one_at_a_time(tmp_path: Path):
+    """The pipeline's shape: mapped tasks, a merge of them, then mapped tasks that wait for the merge."""
+    from prefect import flow
+
+    @flow
+    def fan_out(log_dir: str) -> None:
+        merged = gather.submit(busy_interval.map(range(2), log_dir))
+        busy_interval.map(range(2, 5), log_dir, wait_for=[merged]).result()
+
+    with_task_runner(fan_out, TaskRunnerConfig(kind="ray", workers=1))(str(tmp_path))
+    intervals = sorted(tuple(map(float, path.read_text().split())) for path in tmp_path.glob("*.txt"))
+    assert len(intervals) == 5
+    for (_, end), (start, _) in itertools.pairwise(intervals):
+        assert start >= end - 0.05, intervals

@@ -289,7 +289,7 @@ def test_demo_runs_the_whole_pipeline_with_its_named_settings(toy, tmp_path, mon
     assert owner == run.DEMO_RANKER
     out = run_demo(tmp_path / "demo", progress=False)
     config = json.loads((out / "config.json").read_text())
-    assert config["train"]["ranker"] == "sasrec" and config["train"]["config"]["max_len"] == settings["max_len"]
+    assert config["train"]["ranker"] == run.DEMO_RANKER and config["train"]["config"]["epochs"] == settings["epochs"]
     assert config["generate"]["text_generator"] == "template"
     assert len(config["recommend"]["users"]) == run.DEMO_USERS
     assert json.loads((out / "metrics.json").read_text())["recommendations"] == run.DEMO_USERS * run.DEMO_TOP_K
