@@ -5,6 +5,9 @@ run directory. Parameters are flat typed fields: registry names are enums (dropd
 Prefect UI), numbers are bounded, and Prefect rejects a bad value when the run is created.
 Checks that span fields (a ranker's config and overrides) run before the first task. Every
 ``pipeline`` and ``evaluate`` run publishes its artifacts (:mod:`genrec.flows.artifacts`).
+The GPU-heavy tasks (train, generate, evaluate) carry the ``gpu`` tag, for a Prefect tag
+concurrency limit to serialise, only where they can reach a GPU (a CUDA device in the flow's
+process, or a task runner that gives tasks GPUs): see :func:`genrec.flows.tasks.gpu_tags`.
 """
 
 from __future__ import annotations
