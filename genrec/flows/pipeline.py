@@ -10,8 +10,10 @@ concurrency limit to serialise, only where they can reach a GPU (a CUDA device i
 process, or a task runner that gives tasks GPUs): see :func:`genrec.flows.tasks.gpu_tags`.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the flows' parameter types must be objects, not
+# strings, in the functions themselves. `genrec serve` hands Prefect's runner the flow objects,
+# which reach each run's subprocess pickled by value (the module name `pipeline_flow` is the Flow,
+# not its function), and Prefect validates the parameters there from those annotations.
 from pathlib import Path
 from typing import Any
 

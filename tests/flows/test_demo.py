@@ -55,3 +55,31 @@ def test_without_a_server_the_demo_drops_heartbeats_and_waits_longer_for_the_tem
     before = get_current_settings()
     with no_server_settings():  # a configured server (here the test harness): nothing changes
         assert get_current_settings().flows == before.flows and get_current_settings().server == before.server
+
+
+@pytest.mark.slow
+def test_the_demo_command_runs_without_a_server_and_reruns_from_its_cache(tmp_path: Path):
+    """`genrec demo` as a user without a Prefect server runs it (a temporary server, a new PREFECT_HOME), twice."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT, write_toy_latest
+
+    data = write_toy_latest(tmp_path / "toy")
+    script = (  # the demo's settings on toy data with template descriptions, then the CLI
+        "import sys\nfrom genrec.pipelines import run\n"
+        f"run.DEMO_DATASET = {str(data)!r}\n"
+        "run.DEMO_PRESETS['tiny'] = ('tiny', 'tiny', 'template')\n"
+        "from genrec.cli import app\napp(sys.argv[1:])\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "300"}
+    command = [sys.executable, "-c", script, "demo", "--out", str(tmp_path / "demo"), "--no-progress"]
+    runs = [subprocess.run(command, env=env, capture_output=True, text=True, timeout=600) for _ in range(2)]
+    for done in runs:
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        assert "Starting temporary server" in done.stdout + done.stderr
+        assert f"report: {tmp_path / 'demo' / 'report.html'}" in done.stdout
+    assert "cached (reused from an earlier run" not in runs[0].stdout
+    assert "select-users, train, recommend, generate, evaluate, report" in runs[1].stdout

@@ -123,6 +123,18 @@ def test_a_deployment_chooses_its_task_runner_and_a_work_pool_refuses_ray(tmp_pa
     assert checked.exit_code == 0 and '"kind": "ray", "address": "ray://head:10001"' in checked.output
 
 
+@pytest.mark.parametrize("name", ["train", "recommend", "generate", "evaluate", "pipeline"])
+def test_a_served_flow_validates_its_parameters_after_pickling(name: str):
+    """`genrec serve` hands each run's subprocess the flow object, pickled by value: its types must come along."""
+    import cloudpickle
+
+    from genrec.flows.deployments import DeploymentConfig
+
+    served = served_flow(DeploymentConfig(name="a", flow=name))
+    unpickled = cloudpickle.loads(cloudpickle.dumps(served))
+    assert unpickled.validate_parameters({"seed": 1})["seed"] == 1
+
+
 def test_json_and_yaml_configs_load(tmp_path: Path):
     json_file = write(tmp_path / "d.json", '{"deployments": [{"name": "a", "flow": "generate"}]}')
     yaml_file = write(tmp_path / "d.yaml", "deployments:\n  - name: a\n    flow: evaluate\n    parameters: {k: 1}\n")
