@@ -12,7 +12,9 @@ For that case :func:`no_server_settings` applies, for this process only and unle
 - no flow-run heartbeats: they let a server notice a crashed run, and a server that dies with the
   process has nothing to notice (each flow run also waits up to a second for the heartbeat thread);
 - a longer start-up limit for the temporary server (120 s instead of Prefect's 20 s): its first
-  start creates and migrates the database, which ran past 20 s on this 2-core machine under load.
+  start creates and migrates the database, which ran past 20 s on this 2-core machine under load;
+- no telemetry from the temporary server (``PREFECT_SERVER_ANALYTICS_ENABLED``): the demo runs
+  offline, where the server's telemetry call only fails and logs an error.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from prefect.settings import (
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    PREFECT_SERVER_ANALYTICS_ENABLED,
     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
     get_current_settings,
     temporary_settings,
@@ -52,6 +55,8 @@ def no_server_settings() -> Iterator[None]:
             updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
         if not _set_by_user(settings.server.ephemeral, "startup_timeout_seconds"):
             updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = TEMPORARY_SERVER_STARTUP_SECONDS
+        if not _set_by_user(settings.server, "analytics_enabled"):
+            updates[PREFECT_SERVER_ANALYTICS_ENABLED] = False
     with temporary_settings(updates=updates):
         yield
 

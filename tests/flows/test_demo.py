@@ -47,6 +47,7 @@ def test_without_a_server_the_demo_drops_heartbeats_and_waits_longer_for_the_tem
             settings = get_current_settings()
             assert settings.flows.heartbeat_frequency is None
             assert settings.server.ephemeral.startup_timeout_seconds == TEMPORARY_SERVER_STARTUP_SECONDS
+            assert settings.server.analytics_enabled is False
         user = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 60, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 30}
         with temporary_settings(updates=user), no_server_settings():  # what the user set wins
             settings = get_current_settings()
@@ -79,7 +80,7 @@ def test_the_demo_command_runs_without_a_server_and_reruns_from_its_cache(tmp_pa
     runs = [subprocess.run(command, env=env, capture_output=True, text=True, timeout=600) for _ in range(2)]
     for done in runs:
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-        assert "Starting temporary server" in done.stdout + done.stderr
+        assert "Starting temporary server" in done.stdout + done.stderr and "telemetry" not in done.stderr
         assert f"report: {tmp_path / 'demo' / 'report.html'}" in done.stdout
     assert "cached (reused from an earlier run" not in runs[0].stdout
     assert "select-users, train, recommend, generate, evaluate, report" in runs[1].stdout
