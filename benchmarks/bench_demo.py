@@ -1,12 +1,16 @@
 """Wall time of ``genrec demo``: a first run into a new run directory, then a rerun that reuses it.
 
-Each run is a fresh ``python -m genrec.cli demo`` process (imports included), as a user types it;
-the first run starts with no run directory (so no saved ranker, no embedding cache, no images).
-``--cache-dir`` makes it a fresh install too: genrec's cache (``$GENREC_CACHE_DIR``, else
-``~/.cache/genrec``, where the SmolLM2 GGUF is converted once) becomes that directory, emptied first.
-Prints one JSON object: seconds of each run, their ratio, and the load average around them.
+Each run is a fresh ``python -m genrec.cli demo`` process (imports included), as a user types it:
+a run of the ``pipeline`` flow, on the Prefect server ``PREFECT_API_URL`` names or, without one, on
+the temporary server Prefect starts for the process. The first run starts with no run directory
+(so no saved ranker, no embedding cache, no images, no cached task). ``--cache-dir`` and
+``--prefect-home`` make it a fresh install too: genrec's cache (``$GENREC_CACHE_DIR``, else
+``~/.cache/genrec``, where the SmolLM2 GGUF is converted once) and Prefect's home (``$PREFECT_HOME``,
+else ``~/.prefect``, where the temporary server's database is created) become those directories,
+emptied first. Prints one JSON object: seconds of each run, their ratio, and the load average around them.
 
-    heavy -2 python benchmarks/bench_demo.py --out runs/demo --cache-dir runs/cache --json runs/demo.json
+    heavy -2 python benchmarks/bench_demo.py --out runs/demo --cache-dir runs/cache --prefect-home runs/prefect \
+        --json runs/demo.json
 """
 
 from __future__ import annotations
@@ -43,14 +47,19 @@ def main() -> None:
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="genrec's cache for both runs (emptied first): a fresh install"
     )
+    parser.add_argument(
+        "--prefect-home", type=Path, default=None, help="PREFECT_HOME for both runs (emptied first): a fresh install"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args()
     env = dict(os.environ)
-    for directory in (args.out, args.cache_dir):
+    for directory in (args.out, args.cache_dir, args.prefect_home):
         if directory is not None and directory.exists():
             shutil.rmtree(directory)
     if args.cache_dir is not None:
         env[CACHE_ENV] = str(args.cache_dir.resolve())
+    if args.prefect_home is not None:
+        env["PREFECT_HOME"] = str(args.prefect_home.resolve())
     load_before = os.getloadavg()
     first = timed_demo(args.out, args.preset, env)
     load_between = os.getloadavg()
@@ -59,6 +68,8 @@ def main() -> None:
     result = {
         "preset": args.preset,
         "cache_dir": env.get(CACHE_ENV),
+        "prefect_home": env.get("PREFECT_HOME"),
+        "prefect_api_url": env.get("PREFECT_API_URL"),  # None: Prefect's temporary server
         "first_seconds": round(first, 1),
         "rerun_seconds": round(rerun, 1),
         "rerun_share": round(rerun / first, 3),

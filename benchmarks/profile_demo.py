@@ -2,7 +2,9 @@
 
 Wraps the pipeline functions the demo calls (the run stages, the encoder, the ranker fit and
 evaluation, the image and description generators and their model loads, the report) with
-timers, runs :func:`genrec.pipelines.run.run_demo` once and prints a nested table of wall
+timers, runs :func:`genrec.pipelines.run.run_demo` once (the demo's settings as plain functions:
+``genrec demo`` runs the same functions as tasks of the ``pipeline`` flow, whose overhead
+benchmarks/bench_flows.py measures) and prints a nested table of wall
 seconds (a stage's time includes the stages listed under it) and one JSON object. Run it on a
 fresh install, i.e. with ``GENREC_CACHE_DIR`` (the SmolLM2 conversion and ``encode``'s default
 cache) pointing at an empty directory and a new ``--out``:

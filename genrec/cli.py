@@ -258,12 +258,16 @@ def serve(
         loaded = load_deployments(config)
         if check:
             table = Table(title=f"deployments in {config or 'the packaged set'}")
-            for column in ("deployment", "schedules", "parameters"):
+            for column in ("deployment", "schedules", "parameters", "task runner"):
                 table.add_column(column)
             for deployment in loaded.deployments:
                 schedules = ", ".join(f"{s.cron} ({s.timezone})" for s in deployment.schedules) or "triggered only"
+                runner = deployment.task_runner.model_dump(exclude_defaults=True) or {"kind": "default"}
                 table.add_row(
-                    f"{deployment.flow}/{deployment.name}", schedules, escape(json.dumps(deployment.parameters))
+                    f"{deployment.flow}/{deployment.name}",
+                    schedules,
+                    escape(json.dumps(deployment.parameters)),
+                    escape(json.dumps(runner)),
                 )
             console.print(table)
             return

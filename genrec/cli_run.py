@@ -1,6 +1,9 @@
-"""``genrec generate`` and ``genrec demo``: command-line faces of :func:`genrec.pipelines.run.run_pipeline`.
+"""``genrec generate`` and ``genrec demo``: command-line faces of :func:`genrec.pipelines.run.run_pipeline`
+and of the ``pipeline`` flow.
 
-Both only parse options and print where the outputs are; the work is in genrec.pipelines.run.
+Both only parse options and print where the outputs are: ``generate`` calls run_pipeline directly,
+``demo`` runs the demo's settings (:func:`genrec.pipelines.run.demo_settings`) as the ``pipeline``
+flow (:func:`genrec.flows.demo.run_demo_flow`).
 A run directory holds config.json, model/, recommendations.parquet, images/ (PNGs) with
 images.parquet and images_baseline.parquet, descriptions.parquet, metrics.json and report.html; a rerun
 reuses the saved ranker, the embeddings, the images and the descriptions.
@@ -115,12 +118,17 @@ def demo(
     ] = "tiny",
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
-    """The main job: the whole pipeline on the bundled MovieLens data for a few users, offline with --preset tiny."""
-    from genrec.pipelines.run import run_demo
+    """The main job: the pipeline flow on the bundled MovieLens data for a few users, offline with --preset tiny.
+
+    Runs on the Prefect server PREFECT_API_URL names; without one, on a temporary local server
+    that Prefect starts for the run and stops at exit.
+    """
+    from genrec.flows.demo import run_demo_flow
 
     with _clear_errors():
-        run_dir = run_demo(out, preset, progress)
-    _print_summary(run_dir)
+        result = run_demo_flow(out, preset, progress)
+    cached = [stage for stage in result["cached"].split(", ") if stage]
+    _print_summary(Path(result["run_dir"]), cached)
 
 
 @contextmanager
@@ -138,9 +146,14 @@ def _clear_errors() -> Iterator[None]:
         raise fail(str(err.args[0])) from None
 
 
-def _print_summary(run_dir: Path) -> None:
+def _print_summary(run_dir: Path, cached: list[str] | None = None) -> None:
+    """What the run wrote and where; ``cached``: the flow's stages that reused an earlier run's result."""
     from genrec.io import read_json
     from genrec.pipelines.run import METRICS_FILE, REPORT_FILE, read_run_config
+
+    cached = cached or []
+    if cached:
+        console.print(f"cached (reused from an earlier run into {run_dir}): {', '.join(cached)}", highlight=False)
 
     metrics, config = read_json(run_dir / METRICS_FILE), read_run_config(run_dir)
     chosen = config.get("recommend", {}).get("users", [])
@@ -151,12 +164,15 @@ def _print_summary(run_dir: Path) -> None:
     console.print(line, highlight=False)
     if "images" in metrics:
         done = metrics["images"]
+        new, reused = done["generated"], done["reused"]
+        if "generate" in cached:  # metrics.json counts what the earlier run generated; this one made nothing
+            new, reused = 0, new + reused
         check = (
             f"{done['flagged']} flagged by the safety check"
             if done.get("safety_checked")
             else "safety check skipped (random-weight encoder: its scores would be noise)"
         )
-        console.print(f"images: {done['generated']} new, {done['reused']} reused, {check}", highlight=False)
+        console.print(f"images: {new} new, {reused} reused, {check}", highlight=False)
     if "descriptions" in metrics:
         text, rates = metrics["descriptions"], metrics["grounding_report"]["rates"]
         console.print(

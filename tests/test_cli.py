@@ -170,31 +170,46 @@ def test_generate_rejects_bad_options_before_writing_anything(tmp_path: Path):
     assert result.exit_code == 2 and "the run directory is an existing file" in flat(result.output)
 
 
-def test_demo_command_runs_and_says_where_the_results_are(tmp_path: Path, monkeypatch):
+def test_demo_command_runs_the_pipeline_flow_and_says_where_the_results_are(
+    tmp_path: Path, monkeypatch, prefect_harness
+):
     from genrec.pipelines import run
     from tests.conftest import write_toy_latest
 
     monkeypatch.setattr(run, "DEMO_DATASET", str(write_toy_latest(tmp_path / "toy")))
     # template descriptions keep this test fast; test_demo_on_the_bundled_data runs the real SmolLM2 preset
     monkeypatch.setitem(run.DEMO_PRESETS, "tiny", ("tiny", "tiny", "template"))
+    monkeypatch.setattr(run, "run_pipeline", lambda *args, **kwargs: pytest.fail("the demo ran without its flow"))
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     text = flat(result.output)
     assert f"results: {out}" in text and f"report: {out / 'report.html'}" in text
-    assert "sasrec test NDCG@10" in text and (out / "metrics.json").is_file()
+    assert "sasrec test NDCG@10" in text and (out / "metrics.json").is_file() and (out / ".prefect").is_dir()
+    assert "cached" not in text
     again = runner.invoke(app, ["demo", "--out", str(out), "--no-progress"])
-    assert again.exit_code == 0 and f"images: 0 new, {run.DEMO_USERS * run.DEMO_TOP_K} reused" in flat(again.output)
+    assert again.exit_code == 0, again.output
+    stages = "select-users, train, recommend, generate, evaluate, report"
+    assert f"cached (reused from an earlier run into {out}): {stages}" in flat(again.output)
+    assert f"images: 0 new, {run.DEMO_USERS * run.DEMO_TOP_K} reused" in flat(again.output)
     bad = runner.invoke(app, ["demo", "--out", str(out), "--preset", "huge"])
     assert bad.exit_code == 2 and "unknown demo preset 'huge'" in flat(bad.output)
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    refused = runner.invoke(app, ["demo", "--out", str(taken)])
+    assert refused.exit_code == 2 and "the run directory is an existing file" in flat(refused.output)
+    assert "Traceback" not in bad.output + refused.output
 
 
 @pytest.mark.slow
-def test_demo_on_the_bundled_data(tmp_path: Path):
+def test_demo_on_the_bundled_data(tmp_path: Path, prefect_harness):
     """The main job as a user runs it (minutes on one core: the hstu-demo fit and SmolLM2)."""
+    from genrec.pipelines import run
+
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["ranking"]["metrics"]["NDCG@10"] > 0.0188  # above the popularity baseline
-    assert metrics["recommendations"] == 15 and metrics["images"]["generated"] == 15
+    pairs = run.DEMO_USERS * run.DEMO_TOP_K
+    assert metrics["recommendations"] == pairs and metrics["images"]["generated"] == pairs

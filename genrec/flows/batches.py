@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect import Task, task, unmapped
 from prefect.futures import PrefectFuture
@@ -19,6 +20,7 @@ from genrec.flows.tasks import (
     GENERATION_RETRY_DELAYS,
     GPU_TAG,
     generation_task,
+    gpu_tags,
     log,
     result_storage,
     stage_cache,
@@ -55,9 +57,20 @@ def generate_batch_task(
     n_batches: int,
     seed: int,
     images: str | None,
+    text_generator_overrides: dict[str, Any] | None = None,
 ) -> Path:
     out = gb.generate_batch(
-        recommendations, dataset, run_dir, image_generator, text_generator, encoder, batch, n_batches, seed, images
+        recommendations,
+        dataset,
+        run_dir,
+        image_generator,
+        text_generator,
+        encoder,
+        batch,
+        n_batches,
+        seed,
+        images,
+        text_generator_overrides=text_generator_overrides,
     )
     log(f"generate-batch {batch + 1}/{n_batches}: {out}")
     return out
@@ -83,10 +96,13 @@ class BatchTasks:
 def batch_tasks(run_dir: str | Path) -> BatchTasks:
     storage = result_storage(run_dir)
     return BatchTasks(
-        encode_items=encode_items_batch_task.with_options(**storage),
+        encode_items=encode_items_batch_task.with_options(**storage, **gpu_tags(encode_items_batch_task)),
         merge_items=merge_item_batches_task.with_options(**storage),
         generate=generate_batch_task.with_options(
-            retries=GENERATION_RETRIES, retry_delay_seconds=GENERATION_RETRY_DELAYS, **storage
+            retries=GENERATION_RETRIES,
+            retry_delay_seconds=GENERATION_RETRY_DELAYS,
+            **storage,
+            **gpu_tags(generate_batch_task),
         ),
         merge_generated=merge_generated_batches_task.with_options(**storage),
     )
@@ -102,6 +118,7 @@ def generate_in_batches(
     seed: int,
     images: str | None,
     batches: int,
+    text_generator_overrides: dict[str, Any] | None = None,
 ) -> PrefectFuture:
     """Submit the generate stage as ``batches`` encode tasks, a merge, ``batches`` generate tasks and a merge.
 
@@ -125,6 +142,7 @@ def generate_in_batches(
         unmapped(batches),
         seed,
         images,
+        unmapped(text_generator_overrides),
         wait_for=[cache],
     )
     return tasks.merge_generated.submit(recommendations, run_dir, parts)

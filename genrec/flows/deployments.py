@@ -2,9 +2,11 @@
 
 A config file (TOML, JSON or YAML) lists deployments: a name, the flow (``train``,
 ``recommend``, ``generate``, ``evaluate``, ``pipeline``), optional cron schedules with a time
-zone, default parameters and tags. Everything is checked when the file is loaded (unknown
-flow, invalid cron or time zone, unknown parameter, a parameter value the flow would reject),
-and a problem is a :class:`~genrec.config.ConfigError` naming the file and the key.
+zone, default parameters, tags and the task runner (``task_runner``: a
+:class:`~genrec.flows.runners.TaskRunnerConfig`, Prefect's default or Ray). Everything is checked
+when the file is loaded (unknown flow, invalid cron or time zone, unknown parameter, a parameter
+value the flow would reject, a bad task runner), and a problem is a
+:class:`~genrec.config.ConfigError` naming the file and the key.
 
 The default set ships with the package (``deployments.toml`` next to this module): a nightly
 ``train``, a daily ``pipeline`` for the users active in the last day, and unscheduled
@@ -12,11 +14,17 @@ The default set ships with the package (``deployments.toml`` next to this module
 
 Serving needs a Prefect server: :func:`serve_deployments` refuses to start without
 ``PREFECT_API_URL`` (Prefect would otherwise serve against a temporary in-process server that
-no UI can reach and that forgets every run when the process exits).
+no UI can reach and that forgets every run when the process exits). It hands Prefect's runner
+the flow objects themselves, each with its deployment's task runner
+(:func:`~genrec.flows.runners.with_task_runner`), so a served run uses that runner; a work pool's
+worker loads the flow from its module instead (Prefect's default runner), so
+:func:`register_deployments` refuses a deployment whose task runner is not the default.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import json
 import tomllib
@@ -45,6 +53,7 @@ from pydantic import (
 
 from genrec.config import ConfigError, StrictModel
 from genrec.flows.pipeline import FLOWS
+from genrec.flows.runners import TaskRunnerConfig, with_task_runner
 
 DEFAULT_CONFIG = "deployments.toml"  # package data of genrec.flows
 SUFFIXES = {".toml": "TOML", ".json": "JSON", ".yaml": "YAML", ".yml": "YAML"}
@@ -87,6 +96,10 @@ class DeploymentConfig(StrictModel):
     schedules: list[ScheduleConfig] = Field(default_factory=list, description="none: runs only when triggered")
     parameters: dict[str, Any] = Field(default_factory=dict, description="default parameters of the runs")
     tags: list[str] = Field(default_factory=list)
+    task_runner: TaskRunnerConfig = Field(
+        default_factory=TaskRunnerConfig,
+        description="where the runs' tasks run: {kind = 'default'} (threads) or {kind = 'ray', address = ...}",
+    )
 
     @field_validator("flow")
     @classmethod
@@ -168,6 +181,30 @@ def load_deployments(path: str | Path | None = None) -> DeploymentsConfig:
     return DeploymentsConfig.from_dict(data, source=str(path))
 
 
+def deployment_options(deployment: DeploymentConfig) -> dict[str, Any]:
+    """Prefect's deployment options of one config entry (``Flow.to_deployment`` and ``Runner.add_flow`` take them)."""
+    return {
+        "name": deployment.name,
+        "description": deployment.description,
+        "schedules": [Cron(s.cron, timezone=s.timezone, active=s.active) for s in deployment.schedules],
+        "parameters": deployment.parameters,
+        "tags": ["genrec", *deployment.tags],
+        "enforce_parameter_schema": True,
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
+
+
+def served_flow(deployment: DeploymentConfig, source: str = "deployments", index: int = 0) -> Flow:
+    """The deployment's flow with its task runner; a ConfigError naming ``source`` and the key if it cannot be made."""
+    flow: Flow = FLOWS[deployment.flow]
+    if deployment.task_runner == TaskRunnerConfig():
+        return flow
+    try:
+        return with_task_runner(flow, deployment.task_runner)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: deployments.{index}.task_runner: {err}") from None
+
+
 def build_deployments(config: DeploymentsConfig, work_pool: str | None = None) -> list[RunnerDeployment]:
     """Prefect runner deployments; the API enforces each flow's parameter schema on every run created.
 
@@ -175,22 +212,7 @@ def build_deployments(config: DeploymentsConfig, work_pool: str | None = None) -
     relative ``run_dir`` means the same place for ``genrec serve`` and a worker started here).
     """
     pool = {} if work_pool is None else {"work_pool_name": work_pool, "job_variables": {"working_dir": str(Path.cwd())}}
-    built = []
-    for deployment in config.deployments:
-        flow: Flow = FLOWS[deployment.flow]
-        built.append(
-            flow.to_deployment(
-                name=deployment.name,
-                description=deployment.description,
-                schedules=[Cron(s.cron, timezone=s.timezone, active=s.active) for s in deployment.schedules],
-                parameters=deployment.parameters,
-                tags=["genrec", *deployment.tags],
-                enforce_parameter_schema=True,
-                entrypoint_type=EntrypointType.MODULE_PATH,
-                **pool,
-            )
-        )
-    return built
+    return [FLOWS[d.flow].to_deployment(**deployment_options(d), **pool) for d in config.deployments]
 
 
 def require_server() -> str:
@@ -211,10 +233,22 @@ def require_server() -> str:
 
 
 def register_deployments(path: str | Path | None, work_pool: str) -> list[str]:
-    """Register the deployments of ``path`` with a work pool (``prefect worker start --pool`` runs them)."""
+    """Register the deployments of ``path`` with a work pool (``prefect worker start --pool`` runs them).
+
+    A deployment with a task runner other than the default is refused: the pool's workers load the
+    flow from its module and would run it with Prefect's default runner.
+    """
     from prefect.client.orchestration import get_client
 
-    deployments = build_deployments(load_deployments(path), work_pool)
+    config = load_deployments(path)
+    for index, deployment in enumerate(config.deployments):
+        if deployment.task_runner != TaskRunnerConfig():
+            raise ConfigError(
+                f"{path or default_config_path()}: deployments.{index}.task_runner: a work pool's workers run "
+                f"{deployment.flow}/{deployment.name} with Prefect's default task runner; serve it with "
+                "`genrec serve` (without --work-pool) to use its task runner"
+            )
+    deployments = build_deployments(config, work_pool)
     require_server()
     with get_client(sync_client=True) as client:
         try:
@@ -230,9 +264,20 @@ def register_deployments(path: str | Path | None, work_pool: str) -> list[str]:
 
 
 def serve_deployments(path: str | Path | None = None, limit: int | None = None) -> None:
-    """Serve the deployments of ``path`` (default: the packaged set) until interrupted."""
-    from prefect import serve
+    """Serve the deployments of ``path`` (default: the packaged set) until interrupted.
 
-    deployments = build_deployments(load_deployments(path))
+    Each deployment's flow goes to Prefect's runner as an object carrying its task runner
+    (:func:`served_flow`); the runner runs every flow run in a subprocess of its own.
+    """
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
+
+    source = str(path or default_config_path())
+    config = load_deployments(path)
+    flows = [served_flow(deployment, source, index) for index, deployment in enumerate(config.deployments)]
     require_server()
-    serve(*deployments, limit=limit)
+    runner = Runner(limit=limit)
+    for deployment, flow in zip(config.deployments, flows, strict=True):
+        runner.add_flow(flow, **deployment_options(deployment))
+    with contextlib.suppress(KeyboardInterrupt, TerminationSignal):  # Ctrl-C or a stop signal: a clean exit
+        asyncio.run(runner.start())

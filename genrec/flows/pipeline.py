@@ -5,14 +5,20 @@ run directory. Parameters are flat typed fields: registry names are enums (dropd
 Prefect UI), numbers are bounded, and Prefect rejects a bad value when the run is created.
 Checks that span fields (a ranker's config and overrides) run before the first task. Every
 ``pipeline`` and ``evaluate`` run publishes its artifacts (:mod:`genrec.flows.artifacts`).
+The GPU-heavy tasks (train, generate, evaluate) carry the ``gpu`` tag, for a Prefect tag
+concurrency limit to serialise, only where they can reach a GPU (a CUDA device in the flow's
+process, or a task runner that gives tasks GPUs): see :func:`genrec.flows.tasks.gpu_tags`.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the flows' parameter types must be objects, not
+# strings, in the functions themselves. `genrec serve` hands Prefect's runner the flow objects,
+# which reach each run's subprocess pickled by value (the module name `pipeline_flow` is the Flow,
+# not its function), and Prefect validates the parameters there from those annotations.
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture
 
 from genrec.config import Seed
 from genrec.flows.artifacts import publish_run_artifacts
@@ -36,7 +42,7 @@ from genrec.flows.params import (
     UserMode,
 )
 from genrec.flows.tasks import StageTasks, stage_tasks
-from genrec.pipelines.run import MODEL_DIR, RECOMMENDATIONS_TABLE, check_run_dir
+from genrec.pipelines.run import MODEL_DIR, RECOMMENDATIONS_TABLE, check_run_dir, check_text_generator_overrides
 from genrec.rankers import resolve_ranker_config
 
 DEFAULT_DATASET = "movielens-latest-small"
@@ -48,12 +54,17 @@ def start(
     ranker_config: str | None = None,
     overrides: dict[str, Any] | None = None,
     seed: int = 0,
+    text_generator: str | None = None,
+    text_generator_overrides: dict[str, Any] | None = None,
 ) -> StageTasks:
-    """Checks before any task (run directory, ranker config and overrides); the tasks bound to ``run_dir``."""
+    """Checks before any task (run directory, ranker config and overrides, text generator overrides);
+    the tasks bound to ``run_dir``."""
     send_genrec_logs_to_prefect()
     check_run_dir(run_dir)
     if ranker is not None:
         resolve_ranker_config(ranker, ranker_config, {**(overrides or {}), "seed": seed})
+    if text_generator is not None:
+        check_text_generator_overrides(text_generator, text_generator_overrides)
     return stage_tasks(run_dir)
 
 
@@ -133,6 +144,7 @@ def generate_flow(
     seed: Seed = 0,
     images: str | None = None,
     recommendations: str | None = None,
+    text_generator_overrides: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """Generate a personalised image (and its non-personalised baseline) and a description per recommendation.
 
@@ -145,10 +157,14 @@ def generate_flow(
         seed: seeds the image noise and the language model's sampling
         images: directory of <item_id>.<ext> history images (posters); empty = text-only items
         recommendations: the recommendations table; empty = <run_dir>/recommendations.parquet
+        text_generator_overrides: text generator config fields over its preset's, e.g.
+            {"grounding": {"max_retries": 1}}
     """
-    tasks = start(run_dir)
+    tasks = start(run_dir, text_generator=text_generator, text_generator_overrides=text_generator_overrides)
     table = Path(recommendations) if recommendations else Path(run_dir) / RECOMMENDATIONS_TABLE
-    outputs = tasks.generate(table, dataset, run_dir, image_generator, text_generator, encoder, seed, images)
+    outputs = tasks.generate(
+        table, dataset, run_dir, image_generator, text_generator, encoder, seed, images, text_generator_overrides
+    )
     return {"run_dir": run_dir, **{name: str(path) for name, path in outputs.model_dump().items()}}
 
 
@@ -204,10 +220,14 @@ def pipeline_flow(
     seed: Seed = 0,
     images: str | None = None,
     batches: Batches = 1,
+    text_generator_overrides: dict[str, Any] | None = None,
+    progress: bool = True,
 ) -> dict[str, str]:
     """The whole run: select users -> train -> recommend -> generate -> evaluate -> report.html, then publish artifacts.
 
     Rerunning a finished run does no work; rerunning a crashed one does only what is missing.
+    Returns the run directory, the metrics file and ``cached``: the stages whose task this run
+    found cached (comma-separated; empty when every stage ran).
 
     Args:
         dataset: a bundled name (movielens-latest-small), a path, or FORMAT:PATH
@@ -229,23 +249,43 @@ def pipeline_flow(
         images: directory of <item_id>.<ext> history images (posters); empty = text-only items
         batches: 1 = one generate task; N > 1 = the catalogue encoded in N mapped tasks and the users'
             images and descriptions generated in N mapped tasks (run in parallel by a Ray task runner)
+        text_generator_overrides: text generator config fields over its preset's, e.g.
+            {"grounding": {"max_retries": 1}}
+        progress: progress bars on a terminal, periodic progress lines elsewhere; false: neither
+            (not part of any task's cache key)
     """
-    tasks = start(run_dir, None if items else ranker, ranker_config, overrides, seed)
+    tasks = start(
+        run_dir, None if items else ranker, ranker_config, overrides, seed, text_generator, text_generator_overrides
+    )
     # Submitted, not called: on Ray (genrec.flows.runners) every task runs on a worker.
-    chosen = tasks.select_users.submit(dataset, user_mode, users or [], sample, active_within_days, seed)
+    stages: dict[str, PrefectFuture] = {}
+    chosen = stages["select-users"] = tasks.select_users.submit(
+        dataset, user_mode, users or [], sample, active_within_days, seed
+    )
     if items:
-        recommendations = tasks.recommend_items.submit(dataset, run_dir, chosen, items)
+        recommendations = stages["recommend"] = tasks.recommend_items.submit(dataset, run_dir, chosen, items)
     else:
-        model_dir = tasks.train.submit(dataset, ranker, run_dir, ranker_config, overrides or {}, seed)
-        recommendations = tasks.recommend.submit(model_dir, dataset, run_dir, chosen, k)
+        model_dir = stages["train"] = tasks.train.submit(
+            dataset, ranker, run_dir, ranker_config, overrides or {}, seed, progress
+        )
+        recommendations = stages["recommend"] = tasks.recommend.submit(model_dir, dataset, run_dir, chosen, k)
     generation = (image_generator, text_generator, encoder, seed, images)
     if batches == 1:
-        generated = tasks.generate.submit(recommendations, dataset, run_dir, *generation)
+        generated = tasks.generate.submit(
+            recommendations, dataset, run_dir, *generation, text_generator_overrides, progress
+        )
     else:
-        generated = generate_in_batches(recommendations, dataset, run_dir, *generation, batches=batches)
-    metrics = tasks.evaluate.submit(run_dir, dataset, encoder, images, wait_for=[generated])
-    tasks.report.submit(run_dir, metrics).result()
-    return publish(run_dir, metrics.result())
+        generated = generate_in_batches(
+            recommendations, dataset, run_dir, *generation, batches, text_generator_overrides
+        )
+    stages["generate"] = generated
+    metrics = stages["evaluate"] = tasks.evaluate.submit(
+        run_dir, dataset, encoder, images, progress, wait_for=[generated]
+    )
+    stages["report"] = tasks.report.submit(run_dir, metrics)
+    stages["report"].result()
+    cached = [name for name, future in stages.items() if future.state.name == "Cached"]
+    return publish(run_dir, metrics.result()) | {"cached": ", ".join(cached)}
 
 
 FLOWS = {

@@ -7,7 +7,16 @@ finished flow therefore runs no task; rerunning a crashed one runs only what did
 and a changed input file runs what depends on it. Results live in ``<run_dir>/.prefect``
 (:func:`stage_tasks`), so deleting a run directory also forgets its cache, unless Prefect's
 ``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK`` names another location. A stage output deleted by
-hand is not noticed by the cache: delete ``<run_dir>/.prefect`` with it.
+hand is not noticed by the cache: delete ``<run_dir>/.prefect`` with it. The ``progress`` input
+(bars on a terminal, lines elsewhere) is left out of the cache key: it changes no output.
+
+The GPU-heavy tasks (train, generate, evaluate, and the batches of :mod:`genrec.flows.batches`) are
+declared with the tag ``gpu``, so that ``prefect concurrency-limit create gpu 1`` serialises GPU work
+across flow runs. A run keeps the tag only where a task can reach a GPU (:func:`gpu_tags`): torch sees
+a CUDA device in the flow's process, or the task runner gives tasks GPUs (Ray with
+``gpus_per_task``). On a CPU-only machine the tag is dropped, because Prefect asks the server for
+the tag's concurrency slots before every tagged task (about 2 s inside a flow run here, and Prefect
+caches "no such limit" for 5 s only), a cost with nothing to serialise.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from typing import Any
 import pandas as pd
 from prefect import Task, get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.settings import get_current_settings
 from prefect.tasks import exponential_backoff
 from prefect.utilities.hashing import hash_objects
@@ -86,7 +95,26 @@ class InputFiles(CachePolicy):
 
 
 def stage_cache(*path_parameters: str) -> CachePolicy:
-    return INPUTS + TASK_SOURCE + InputFiles(parameters=path_parameters)
+    return (INPUTS - "progress") + TASK_SOURCE + InputFiles(parameters=path_parameters)
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device in this process."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def gpu_tags(task: Task) -> dict[str, Any]:
+    """``with_options`` arguments dropping the ``gpu`` tag of ``task`` when this flow run's tasks reach no GPU.
+
+    Tasks reach a GPU when torch sees a CUDA device here, or when the flow run's task runner gives
+    them GPUs (a runner with ``gpus_per_task > 0``: :mod:`genrec.flows.runners`).
+    """
+    context = FlowRunContext.get()
+    if cuda_available() or getattr(getattr(context, "task_runner", None), "gpus_per_task", 0):
+        return {}
+    return {"tags": set(task.tags) - {GPU_TAG}}
 
 
 def log(message: str) -> None:
@@ -115,9 +143,15 @@ def select_users_task(
 
 @task(name="train", tags=[GPU_TAG], persist_result=True, cache_policy=stage_cache("dataset", "config"))
 def train_task(
-    dataset: str, ranker: str, run_dir: str, config: str | None, overrides: dict[str, Any], seed: int
+    dataset: str,
+    ranker: str,
+    run_dir: str,
+    config: str | None,
+    overrides: dict[str, Any],
+    seed: int,
+    progress: bool = True,
 ) -> Path:
-    model_dir = gr.train(dataset, ranker, run_dir, config, overrides, seed)
+    model_dir = gr.train(dataset, ranker, run_dir, config, overrides, seed, progress)
     fit = read_json(model_dir / gr.TRAIN_RECORD)["fit"]
     best = fit["best_valid_ndcg10"]
     log(
@@ -164,8 +198,21 @@ def generate_task(
     encoder: str,
     seed: int,
     images: str | None,
+    text_generator_overrides: dict[str, Any] | None = None,
+    progress: bool = True,
 ) -> GeneratedOutputs:
-    outputs = gr.generate(recommendations, dataset, run_dir, image_generator, text_generator, encoder, seed, images)
+    outputs = gr.generate(
+        recommendations,
+        dataset,
+        run_dir,
+        image_generator,
+        text_generator,
+        encoder,
+        seed,
+        images,
+        progress,
+        text_generator_overrides=text_generator_overrides,
+    )
     table = pd.read_parquet(outputs.images, columns=["reused", "flagged"])
     log(
         f"generate: {len(table)} images ({int((~table['reused']).sum())} new, {int(table['reused'].sum())} reused, "
@@ -175,8 +222,8 @@ def generate_task(
 
 
 @task(name="evaluate", tags=[GPU_TAG], persist_result=True, cache_policy=stage_cache("dataset", "run_dir", "images"))
-def evaluate_task(run_dir: str, dataset: str, encoder: str | None, images: str | None) -> Path:
-    path = gr.evaluate(run_dir, dataset, encoder, images)
+def evaluate_task(run_dir: str, dataset: str, encoder: str | None, images: str | None, progress: bool = True) -> Path:
+    path = gr.evaluate(run_dir, dataset, encoder, images, progress=progress)
     metrics = read_json(path)
     parts = []
     if "ranking" in metrics:
@@ -217,16 +264,20 @@ def result_storage(run_dir: str | Path) -> dict[str, Path]:
 
 
 def stage_tasks(run_dir: str | Path) -> StageTasks:
-    """Every stage task with results stored in ``<run_dir>/.prefect`` (or the configured default storage)."""
+    """Every stage task with results stored in ``<run_dir>/.prefect`` (or the configured default storage),
+    tagged ``gpu`` where it reaches a GPU (:func:`gpu_tags`)."""
     storage = result_storage(run_dir)
     return StageTasks(
         select_users=select_users_task.with_options(**storage),
-        train=train_task.with_options(**storage),
+        train=train_task.with_options(**storage, **gpu_tags(train_task)),
         recommend=recommend_task.with_options(**storage),
         recommend_items=recommend_items_task.with_options(**storage),
         generate=generate_task.with_options(
-            retries=GENERATION_RETRIES, retry_delay_seconds=GENERATION_RETRY_DELAYS, **storage
+            retries=GENERATION_RETRIES,
+            retry_delay_seconds=GENERATION_RETRY_DELAYS,
+            **storage,
+            **gpu_tags(generate_task),
         ),
-        evaluate=evaluate_task.with_options(**storage),
+        evaluate=evaluate_task.with_options(**storage, **gpu_tags(evaluate_task)),
         report=report_task.with_options(**storage),
     )

@@ -26,6 +26,7 @@ import shutil
 import threading
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -139,6 +140,7 @@ def generate_batch(
     images: str | Path | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    text_generator_overrides: dict[str, Any] | None = None,
 ) -> Path:
     """:func:`~genrec.pipelines.run.generate` for batch ``batch`` of ``n_batches`` of the recommended users.
 
@@ -154,7 +156,19 @@ def generate_batch(
     rows = gr._write_table(table[table["user_id"].isin(chosen)], out / gr.RECOMMENDATIONS_TABLE)
     cache = run_cache_dir(run_dir, cache_dir)
     with _ONE_BATCH_PER_PROCESS:
-        gr.generate(rows, dataset, out, image_generator, text_generator, encoder, seed, images, progress, cache)
+        gr.generate(
+            rows,
+            dataset,
+            out,
+            image_generator,
+            text_generator,
+            encoder,
+            seed,
+            images,
+            progress,
+            cache,
+            text_generator_overrides,
+        )
     return out
 
 

@@ -15,13 +15,16 @@ API::
              images=None, progress=True, cache_dir=None) -> GeneratedOutputs
     evaluate(run_dir, dataset, encoder=None, images=None, cache_dir=None, progress=True) -> Path  # metrics.json
     run_pipeline(dataset, run_dir, ranker, ..., progress=True) -> Path                            # run_dir
-    run_demo(out="runs/demo", preset="tiny", progress=True) -> Path                              # `genrec demo`
+    demo_settings(preset="tiny") -> dict                       # the demo's run_pipeline arguments
+    run_demo(out="runs/demo", preset="tiny", progress=True) -> Path     # the demo without Prefect
 
 Names follow the issue; two additions: :func:`recommend_items` (``genrec generate --items``: the
-given items instead of a ranking, so no model is trained) and :func:`run_demo` (the main job's
-settings, so the CLI holds none). ``dataset`` is a bundled name, a path or ``FORMAT:PATH``; in
-Python a loaded :class:`~genrec.data.Dataset` is accepted too, which :func:`run_pipeline` uses to
-load the data once. ``images`` is a directory of ``<item_id>.<ext>`` history images.
+given items instead of a ranking, so no model is trained) and :func:`demo_settings` with
+:func:`run_demo` (the main job's settings, so neither the CLI nor the flows hold any; ``genrec demo``
+runs them as the ``pipeline`` flow, :func:`genrec.flows.demo.run_demo_flow`). ``dataset`` is a
+bundled name, a path or ``FORMAT:PATH``; in Python a loaded :class:`~genrec.data.Dataset` is
+accepted too, which :func:`run_pipeline` uses to load the data once. ``images`` is a directory of
+``<item_id>.<ext>`` history images.
 
 The run directory holds config.json (one section per stage: its inputs, and for ``train`` the
 reuse key), model/ (the saved ranker plus train.json), recommendations.parquet, images/ with
@@ -68,6 +71,11 @@ DEMO_RANKER, DEMO_RANKER_CONFIG = "hstu", "hstu-demo"
 DEMO_USERS, DEMO_TOP_K = 4, 2
 # preset -> (encoder, image generator, text generator)
 DEMO_PRESETS = {"tiny": ("tiny", "tiny", DEMO_TEXT_GENERATOR), "standard": ("standard", "standard", "standard")}
+# text generator -> its config fields over the preset's in the demo. The demo's LLMs regenerate a
+# rejected text once, not twice (the presets' default): the first two attempts sample the same texts
+# either way, the third attempt passed little for its cost (benchmarks/RESULTS.md, "genrec demo"), and
+# a text still rejected gets the template, as before.
+DEMO_TEXT_GENERATOR_OVERRIDES = {name: {"grounding": {"max_retries": 1}} for name in (DEMO_TEXT_GENERATOR, "standard")}
 
 UserId = int | str
 
@@ -297,6 +305,7 @@ def generate(
     images: str | Path | None = None,
     progress: bool = True,
     cache_dir: str | Path | None = None,
+    text_generator_overrides: dict[str, Any] | None = None,
 ) -> GeneratedOutputs:
     """A personalised image, its non-personalised baseline and a grounded description per recommendation.
 
@@ -304,13 +313,15 @@ def generate(
     ``preference_profile``); the image safety checker (zero-shot, in the same encoder's space)
     scores every image and moves flagged ones to ``images/blocked/``, marked ``flagged`` in the
     tables; with a random-weight encoder (``tiny``) it is skipped and ``metrics.json`` says so.
-    Finished images and descriptions are reused on a rerun.
+    Finished images and descriptions are reused on a rerun. ``text_generator_overrides``: config
+    fields over the text generator preset's, e.g. ``{"grounding": {"max_retries": 1}}``.
     """
     from genrec.generators import ImageSafetyChecker, create_image_generator, create_text_generator
     from genrec.pipelines.describe import DESCRIPTIONS_REPORT, DESCRIPTIONS_TABLE, generate_descriptions
     from genrec.pipelines.images import BASELINE_IMAGES_TABLE, IMAGES_TABLE, generate_images
 
     check_names(image_generator=image_generator, text_generator=text_generator, encoder=encoder)
+    check_text_generator_overrides(text_generator, text_generator_overrides)
     run_dir = check_run_dir(run_dir)
     table = _read_recommendations(recommendations)
     loaded = _load(dataset, images)
@@ -324,8 +335,8 @@ def generate(
     # personalization score is measured against.
     generate_images(image_model, table, profiles, loaded, personalization="none", **options)
     generate_images(image_model, table, profiles, loaded, **options)
-    sampling = None if text_generator == "template" else {"seed": seed}  # the template generator has no randomness
-    describer = create_text_generator(text_generator, sampling, loaded)
+    sampling = {} if text_generator == "template" else {"seed": seed}  # the template generator has no randomness
+    describer = create_text_generator(text_generator, {**sampling, **(text_generator_overrides or {})}, loaded)
     generate_descriptions(describer, table, profiles, loaded, out_dir=run_dir, progress=progress)
     # The non-personalised description of the same (user, item, seed): the text personalisation baseline.
     generate_descriptions(describer, table, profiles, loaded, out_dir=run_dir, progress=progress, personalize=False)
@@ -336,6 +347,7 @@ def generate(
             "recommendations": str(recommendations),
             "image_generator": image_generator,
             "text_generator": text_generator,
+            "text_generator_overrides": text_generator_overrides,
             "encoder": encoder,
             "seed": seed,
             "dataset": loaded.name,  # reloadable: a bundled name or FORMAT:PATH
@@ -421,6 +433,7 @@ def run_pipeline(
     images: str | Path | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    text_generator_overrides: dict[str, Any] | None = None,
 ) -> Path:
     """select_users -> train (skipped with explicit ``items``) -> recommend -> generate -> evaluate.
 
@@ -432,6 +445,7 @@ def run_pipeline(
     from genrec.rankers import resolve_ranker_config
 
     check_names(ranker=ranker, image_generator=image_generator, text_generator=text_generator, encoder=encoder)
+    check_text_generator_overrides(text_generator, text_generator_overrides)
     if items is None:
         resolve_ranker_config(ranker, config, {**(overrides or {}), "seed": seed})
     else:
@@ -451,37 +465,57 @@ def run_pipeline(
     else:
         recommendations = recommend_items(loaded, run_dir, chosen, items)
     generate(
-        recommendations, loaded, run_dir, image_generator, text_generator, encoder, seed, images, progress, cache_dir
+        recommendations,
+        loaded,
+        run_dir,
+        image_generator,
+        text_generator,
+        encoder,
+        seed,
+        images,
+        progress,
+        cache_dir,
+        text_generator_overrides,
     )
     evaluate(run_dir, loaded, encoder, images, cache_dir, progress)
     write_report(run_dir, dataset=loaded)
     return run_dir
 
 
-def run_demo(
-    out: str | Path = "runs/demo", preset: Literal["tiny", "standard"] = "tiny", progress: bool = True
-) -> Path:
-    """The main job: the whole pipeline on the bundled data for a seeded sample of a few users.
+def demo_settings(preset: str = "tiny") -> dict[str, Any]:
+    """The demo's :func:`run_pipeline` arguments for ``preset``, all but the run directory and ``progress``.
 
     ``tiny``: offline (random-weight tiny CLIP and diffusion model, :data:`DEMO_TEXT_GENERATOR`);
-    ``standard``: the pretrained hub models. The ranker is hstu with the ``hstu-demo``
-    named config either way. Returns the run directory.
+    ``standard``: the pretrained hub models. The ranker is :data:`DEMO_RANKER` with the
+    :data:`DEMO_RANKER_CONFIG` named config either way, for a seeded sample of :data:`DEMO_USERS`
+    users and :data:`DEMO_TOP_K` items each; the text generator with its
+    :data:`DEMO_TEXT_GENERATOR_OVERRIDES`. The one definition of the demo: :func:`run_demo` and the
+    ``genrec demo`` flow run (:func:`genrec.flows.demo.run_demo_flow`) both read it.
     """
     if preset not in DEMO_PRESETS:
         raise ConfigError(f"unknown demo preset {preset!r}; valid presets: {', '.join(DEMO_PRESETS)}")
     encoder, image_generator, text_generator = DEMO_PRESETS[preset]
-    return run_pipeline(
-        DEMO_DATASET,
-        out,
-        DEMO_RANKER,
-        DEMO_RANKER_CONFIG,
-        sample=DEMO_USERS,
-        k=DEMO_TOP_K,
-        image_generator=image_generator,
-        text_generator=text_generator,
-        encoder=encoder,
-        progress=progress,
-    )
+    return {
+        "dataset": DEMO_DATASET,
+        "ranker": DEMO_RANKER,
+        "config": DEMO_RANKER_CONFIG,
+        "sample": DEMO_USERS,
+        "k": DEMO_TOP_K,
+        "image_generator": image_generator,
+        "text_generator": text_generator,
+        "encoder": encoder,
+        "text_generator_overrides": DEMO_TEXT_GENERATOR_OVERRIDES.get(text_generator),
+    }
+
+
+def run_demo(
+    out: str | Path = "runs/demo", preset: Literal["tiny", "standard"] = "tiny", progress: bool = True
+) -> Path:
+    """The main job as plain functions, without Prefect: :func:`run_pipeline` with :func:`demo_settings`.
+
+    ``genrec demo`` runs the same settings as the ``pipeline`` flow. Returns the run directory.
+    """
+    return run_pipeline(run_dir=out, progress=progress, **demo_settings(preset))
 
 
 # -- checks ----------------------------------------------------------------------------------
@@ -524,6 +558,20 @@ def check_names(
                 f"encoder {encoder!r} has no image tower; the pipeline needs a CLIP encoder: {', '.join(clip_presets)}"
             )
         ENCODERS.get(encoder)
+
+
+def check_text_generator_overrides(text_generator: str, overrides: dict[str, Any] | None) -> None:
+    """Raise ConfigError unless ``overrides`` over the text generator preset's config make a valid config.
+
+    Builds nothing: :func:`run_pipeline` checks them before any work starts.
+    """
+    from genrec.generators import TEXT_GENERATOR_TYPES, TEXT_GENERATORS
+
+    if not overrides:
+        return
+    preset = TEXT_GENERATORS.get(text_generator)
+    config_class = TEXT_GENERATOR_TYPES.get(preset.type).config_class
+    config_class.from_dict({**preset.config, **overrides}, source=f"text generator {text_generator!r} overrides")
 
 
 def check_run_dir(run_dir: str | Path) -> Path:

@@ -20,7 +20,13 @@ from typer.testing import CliRunner
 from genrec.cli import app
 from genrec.config import ConfigError
 from genrec.flows import train_flow
-from genrec.flows.deployments import build_deployments, load_deployments, register_deployments
+from genrec.flows.deployments import (
+    build_deployments,
+    deployment_options,
+    load_deployments,
+    register_deployments,
+    served_flow,
+)
 from genrec.io import read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +82,59 @@ def test_a_bad_config_names_the_file_and_the_key(tmp_path: Path, body: str, expe
     assert str(err.value).startswith(str(path)) and expected in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("runner", "expected"),
+    [
+        ('{ kind = "dask" }', "deployments.0.task_runner.kind: Input should be 'default' or 'ray'"),
+        ('{ address = "auto" }', "deployments.0.task_runner: address: Ray settings; set kind = 'ray'"),
+        ('{ kind = "ray", address = "auto", workers = 2 }', "deployments.0.task_runner: workers sizes a local cluster"),
+        ('{ kind = "ray", gpus = 1 }', "deployments.0.task_runner.gpus: Extra inputs are not permitted"),
+        ('{ kind = "ray", gpus_per_task = -1 }', "deployments.0.task_runner.gpus_per_task: Input should be greater"),
+    ],
+)
+def test_a_bad_task_runner_names_the_file_and_the_key(tmp_path: Path, runner: str, expected: str):
+    path = write(tmp_path / "d.toml", f'[[deployments]]\nname = "a"\nflow = "pipeline"\ntask_runner = {runner}\n')
+    with pytest.raises(ConfigError) as err:
+        load_deployments(path)
+    assert str(err.value).startswith(str(path)) and expected in str(err.value)
+
+
+def test_a_deployment_chooses_its_task_runner_and_a_work_pool_refuses_ray(tmp_path: Path):
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_ray import RayTaskRunner
+
+    from genrec.flows.runners import TaskRunnerConfig
+
+    path = write(
+        tmp_path / "d.toml",
+        '[[deployments]]\nname = "local"\nflow = "pipeline"\n'
+        '[[deployments]]\nname = "cluster"\nflow = "pipeline"\n'
+        'task_runner = { kind = "ray", address = "ray://head:10001", gpus_per_task = 1 }\n',
+    )
+    local, cluster = load_deployments(path).deployments
+    assert local.task_runner == TaskRunnerConfig()
+    assert cluster.task_runner == TaskRunnerConfig(kind="ray", address="ray://head:10001", gpus_per_task=1)
+    assert isinstance(served_flow(local).task_runner, ThreadPoolTaskRunner)
+    ray = served_flow(cluster).task_runner  # built, not started: no cluster is contacted
+    assert isinstance(ray, RayTaskRunner) and ray.address == "ray://head:10001" and ray.gpus_per_task == 1
+    with pytest.raises(ConfigError, match=r"d\.toml: deployments\.1\.task_runner: a work pool's workers run"):
+        register_deployments(path, "any-pool")
+    checked = CliRunner().invoke(app, ["serve", "--check", "--config", str(path)], env={"COLUMNS": "300"})
+    assert checked.exit_code == 0 and '"kind": "ray", "address": "ray://head:10001"' in checked.output
+
+
+@pytest.mark.parametrize("name", ["train", "recommend", "generate", "evaluate", "pipeline"])
+def test_a_served_flow_validates_its_parameters_after_pickling(name: str):
+    """`genrec serve` hands each run's subprocess the flow object, pickled by value: its types must come along."""
+    import cloudpickle
+
+    from genrec.flows.deployments import DeploymentConfig
+
+    served = served_flow(DeploymentConfig(name="a", flow=name))
+    unpickled = cloudpickle.loads(cloudpickle.dumps(served))
+    assert unpickled.validate_parameters({"seed": 1})["seed"] == 1
+
+
 def test_json_and_yaml_configs_load(tmp_path: Path):
     json_file = write(tmp_path / "d.json", '{"deployments": [{"name": "a", "flow": "generate"}]}')
     yaml_file = write(tmp_path / "d.yaml", "deployments:\n  - name: a\n    flow: evaluate\n    parameters: {k: 1}\n")
@@ -112,11 +171,11 @@ def test_a_run_triggered_through_the_api_completes_and_writes_its_outputs(toy_da
         f'[[deployments]]\nname = "test"\nflow = "pipeline"\n'
         f'parameters = {{dataset = "{toy_data}", run_dir = "{run_dir}", user_mode = "ids", users = [1, 2], k = 2}}\n',
     )
-    (deployment,) = build_deployments(load_deployments(config))
+    (deployment,) = load_deployments(config).deployments
 
-    async def round_trip():
+    async def round_trip():  # what `genrec serve` does (serve_deployments), run once
         runner = Runner(name="genrec-test-runner")
-        deployment_id = await runner.aadd_deployment(deployment)
+        deployment_id = await runner.aadd_flow(served_flow(deployment), **deployment_options(deployment))
         async with get_client() as client:
             with pytest.raises(PrefectHTTPStatusError, match=r"409|422"):  # enforced schema: rejected at creation
                 await client.create_flow_run_from_deployment(deployment_id, parameters={"k": 0})

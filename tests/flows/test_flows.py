@@ -40,7 +40,9 @@ def test_every_flow_completes_on_the_tiny_presets(toy_data: str, tmp_path: Path)
 def test_pipeline_rerun_runs_no_finished_task_and_publishes_artifacts(toy_data: str, tmp_path: Path, monkeypatch):
     run_dir = str(tmp_path / "run")
     params = {"dataset": toy_data, "run_dir": run_dir, "user_mode": "sample", "sample": 3, "k": 2, **TINY}
-    first = pipeline_flow(**params, return_state=True)
+    with monkeypatch.context() as on_cuda:  # the first run as on a machine with a CUDA device
+        on_cuda.setattr(flow_tasks, "cuda_available", lambda: True)
+        first = pipeline_flow(**params, return_state=True)
     for stage in ("select_users", "train", "recommend", "generate", "evaluate"):  # a rerun must call none of them
 
         def ran(*args, stage=stage, **kwargs):
@@ -57,6 +59,10 @@ def test_pipeline_rerun_runs_no_finished_task_and_publishes_artifacts(toy_data: 
     assert sorted(run.state.name for run in second_runs) == ["Cached"] * len(expected)
     gpu = sorted(run.name.rsplit("-", 1)[0] for run in first_runs if "gpu" in run.tags)
     assert gpu == ["evaluate", "generate", "train"]
+    assert not any("gpu" in run.tags for run in second_runs)  # no CUDA device: no task waits on the tag's limit
+    assert first.result()["cached"] == "" and second.result()["cached"] == ", ".join(
+        ["select-users", "train", "recommend", "generate", "evaluate", "report"]
+    )
     keys = artifact_keys(second.state_details.flow_run_id)
     assert keys == {"genrec-run-metrics", "genrec-run-recommendations", "genrec-run-report"}
     assert (Path(run_dir) / "report.html").is_file()
@@ -158,3 +164,22 @@ def test_evaluate_publishes_a_link_to_the_report_when_it_exists(toy_data: str, t
         "genrec-run-recommendations",
         "genrec-run-report",
     }
+
+
+def test_tasks_are_gpu_tagged_only_where_they_reach_a_gpu(monkeypatch, tmp_path: Path):
+    from types import SimpleNamespace
+
+    from genrec.flows.batches import batch_tasks
+
+    def gpu_tagged() -> list[str]:
+        tasks = [*vars(flow_tasks.stage_tasks(tmp_path)).values(), *vars(batch_tasks(tmp_path)).values()]
+        return sorted(task.name for task in tasks if "gpu" in task.tags)
+
+    assert gpu_tagged() == []  # this machine: no CUDA device
+    monkeypatch.setattr(flow_tasks, "cuda_available", lambda: True)
+    on_gpus = ["encode-items-batch", "evaluate", "generate", "generate-batch", "train"]
+    assert gpu_tagged() == on_gpus
+    monkeypatch.setattr(flow_tasks, "cuda_available", lambda: False)
+    ray_with_gpus = SimpleNamespace(task_runner=SimpleNamespace(gpus_per_task=0.5))  # a flow run on Ray GPU workers
+    monkeypatch.setattr(flow_tasks.FlowRunContext, "get", classmethod(lambda cls: ray_with_gpus))
+    assert gpu_tagged() == on_gpus

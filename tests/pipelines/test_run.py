@@ -237,6 +237,8 @@ def test_generate_rejects_bad_names_before_reading_anything(tmp_path):
         ({"users": [1, 1]}, ConfigError, "given twice"),
         ({"users": None}, ConfigError, "choose exactly one of"),
         ({"items": [3, 3]}, ConfigError, "item id 3 is given twice"),
+        ({"text_generator": "tiny", "text_generator_overrides": {"max_retriez": 1}}, ConfigError, "max_retriez"),
+        ({"text_generator_overrides": {"grounding": {}}}, ConfigError, "text generator 'template' overrides"),
     ],
 )
 def test_run_pipeline_validates_everything_before_any_work(toy, tmp_path, monkeypatch, options, error, message):
@@ -295,3 +297,17 @@ def test_demo_runs_the_whole_pipeline_with_its_named_settings(toy, tmp_path, mon
     assert json.loads((out / "metrics.json").read_text())["recommendations"] == run.DEMO_USERS * run.DEMO_TOP_K
     with pytest.raises(ConfigError, match="unknown demo preset 'huge'"):
         run_demo(tmp_path / "demo", preset="huge")
+
+
+def test_demo_settings_give_its_llm_one_regeneration_and_generate_applies_text_generator_overrides(toy, tmp_path):
+    settings = run.demo_settings("tiny")
+    assert settings["text_generator"] == "smollm2"
+    assert settings["text_generator_overrides"] == {"grounding": {"max_retries": 1}}
+    assert run.demo_settings("standard")["text_generator_overrides"] == {"grounding": {"max_retries": 1}}
+    out = tmp_path / "run"
+    recommendations = run.recommend_items(toy, out, [1, 2], [3])
+    overrides = {"grounding": {"max_retries": 0}, "max_new_tokens": 8}
+    run.generate(recommendations, toy, out, "tiny", "tiny", "tiny", progress=False, text_generator_overrides=overrides)
+    table = pd.read_parquet(out / "descriptions.parquet")
+    assert table["attempts"].tolist() == [1, 1]  # no regeneration: a rejected text went to the template at once
+    assert json.loads((out / "config.json").read_text())["generate"]["text_generator_overrides"] == overrides
