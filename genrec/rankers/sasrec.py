@@ -3,7 +3,12 @@
 SASRec (Kang & McAuley, 2018, "Self-Attentive Sequential Recommendation"): item + position
 embeddings, pre-LN blocks of causal multi-head self-attention and a point-wise feed-forward
 network; the hidden state at position t scores every item as the item at t + 1 by a dot
-product with the (shared) item embedding table (eq. 6).
+product with the (shared) item embedding table (eq. 6). As in the official code (and the PyTorch
+port pmixer/SASRec.pytorch), the item embedding enters the first block multiplied by sqrt(d)
+(``scale_embeddings``): with genrec's N(0, 0.02) initialisation the unscaled ids are ~8x smaller
+than the blocks' first outputs, the pre-LN residual stream loses them, and sasrec blocks fitted
+about half as well as hstu blocks under the same short sampled-softmax recipe (benchmarks/RESULTS.md,
+"Time to quality": seed-0 validation NDCG@10 0.0354 unscaled, 0.0664 scaled).
 
 HSTU (Zhai et al., 2024, "Actions Speak Louder than Words", eq. 1-3): each block computes
 U, V, Q, K = Split(SiLU(f1(X))), A = SiLU(QK^T + rab^{p,t}) / n (pointwise, not softmax,
@@ -43,7 +48,8 @@ still has a content representation.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -53,6 +59,7 @@ from torch import nn
 
 from genrec.data.sequences import Sequences
 from genrec.evaluation.splits import Split
+from genrec.persistence import Manifest
 from genrec.rankers.base import FitReport, Ranker
 from genrec.rankers.distributed import average_gradients, equal_shares, local_batch_size, shard_users
 from genrec.rankers.init import normal_init
@@ -92,6 +99,11 @@ class SASRecConfig(TrainedRankerConfig):
         description="HSTU time-bias gap: 'query' = query's own time minus the key's; 'next' = the next item's "
         "time minus the key's (Meta's reference; the last scored position falls back to its own time)",
     )
+    scale_embeddings: bool = Field(
+        True,
+        description="multiply item embeddings by sqrt(hidden) before adding positions (SASRec's official code, "
+        "its PyTorch port, Meta's HSTU input preprocessor); False: unscaled N(0, 0.02) ids (sasrec-full-history)",
+    )
     amp: bool = Field(True, description="bf16 autocast on CUDA (CPU always runs fp32)")
     compile: bool = Field(False, description="torch.compile the model for training")
 
@@ -113,6 +125,11 @@ class HSTUConfig(SASRecConfig):
     """
 
     block: Literal["sasrec", "hstu"] = Field("hstu", description="transformer block type")
+    scale_embeddings: bool = Field(
+        False,
+        description="multiply item embeddings by sqrt(hidden) before adding positions (SASRec's official code, "
+        "its PyTorch port, Meta's HSTU input preprocessor); False: unscaled N(0, 0.02) ids (hstu's measured default)",
+    )
     max_len: int = Field(50, ge=2, description="most recent items fed to the model")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout on embeddings, attention and block outputs")
     loss: Literal["full", "sampled"] = Field("sampled", description="full-softmax CE or sampled-softmax CE")
@@ -218,6 +235,9 @@ class ItemSequenceTransformer(nn.Module):
         self.register_buffer("item_features", item_features, persistent=False)  # saved by Ranker.save_pretrained
         self.feature_projection = None if item_features is None else nn.Linear(item_features.shape[1], config.hidden)
         self.drop = nn.Dropout(config.dropout)
+        # Item ids enter at sqrt(D) times their (N(0, 0.02)-initialised, output-tied) embedding, as in SASRec's code:
+        # unscaled, they are ~8x smaller than the blocks' first outputs and the residual stream loses the ids.
+        self.embedding_scale = math.sqrt(config.hidden) if config.scale_embeddings else 1.0
         self.time_bias = config.time_bias
         block = SASRecBlock if config.block == "sasrec" else HSTUBlock
         self.blocks = nn.ModuleList(block(config) for _ in range(config.layers))
@@ -256,7 +276,7 @@ class ItemSequenceTransformer(nn.Module):
         """
         L = tokens.shape[1]
         table = self.item_table() if table is None else table
-        x = F.embedding(tokens, table)  # [B, L, D]
+        x = F.embedding(tokens, table) * self.embedding_scale  # [B, L, D]
         x = x + self.position_embedding.weight[-L:]
         real = tokens > 0  # [B, L]
         query_times = self.query_times(times, next_times)  # [B, L]
@@ -387,6 +407,13 @@ class SASRecRanker(Ranker):
             table = self.module.item_table()
             last = self.module(tokens, times, table)[:, -1]  # [B, D]
             return (last @ table[1:].T).float().cpu()  # [B, n_items]
+
+    @classmethod
+    def from_saved(cls, config: SASRecConfig, manifest: Manifest, directory: Path, **context: Any) -> SASRecRanker:
+        # Saved before ``scale_embeddings`` existed: those models were trained on unscaled embeddings.
+        if "scale_embeddings" not in manifest.config:
+            config = config.model_copy(update={"scale_embeddings": False})
+        return super().from_saved(config, manifest, directory, **context)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.module.state_dict())
