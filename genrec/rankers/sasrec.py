@@ -67,30 +67,38 @@ from genrec.rankers.training import TrainedRankerConfig, fit_with_early_stopping
 
 
 class SASRecConfig(TrainedRankerConfig):
-    """Architecture and training of the causal item-id transformer (defaults: the best-known sasrec setting)."""
+    """Architecture and training of the causal item-id transformer (benchmarks/RESULTS.md, "Time to quality").
+
+    Windows of 50 over the whole history, a sampled softmax over 1,024 popularity-drawn negatives,
+    batch 32, lr 2e-3 on a 15-epoch cosine schedule after 20 warm-up steps, dropout 0.1, item
+    embeddings scaled by sqrt(hidden): chosen for sasrec on mean validation NDCG@10 over seeds 0-2
+    among configs within the issue-16 time target (0.0663; fits of 114-127 s on one thread); the
+    previous default (max_len 200, full softmax, ~108 epochs, 2,724 s per fit) is the named config
+    ``sasrec-full-history``.
+    """
 
     block: Literal["sasrec", "hstu"] = Field("sasrec", description="transformer block type")
-    max_len: int = Field(200, ge=2, description="most recent items fed to the model")
+    max_len: int = Field(50, ge=2, description="most recent items fed to the model")
     hidden: int = Field(64, ge=1, description="embedding and hidden size")
     inner: int = Field(256, ge=1, description="feed-forward width of sasrec blocks")
     layers: int = Field(2, ge=1, description="number of blocks")
     heads: int = Field(2, ge=1, description="attention heads; must divide hidden")
-    dropout: float = Field(0.2, ge=0.0, lt=1.0, description="dropout on embeddings, attention and block outputs")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout on embeddings, attention and block outputs")
     train_windows: Literal["last", "all"] = Field(
         "all",
         description="'last': train on each user's last max_len+1 items; 'all': cut the whole training "
         "history into windows of max_len+1 so every interaction is a target once per epoch",
     )
-    loss: Literal["full", "sampled"] = Field("full", description="full-softmax CE or sampled-softmax CE")
-    negatives: int = Field(256, ge=1, description="negatives shared by a batch (loss='sampled')")
+    loss: Literal["full", "sampled"] = Field("sampled", description="full-softmax CE or sampled-softmax CE")
+    negatives: int = Field(1024, ge=1, description="negatives shared by a batch (loss='sampled')")
     sampler: Literal["uniform", "popularity"] = Field(
-        "uniform",
+        "popularity",
         description="loss='sampled': negatives drawn uniformly from the catalogue, or in proportion to each item's "
         "training frequency (+1); logits are corrected by -log q either way (logQ, Yi et al. 2019)",
     )
-    warmup_steps: int = Field(50, ge=0, description="linear learning-rate warm-up steps")
+    warmup_steps: int = Field(20, ge=0, description="linear learning-rate warm-up steps")
     schedule: Literal["constant", "cosine"] = Field(
-        "constant",
+        "cosine",
         description="learning rate after the warm-up: constant, or cosine decay to 0 at the last step of `epochs`",
     )
     time_buckets: int = Field(64, ge=1, description="log-spaced time-difference buckets of the HSTU bias")
@@ -106,6 +114,10 @@ class SASRecConfig(TrainedRankerConfig):
     )
     amp: bool = Field(True, description="bf16 autocast on CUDA (CPU always runs fp32)")
     compile: bool = Field(False, description="torch.compile the model for training")
+    epochs: int = Field(15, ge=1, description="maximum number of epochs")
+    patience: int = Field(15, ge=1, description="epochs without validation NDCG@10 improvement before stopping")
+    batch_size: int = Field(32, ge=1, description="training examples per step")
+    lr: float = Field(2e-3, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> SASRecConfig:
@@ -115,11 +127,11 @@ class SASRecConfig(TrainedRankerConfig):
 
 
 class HSTUConfig(SASRecConfig):
-    """SASRecConfig with HSTU blocks and hstu's fast defaults (benchmarks/RESULTS.md, "Time to quality").
+    """SASRecConfig with HSTU blocks: hstu's defaults (benchmarks/RESULTS.md, "Time to quality").
 
-    Windows of 50 over the whole history, a sampled softmax over 1,024 popularity-drawn negatives,
-    batch 32, lr 2e-3 on a 15-epoch cosine schedule, dropout 0.1: chosen on mean validation
-    NDCG@10 over seeds 0-2 among configs that fit within the issue-16 time target (0.0657 with
+    sasrec's training recipe (windows of 50, 1,024 popularity-drawn logQ-corrected negatives, batch
+    32, lr 2e-3, 15-epoch cosine, dropout 0.1) with unscaled item embeddings: chosen on mean
+    validation NDCG@10 over seeds 0-2 among configs within the issue-16 time target (0.0657 with
     ``time_bias="query"``, 0.0644 with ``"next"``; fits of 117-228 s on one thread); the previous
     default (max_len 200, full softmax, ~120 epochs) is the named config ``hstu-full-history``.
     """
@@ -130,24 +142,6 @@ class HSTUConfig(SASRecConfig):
         description="multiply item embeddings by sqrt(hidden) before adding positions (SASRec's official code, "
         "its PyTorch port, Meta's HSTU input preprocessor); False: unscaled N(0, 0.02) ids (hstu's measured default)",
     )
-    max_len: int = Field(50, ge=2, description="most recent items fed to the model")
-    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout on embeddings, attention and block outputs")
-    loss: Literal["full", "sampled"] = Field("sampled", description="full-softmax CE or sampled-softmax CE")
-    negatives: int = Field(1024, ge=1, description="negatives shared by a batch (loss='sampled')")
-    sampler: Literal["uniform", "popularity"] = Field(
-        "popularity",
-        description="loss='sampled': negatives drawn uniformly from the catalogue, or in proportion to each item's "
-        "training frequency (+1); logits are corrected by -log q either way (logQ, Yi et al. 2019)",
-    )
-    warmup_steps: int = Field(20, ge=0, description="linear learning-rate warm-up steps")
-    schedule: Literal["constant", "cosine"] = Field(
-        "cosine",
-        description="learning rate after the warm-up: constant, or cosine decay to 0 at the last step of `epochs`",
-    )
-    epochs: int = Field(15, ge=1, description="maximum number of epochs")
-    patience: int = Field(15, ge=1, description="epochs without validation NDCG@10 improvement before stopping")
-    batch_size: int = Field(32, ge=1, description="training examples per step")
-    lr: float = Field(2e-3, gt=0)
 
 
 class SASRecBlock(nn.Module):
