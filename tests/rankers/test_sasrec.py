@@ -56,7 +56,7 @@ def test_padding_is_invisible(block):
     torch.testing.assert_close(out, short)
 
 
-@pytest.mark.parametrize(("block", "scaled"), [("sasrec", True), ("sasrec", False), ("hstu", False)])
+@pytest.mark.parametrize(("block", "scaled"), [("sasrec", True), ("sasrec", False), ("hstu", True), ("hstu", False)])
 def test_block_input_is_the_scaled_item_embedding_plus_position(block, scaled):
     # SASRec's official code and its reference ports multiply the item embedding by sqrt(hidden) before adding
     # the position embedding: with N(0, 0.02) embeddings the unscaled ids are drowned in the residual stream.
@@ -260,5 +260,4 @@ def test_named_configs_and_defaults():
     fast |= {"lr": 2e-3, "dropout": 0.1, "warmup_steps": 20, "schedule": "cosine", "epochs": 15, "train_windows": "all"}
     sasrec, hstu = resolve_ranker_config("sasrec"), resolve_ranker_config("hstu")
     assert {key: getattr(sasrec, key) for key in fast} == {key: getattr(hstu, key) for key in fast} == fast
-    assert (sasrec.block, sasrec.scale_embeddings) == ("sasrec", True)
-    assert (hstu.block, hstu.scale_embeddings) == ("hstu", False)
+    assert (sasrec.block, sasrec.scale_embeddings, hstu.block, hstu.scale_embeddings) == ("sasrec", True, "hstu", True)
