@@ -185,7 +185,9 @@ def test_demo_command_runs_the_pipeline_flow_and_says_where_the_results_are(
     assert result.exit_code == 0, result.output
     text = flat(result.output)
     assert f"results: {out}" in text and f"report: {out / 'report.html'}" in text
-    assert "sasrec test NDCG@10" in text and (out / "metrics.json").is_file() and (out / ".prefect").is_dir()
+    assert (
+        f"{run.DEMO_RANKER} test NDCG@10" in text and (out / "metrics.json").is_file() and (out / ".prefect").is_dir()
+    )
     assert "cached" not in text
     again = runner.invoke(app, ["demo", "--out", str(out), "--no-progress"])
     assert again.exit_code == 0, again.output
