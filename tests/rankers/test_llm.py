@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from genrec.config import ConfigError
 from genrec.data import load_dataset
@@ -224,6 +225,20 @@ def test_early_stopping_and_lambda_follow_the_fused_list(tiny_lm, toy_split):
     assert report.best_valid_ndcg10 == best["valid_NDCG@10"] and report.best_epoch == best["step"]
     assert ranker.fusion_lambda == best["fusion_lambda"]
     assert ranker.fit_details[f"valid_NDCG@10_lambda_{ranker.fusion_lambda:g}"] == best["valid_NDCG@10"]
+    # the restored adapter is the best step's: re-scoring validation gives its figure again
+    valid = toy_split.valid.subset(ranker.validation_rows(toy_split))
+    retrieved, scores = ranker.retrieve(valid.history, 10)
+    lm = ranker.lm_scores(valid.history, retrieved[:, :8])
+    assert ranker.valid_ndcg(valid, retrieved, scores, lm, ranker.fusion_lambda) == best["valid_NDCG@10"]
+
+
+def test_adapter_trains_in_float32_over_bfloat16_weights(tiny_lm, toy_split):
+    ranker = create_ranker("llm", {**FAST, "model": tiny_lm, "dtype": "bfloat16", "lora": LORA})
+    ranker.build(toy_split.n_items)
+    ranker.attach_adapter()
+    trained = {parameter.dtype for parameter in ranker.model.parameters() if parameter.requires_grad}
+    frozen = {parameter.dtype for parameter in ranker.model.parameters() if not parameter.requires_grad}
+    assert trained == {torch.float32} and frozen == {torch.bfloat16}
 
 
 @pytest.mark.parametrize("fine_tune", [False, True])
