@@ -14,9 +14,12 @@ Training departs from LlamaRec where it has a train/test mismatch: LlamaRec trai
 negatives and evaluates in retriever order; here training prompts hold the retriever's own top
 N (hard negatives) in a shuffled order, and inference uses the retriever order or the mean
 log-probability over a few seeded permutations (``permutations``). Fine-tuning is LoRA (Hu et
-al., 2021) through peft: cross-entropy on the answer token only, bounded steps, early stopping
-on validation NDCG@10 of the reranked list; users whose next item the retriever missed are
-skipped and counted.
+al., 2021) through peft on the last ``lora.layers`` decoder layers: cross-entropy of the target's
+letter among the N letters at the answer token only, bounded steps, early stopping on validation
+NDCG@10 of the fused list (lambda chosen on validation at each evaluation); users whose next item the
+retriever missed are skipped and counted. Validation users are sampled among those whose target
+the retriever put in its top N: for the others every reranking and every lambda gives the same
+list metrics, so the same LM passes buy several times more signal.
 
 History titles are untrusted text: sanitised and quoted by :mod:`genrec.untrusted_text`
 (special and chat-template tokens of the loaded tokenizer removed), capped in characters and
