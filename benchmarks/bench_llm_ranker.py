@@ -213,6 +213,22 @@ def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Pat
         if "zero-shot" in variants:
             result["zero_shot"], items = metrics_of(ranker, retrieved, scores, lm_zero, test.targets, 0.0)
             per_user["zero_shot"] = per_user_ndcg10(items, test.targets)
+    lms = {
+        "fine_tuned" if tuned else "zero_shot": lm,
+        **({"zero_shot": lm_zero} if tuned and "zero-shot" in variants else {}),
+    }
+    # Reported, never used to choose anything: how the test figure moves with lambda, and the LM's test scores.
+    result["test_NDCG@10_by_lambda"] = {
+        name: {
+            f"{value:g}": metrics_of(ranker, retrieved, scores, values, test.targets, value)[0]["NDCG@10"]
+            for value in ranker.config.fusion_grid
+        }
+        for name, values in lms.items()
+    }
+    result["test_lm_log_probs"] = {
+        "rows": scored.tolist(),
+        **{name: values[scored].tolist() for name, values in lms.items()},
+    }
     result["NDCG@10_ci95"] = {name: mean_interval(values, seed) for name, values in per_user.items()}
     result["NDCG@10_minus_retriever"] = {
         name: paired_interval(values, per_user["retriever"], seed)
