@@ -7,7 +7,10 @@ workdir loads it (``retriever=<dir>``, no refit). With the defaults (LoRA fine-t
 with the adapter gives fine-tuned (lambda 0) and fused (lambda chosen on validation); a second pass
 with the adapter disabled gives zero-shot (lambda 0). ``--variants zero-shot`` fits without
 fine-tuning and gives zero-shot and zero-shot fused. ``--test-users U`` scores a fixed seeded
-sample of U test users (the same rows for every variant and seed); per-user NDCG@10 gives 95%
+sample of U test users (the same rows for every variant and seed). The LM scores only the test users whose
+target is in the retriever's top N (``--score-every-user``: all): for the others every reranking of the N
+gives the same list metrics (no target among the N, the rest in retriever order), so the figures are exact
+and the timings are per scored user. Per-user NDCG@10 gives 95%
 bootstrap intervals of each mean and paired intervals of each variant minus the retriever.
 Optionally ``--parity-users U`` compares bf16 against fp32 LM scores on U validation users, and
 ``--permutations P`` also scores the validation sample with P candidate orders.
@@ -48,14 +51,18 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def test_pass(ranker: LLMRanker, history, retrieved: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-    """LM scores of every test user's candidates, timed and counted."""
+def test_pass(ranker: LLMRanker, history, retrieved: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, dict]:
+    """LM scores of the candidates of test rows ``rows`` (0 elsewhere: retriever order), timed and counted per
+    scored user."""
+    N = ranker.config.candidates
     passes, prompts = ranker.forward_passes, ranker.prompts_scored
     start = time.perf_counter()
-    lm = ranker.lm_scores(history, retrieved[:, : ranker.config.candidates], progress=True)
+    lm = np.where(retrieved[:, :N] >= 0, 0.0, -np.inf)
+    lm[rows] = ranker.lm_scores(history.rows(rows), retrieved[rows, :N], progress=True)
     seconds = time.perf_counter() - start
-    users = len(retrieved)
+    users = max(len(rows), 1)
     return lm, {
+        "users_scored": len(rows),
         "rerank_ms_per_user": 1000 * seconds / users,
         "forward_passes_per_user": (ranker.forward_passes - passes) / users,
         "prompts_per_user": (ranker.prompts_scored - prompts) / users,
@@ -175,6 +182,9 @@ def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Pat
     result["fit_details"] = {**ranker.fit_details, "history": report.history}
     result["config"] = ranker.config.model_dump(mode="json")
     retrieved, scores = retriever_figures(ranker, test, result)
+    N = ranker.config.candidates
+    reached = hit_matrix(retrieved[:, :N], test.targets).any(axis=1)
+    scored = np.arange(len(test)) if args.score_every_user else np.flatnonzero(reached)
     print(json.dumps({"seed": seed, "retriever": result["retriever"], "fit": result["fit_details"]}), flush=True)
     per_user = {"retriever": per_user_ndcg10(retrieved, test.targets)}
     if args.parity_users:
@@ -183,7 +193,7 @@ def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Pat
         print(json.dumps({"bf16_vs_fp32": result["bf16_vs_fp32"]}), flush=True)
     if args.permutations > 1:
         result["valid_by_permutations"] = permutation_figures(ranker, the_split, args.permutations)
-    lm, result["timing" if tuned else "zero_shot_timing"] = test_pass(ranker, test.history, retrieved)
+    lm, result["timing" if tuned else "zero_shot_timing"] = test_pass(ranker, test.history, retrieved, scored)
     lambdas = {"fine_tuned": 0.0, "fused": ranker.fusion_lambda} if tuned else {}
     if not tuned:
         lambdas = {"zero_shot": 0.0, "zero_shot_fused": ranker.fusion_lambda}
@@ -199,10 +209,26 @@ def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Pat
             lm_zero, result["zero_shot_timing"] = lm, {**result["timing"], "same_as_fine_tuned": True}
         elif "zero-shot" in variants:
             with ranker.model.disable_adapter():
-                lm_zero, result["zero_shot_timing"] = test_pass(ranker, test.history, retrieved)
+                lm_zero, result["zero_shot_timing"] = test_pass(ranker, test.history, retrieved, scored)
         if "zero-shot" in variants:
             result["zero_shot"], items = metrics_of(ranker, retrieved, scores, lm_zero, test.targets, 0.0)
             per_user["zero_shot"] = per_user_ndcg10(items, test.targets)
+    lms = {
+        "fine_tuned" if tuned else "zero_shot": lm,
+        **({"zero_shot": lm_zero} if tuned and "zero-shot" in variants else {}),
+    }
+    # Reported, never used to choose anything: how the test figure moves with lambda, and the LM's test scores.
+    result["test_NDCG@10_by_lambda"] = {
+        name: {
+            f"{value:g}": metrics_of(ranker, retrieved, scores, values, test.targets, value)[0]["NDCG@10"]
+            for value in ranker.config.fusion_grid
+        }
+        for name, values in lms.items()
+    }
+    result["test_lm_log_probs"] = {
+        "rows": scored.tolist(),
+        **{name: values[scored].tolist() for name, values in lms.items()},
+    }
     result["NDCG@10_ci95"] = {name: mean_interval(values, seed) for name, values in per_user.items()}
     result["NDCG@10_minus_retriever"] = {
         name: paired_interval(values, per_user["retriever"], seed)
@@ -230,6 +256,12 @@ def main() -> None:
         "--variants",
         default="zero-shot,fine-tuned",
         help="zero-shot, fine-tuned or both",
+    )
+    parser.add_argument(
+        "--score-every-user",
+        action="store_true",
+        help="run the LM for every test user (default: only those whose target is in the retriever's top N; the "
+        "others' metrics are the same for every reranking of the N, so skipping them changes no figure)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--json", default=None, help="write all results to this file (rewritten after each seed)")

@@ -6,11 +6,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from genrec.config import ConfigError
 from genrec.data import load_dataset
 from genrec.data.sequences import Sequences
 from genrec.evaluation import split
+from genrec.evaluation.metrics import hit_matrix
 from genrec.evaluation.splits import EvalSet, Split
 from genrec.pipelines import benchmark_ranking
 from genrec.rankers import Ranker, create_ranker, list_rankers, load_ranker
@@ -178,6 +180,65 @@ def test_fine_tuning_finds_the_planted_answer(tiny_lm, planted, tmp_path):
     untrained.fit(planted_task, progress=False)
     picked = shuffled[np.arange(len(shuffled)), untrained.lm_scores(history, shuffled).argmax(axis=1)]
     assert (picked == golden).mean() < 0.6
+
+
+def test_validation_users_are_those_whose_target_the_retriever_reached(tiny_lm, toy_split):
+    ranker = zero_shot(tiny_lm, candidates=3, valid_users=1000)
+    ranker.titles = [""] * toy_split.n_items
+    ranker.build(toy_split.n_items)
+    ranker.retriever = create_ranker("popular")
+    ranker.retriever.fit(toy_split, progress=False)
+    ranker.fit_details = {}
+    rows = ranker.validation_rows(toy_split)
+    retrieved, _ = ranker.retrieve(toy_split.valid.history, 3)
+    reached = hit_matrix(retrieved[:, :3], toy_split.valid.targets).any(axis=1)
+    assert 0 < reached.sum() < len(reached)
+    np.testing.assert_array_equal(rows, np.flatnonzero(reached))
+    assert ranker.fit_details["valid_target_in_top_N_share"] == pytest.approx(reached.mean())
+    ranker.config.valid_users = 2
+    sample = ranker.validation_rows(toy_split)
+    assert len(sample) == 2 and set(sample) <= set(rows)
+    ranker.config.valid_retrieved_only = False
+    assert len(ranker.validation_rows(toy_split)) == 2
+
+
+def test_lora_adapts_only_the_last_layers(tiny_lm, toy_split):
+    ranker = create_ranker("llm", {**FAST, "model": tiny_lm, "lora": {**LORA, "layers": 1}})
+    ranker.build(toy_split.n_items)
+    ranker.attach_adapter()
+    trained = [name for name, parameter in ranker.model.named_parameters() if parameter.requires_grad]
+    adapted = {name.split(".layers.")[1].split(".")[0] for name in trained}
+    assert adapted == {"1"}  # the tiny Llama's last of 2 layers
+
+
+def test_early_stopping_and_lambda_follow_the_fused_list(tiny_lm, toy_split):
+    """Each evaluation scores the fused list at its validation-chosen lambda (the LM alone beside it); the
+    kept adapter is the best fused one and the final lambda is the one chosen at that step."""
+    grid = (0.0, 0.5, 4.0)
+    settings = {"max_steps": 6, "eval_every": 2, "patience": 3, "lr": 5e-3, "lora": LORA, "fusion_grid": grid}
+    ranker = create_ranker("llm", {**FAST, "model": tiny_lm, **settings})
+    report = ranker.fit(toy_split, progress=False)
+    assert [entry["step"] for entry in report.history] == [0, 2, 4, 6]
+    for entry in report.history:
+        assert entry["fusion_lambda"] in grid and entry["valid_NDCG@10"] >= entry["valid_NDCG@10_lm_only"]
+    best = max(report.history, key=lambda entry: entry["valid_NDCG@10"])
+    assert report.best_valid_ndcg10 == best["valid_NDCG@10"] and report.best_epoch == best["step"]
+    assert ranker.fusion_lambda == best["fusion_lambda"]
+    assert ranker.fit_details[f"valid_NDCG@10_lambda_{ranker.fusion_lambda:g}"] == best["valid_NDCG@10"]
+    # the restored adapter is the best step's: re-scoring validation gives its figure again
+    valid = toy_split.valid.subset(ranker.validation_rows(toy_split))
+    retrieved, scores = ranker.retrieve(valid.history, 10)
+    lm = ranker.lm_scores(valid.history, retrieved[:, :8])
+    assert ranker.valid_ndcg(valid, retrieved, scores, lm, ranker.fusion_lambda) == best["valid_NDCG@10"]
+
+
+def test_adapter_trains_in_float32_over_bfloat16_weights(tiny_lm, toy_split):
+    ranker = create_ranker("llm", {**FAST, "model": tiny_lm, "dtype": "bfloat16", "lora": LORA})
+    ranker.build(toy_split.n_items)
+    ranker.attach_adapter()
+    trained = {parameter.dtype for parameter in ranker.model.parameters() if parameter.requires_grad}
+    frozen = {parameter.dtype for parameter in ranker.model.parameters() if not parameter.requires_grad}
+    assert trained == {torch.float32} and frozen == {torch.bfloat16}
 
 
 @pytest.mark.parametrize("fine_tune", [False, True])
