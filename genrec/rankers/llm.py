@@ -61,8 +61,8 @@ SYSTEM_PROMPT = (
     "likely choose next, and nothing else."
 )
 
-# The default retriever: the main job's sasrec (`sasrec-demo`: each user's last 51 items, full softmax, at most
-# 30 epochs), a few minutes on one core; the 45-minute sasrec-full-history can be passed as retriever_config.
+# The default retriever: the fast sasrec (`sasrec-demo`: the sasrec default with a 10-epoch cosine, about
+# 90 s on one core); any sasrec config or a saved retriever directory can be passed as retriever_config.
 RETRIEVER_DEFAULT_CONFIG = "sasrec-demo"
 
 
