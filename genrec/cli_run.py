@@ -123,10 +123,16 @@ def demo(
     Runs on the Prefect server PREFECT_API_URL names; without one, on a temporary local server
     that Prefect starts for the run and stops at exit.
     """
-    from genrec.flows.demo import run_demo_flow
+    from genrec.temporary_server import no_server_settings, start_temporary_server
 
-    with _clear_errors():
-        result = run_demo_flow(out, preset, progress)
+    with no_server_settings():
+        starting = start_temporary_server()  # its subprocess boots while the pipeline's modules import
+        with _clear_errors():
+            from genrec.flows.demo import run_demo_flow
+
+            if starting is not None:
+                starting.join()
+            result = run_demo_flow(out, preset, progress)
     cached = [stage for stage in result["cached"].split(", ") if stage]
     _print_summary(Path(result["run_dir"]), cached)
 

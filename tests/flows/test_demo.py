@@ -15,8 +15,9 @@ from prefect.settings import (
 
 from genrec.config import ConfigError
 from genrec.flows import pipeline_flow
-from genrec.flows.demo import TEMPORARY_SERVER_STARTUP_SECONDS, demo_parameters, no_server_settings
+from genrec.flows.demo import demo_parameters
 from genrec.pipelines import run as gr
+from genrec.temporary_server import TEMPORARY_SERVER_STARTUP_SECONDS, no_server_settings
 
 
 def test_demo_parameters_are_the_demo_settings_in_the_flows_names(tmp_path: Path):
