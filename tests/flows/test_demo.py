@@ -17,7 +17,7 @@ from genrec.config import ConfigError
 from genrec.flows import pipeline_flow
 from genrec.flows.demo import demo_parameters
 from genrec.pipelines import run as gr
-from genrec.temporary_server import TEMPORARY_SERVER_STARTUP_SECONDS, no_server_settings
+from genrec.temporary_server import TEMPORARY_SERVER_STARTUP_SECONDS, no_server_settings, start_temporary_server
 
 
 def test_demo_parameters_are_the_demo_settings_in_the_flows_names(tmp_path: Path):
@@ -40,6 +40,23 @@ def test_demo_parameters_are_the_demo_settings_in_the_flows_names(tmp_path: Path
     pipeline_flow.validate_parameters(parameters)  # what the flow accepts
     with pytest.raises(ConfigError, match="unknown demo preset 'huge'"):
         demo_parameters(tmp_path / "demo", "huge")
+
+
+def test_the_temporary_server_starts_in_a_thread_with_the_no_server_settings(monkeypatch):
+    from prefect.server.api.server import SubprocessASGIServer
+
+    seen: list[float] = []
+    monkeypatch.setattr(
+        SubprocessASGIServer,
+        "start",
+        lambda self, timeout=None: seen.append(get_current_settings().server.ephemeral.startup_timeout_seconds),
+    )
+    assert start_temporary_server() is None  # a configured server (the test harness): nothing to start
+    with temporary_settings(restore_defaults={PREFECT_API_URL}), no_server_settings():
+        starting = start_temporary_server()
+        assert starting is not None
+        starting.join()
+    assert seen == [TEMPORARY_SERVER_STARTUP_SECONDS]  # the thread saw the settings of the context it came from
 
 
 def test_without_a_server_the_demo_drops_heartbeats_and_waits_longer_for_the_temporary_server():
