@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from genrec.io import write_json
+
 DEFAULT_CONFIG = "sasrec-demo"
 
 
@@ -86,8 +88,7 @@ def main() -> None:
     }
     print(json.dumps({key: value for key, value in result.items() if key != "runs"}))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,14 @@ timed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from genrec.io import write_json
 
 # The test server's start (a new SQLite database, migrated) outlasted Prefect's default 30 s under load here.
 SERVER_STARTUP_SECONDS = 180
@@ -152,7 +153,7 @@ def main() -> None:
             "overhead_percent": overhead,
             "loadavg_end": os.getloadavg(),
         }
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
 
 
 if __name__ == "__main__":

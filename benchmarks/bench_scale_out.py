@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from genrec.io import write_json
+
 ENCODER, IMAGE_GENERATOR, TEXT_GENERATOR = "tiny", "tiny", "template"
 
 
@@ -145,8 +147,7 @@ def main() -> None:
         result["generate_ratio_2_over_1"] = by_workers[2]["images_per_second"] / by_workers[1]["images_per_second"]
     print(json.dumps({key: value for key, value in result.items() if key != "runs"}))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
 
 
 if __name__ == "__main__":
