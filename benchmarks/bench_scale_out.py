@@ -13,7 +13,12 @@ imports genrec and builds the encoder and the image generator once (untimed warm
   (tiny diffusion model) plus template descriptions, in ``--batches`` mapped tasks and their
   merge, reading an embedding cache filled beforehand; images per second.
 
-The ratio is the 2-worker throughput over the 1-worker one.
+The ratio is the 2-worker throughput over the 1-worker one. To say where the time goes, each stage
+also reports every task's seconds (for Prefect: in its Running state, from the API) and the CPU
+seconds each kind of process used during it (Ray task workers, Ray's daemons, the Prefect server,
+this driver), sampled with psutil before and after the stage. ``--orchestration ray`` runs the
+same pipeline functions (:mod:`genrec.pipelines.batches`) as plain Ray tasks with no Prefect, to
+tell Ray's scaling from Prefect's cost per task.
 
     heavy -2 python benchmarks/bench_scale_out.py --json benchmarks/results/scale_out.json
 """
@@ -21,6 +26,7 @@ The ratio is the 2-worker throughput over the 1-worker one.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -54,6 +60,114 @@ def warm_up(workers: int) -> None:
         raise RuntimeError(f"warm-up reached {len(set(pids))} of {workers} workers")
 
 
+def process_kind(process: Any) -> str:
+    cmdline = " ".join(process.info["cmdline"] or [])
+    if process.info["pid"] == os.getpid():
+        return "driver"
+    if cmdline.startswith("ray::"):
+        return "ray task workers"
+    if "ray" in cmdline and ("raylet" in cmdline or "gcs_server" in cmdline or "/ray/" in cmdline):
+        return "ray daemons"
+    if "prefect" in cmdline or "uvicorn" in cmdline:
+        return "prefect server"
+    return "other"
+
+
+def cpu_seconds_by_process() -> dict[int, tuple[str, float]]:
+    import psutil
+
+    seconds = {}
+    for process in psutil.process_iter(["pid", "cmdline", "cpu_times"]):
+        times = process.info["cpu_times"]
+        if times is not None:
+            seconds[process.info["pid"]] = (process_kind(process), times.user + times.system)
+    return seconds
+
+
+def cpu_seconds_between(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds per kind of process between two snapshots (processes that ended in between are missed)."""
+    used: dict[str, float] = {}
+    for pid, (kind, seconds) in after.items():
+        used[kind] = used.get(kind, 0.0) + seconds - before.get(pid, (kind, 0.0))[1]
+    return {kind: round(seconds, 2) for kind, seconds in sorted(used.items())}
+
+
+def task_run_seconds(flow_state: Any) -> dict[str, list[float]]:
+    """Seconds each task run of a finished flow run spent Running, by task name, in start order."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_state.state_details.flow_run_id])),
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+        )
+    seconds: dict[str, list[float]] = {}
+    for run in runs:
+        name = run.name.rsplit("-", 1)[0]  # a task run is named after its task plus a run key
+        seconds.setdefault(name, []).append(round(run.total_run_time.total_seconds(), 2))
+    return seconds
+
+
+def timed_stage(run_flow: Any, *args: Any) -> dict[str, Any]:
+    """Wall seconds, per-task Running seconds and CPU seconds by process kind of one flow run."""
+    before = cpu_seconds_by_process()
+    start = time.perf_counter()
+    state = run_flow(*args, return_state=True)
+    seconds = time.perf_counter() - start
+    cpu = cpu_seconds_between(before, cpu_seconds_by_process())
+    state.result()  # raises if the flow run failed
+    return {"seconds": seconds, "task_run_seconds": task_run_seconds(state), "cpu_seconds": cpu}
+
+
+def timed_call(function: Any, *args: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    return function(*args), time.perf_counter() - start
+
+
+def timed_ray_stage(run_stage: Any, *args: Any) -> dict[str, Any]:
+    """The same figures as :func:`timed_stage` for a stage run as plain Ray tasks."""
+    before = cpu_seconds_by_process()
+    start = time.perf_counter()
+    task_seconds = run_stage(*args)
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "task_run_seconds": task_seconds,
+        "cpu_seconds": cpu_seconds_between(before, cpu_seconds_by_process()),
+    }
+
+
+def ray_encode(dataset: str, run_dir: str, batches: int) -> dict[str, list[float]]:
+    import ray
+
+    from genrec.pipelines import batches as gb
+
+    remote = ray.remote(num_cpus=1)(timed_call)
+    parts = ray.get(
+        [remote.remote(gb.encode_items_batch, dataset, ENCODER, run_dir, b, batches) for b in range(batches)]
+    )
+    merged = timed_call(gb.merge_item_batches, ENCODER, run_dir, [path for path, _ in parts])
+    return {"encode-items-batch": [round(t, 2) for _, t in parts], "merge-item-batches": [round(merged[1], 2)]}
+
+
+def ray_generate(dataset: str, recommendations: str, run_dir: str, batches: int) -> dict[str, list[float]]:
+    import ray
+
+    from genrec.pipelines import batches as gb
+
+    seconds = ray_encode(dataset, run_dir, batches)
+    remote = ray.remote(num_cpus=1)(timed_call)
+    args = (recommendations, dataset, run_dir, IMAGE_GENERATOR, TEXT_GENERATOR, ENCODER)
+    parts = ray.get([remote.remote(gb.generate_batch, *args, b, batches) for b in range(batches)])
+    merged = timed_call(gb.merge_generated_batches, recommendations, run_dir, [path for path, _ in parts])
+    return seconds | {
+        "generate-batch": [round(t, 2) for _, t in parts],
+        "merge-generated-batches": [round(merged[1], 2)],
+    }
+
+
 def encode_flow_fn(dataset: str, run_dir: str, batches: int) -> Path:
     from genrec.flows.batches import batch_tasks
 
@@ -71,34 +185,39 @@ def generate_flow_fn(dataset: str, recommendations: str, run_dir: str, batches: 
     return future.result()
 
 
-def measure(dataset: str, workers: int, batches: int, users: int, items: list[int], root: Path) -> dict[str, Any]:
+def measure(
+    dataset: str, workers: int, batches: int, users: int, items: list[int], root: Path, orchestration: str
+) -> dict[str, Any]:
     import pandas as pd
     import ray
     from prefect import flow
 
-    from genrec.flows.runners import TaskRunnerConfig, create_task_runner
+    from genrec.flows.runners import RAY_WORKER_RUNTIME_ENV, TaskRunnerConfig, create_task_runner
     from genrec.pipelines import run as gr
 
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)  # the runner joins this cluster
+    # the runner joins this cluster, so it gets the runner's worker environment here
+    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, runtime_env=RAY_WORKER_RUNTIME_ENV)
     try:
         warm_up(workers)
-        runner = create_task_runner(TaskRunnerConfig(kind="ray", workers=workers))
-        encode = flow(name="bench-encode", task_runner=runner)(encode_flow_fn)
-        generate = flow(name="bench-generate", task_runner=runner)(generate_flow_fn)
+        if orchestration == "prefect":
+            runner = create_task_runner(TaskRunnerConfig(kind="ray", workers=workers))
+            encode = functools.partial(timed_stage, flow(name="bench-encode", task_runner=runner)(encode_flow_fn))
+            generate = functools.partial(timed_stage, flow(name="bench-generate", task_runner=runner)(generate_flow_fn))
+        else:
+            encode, generate = (
+                functools.partial(timed_ray_stage, ray_encode),
+                functools.partial(timed_ray_stage, ray_generate),
+            )
 
         encode_dir = root / f"encode-{workers}"
-        start = time.perf_counter()
-        encode(dataset, str(encode_dir), batches)
-        encode_seconds = time.perf_counter() - start
+        encoded = encode(dataset, str(encode_dir), batches)
 
         gen_dir = root / f"generate-{workers}"
         gen_dir.mkdir()
         shutil.copytree(encode_dir / gr.CACHE_DIR, gen_dir / gr.CACHE_DIR)  # the catalogue is encoded already
         chosen = gr.select_users(dataset, sample=users, seed=0)
         recommendations = gr.recommend_items(dataset, gen_dir, chosen, items)
-        start = time.perf_counter()
-        generate(dataset, str(recommendations), str(gen_dir), batches)
-        generate_seconds = time.perf_counter() - start
+        generated = generate(dataset, str(recommendations), str(gen_dir), batches)
         images = len(pd.read_parquet(gen_dir / "images.parquet")) + len(
             pd.read_parquet(gen_dir / "images_baseline.parquet")
         )
@@ -106,14 +225,19 @@ def measure(dataset: str, workers: int, batches: int, users: int, items: list[in
         ray.shutdown()
     n_items = gr._load(dataset).n_items
     return {
+        "orchestration": orchestration,
         "workers": workers,
         "batches": batches,
-        "encode_seconds": encode_seconds,
+        "encode_seconds": encoded["seconds"],
         "items": n_items,
-        "items_per_second": n_items / encode_seconds,
-        "generate_seconds": generate_seconds,
+        "items_per_second": n_items / encoded["seconds"],
+        "encode_task_run_seconds": encoded["task_run_seconds"],
+        "encode_cpu_seconds": encoded["cpu_seconds"],
+        "generate_seconds": generated["seconds"],
         "images": images,
-        "images_per_second": images / generate_seconds,
+        "images_per_second": images / generated["seconds"],
+        "generate_task_run_seconds": generated["task_run_seconds"],
+        "generate_cpu_seconds": generated["cpu_seconds"],
     }
 
 
@@ -124,10 +248,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batches", type=int, default=4, help="mapped tasks per stage (same for every worker count)")
     parser.add_argument("--users", type=int, default=128)
+    parser.add_argument(
+        "--orchestration",
+        choices=["prefect", "ray"],
+        default="prefect",
+        help="the pipeline flow's tasks on the Ray task runner, or the same functions as plain Ray tasks",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    os.environ["OMP_NUM_THREADS"] = "1"  # one torch thread per Ray task: workers, not threads, are compared
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ["GENREC_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-scale-out-cache-")
     from prefect.testing.utilities import prefect_test_harness
@@ -136,7 +265,7 @@ def main() -> None:
     rows = []
     with prefect_test_harness(server_startup_timeout=180):
         for workers in args.workers:
-            row = measure(args.dataset, workers, args.batches, args.users, args.items, root)
+            row = measure(args.dataset, workers, args.batches, args.users, args.items, root, args.orchestration)
             rows.append(row)
             print(json.dumps(row), flush=True)
     shutil.rmtree(root, ignore_errors=True)

@@ -8,7 +8,8 @@ outputs to the run directory, and Prefect persists their results there too
 (:func:`genrec.flows.tasks.stage_tasks`): on a multi-node cluster the run directory must be
 storage every node reaches (a shared file system), or ``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK``
 must name a remote storage block. Tasks tagged ``gpu`` (train, generate, evaluate and the
-generate batches) request ``gpus_per_task`` GPUs through Ray's remote options.
+generate batches) request ``gpus_per_task`` GPUs through Ray's remote options. Each task takes one
+CPU (Ray's default) and one torch thread (:data:`RAY_WORKER_RUNTIME_ENV`).
 
 API::
 
@@ -29,6 +30,11 @@ from pydantic import Field, model_validator
 
 from genrec.config import ConfigError, StrictModel
 from genrec.flows.tasks import GPU_TAG
+
+# Ray sets OMP_NUM_THREADS in its workers only where the driver's environment lacks it, and torch
+# follows an inherited MKL_NUM_THREADS too: a driver started with 2 threads gave every one-CPU worker
+# 2 torch threads, so 2 workers on 2 cores ran 4 threads and were slower than 1 (benchmarks/RESULTS.md).
+RAY_WORKER_RUNTIME_ENV: dict[str, Any] = {"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}
 
 
 class TaskRunnerConfig(StrictModel):
@@ -96,7 +102,7 @@ def create_task_runner(config: TaskRunnerConfig | None = None) -> TaskRunner:
             with remote_options(**ray_remote_options(task, self.gpus_per_task)):
                 return super().submit(task, parameters, wait_for, dependencies)
 
-    init_kwargs: dict[str, Any] = {}
+    init_kwargs: dict[str, Any] = {"runtime_env": RAY_WORKER_RUNTIME_ENV}
     if config.address is None:  # a local cluster, sized here; an existing cluster takes no sizing arguments
         init_kwargs["include_dashboard"] = False
         if config.workers is not None:

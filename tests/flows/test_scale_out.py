@@ -124,3 +124,24 @@ def test_a_one_cpu_ray_cluster_runs_tasks_that_wait_for_an_upstream_one_at_a_tim
     assert len(intervals) == 5
     for (_, end), (start, _) in itertools.pairwise(intervals):
         assert start >= end - 0.05, intervals
+
+
+@task
+def torch_threads(task_number: int) -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+@pytest.mark.slow
+def test_ray_tasks_get_one_torch_thread_whatever_the_driver_was_given(monkeypatch: pytest.MonkeyPatch):
+    from prefect import flow
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("MKL_NUM_THREADS", "2")
+
+    @flow
+    def threads_of_two_tasks() -> list[int]:
+        return torch_threads.map(range(2)).result()
+
+    assert with_task_runner(threads_of_two_tasks, TaskRunnerConfig(kind="ray", workers=2))() == [1, 1]
