@@ -48,7 +48,8 @@ class ConfigError(ValueError):
 class StrictModel(BaseModel):
     """Pydantic base for genrec configs: extra keys forbidden, assignments validated."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    # an infinite value (e.g. the llm ranker's retriever-only lambda) is written as JSON's Infinity, not null
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, ser_json_inf_nan="constants")
 
     @classmethod
     def from_json_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Self:

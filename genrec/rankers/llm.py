@@ -7,7 +7,8 @@ for the N letters at the answer position (a verbalizer), so no free text is ever
 every returned item is a retriever candidate. Candidate i's LM score is the log-softmax of
 the letters' logits, log p(letter_i | prompt); the final score fuses it with the retriever's own
 log-softmax over the same N candidates, ``s_i = log p_LM(i) + lambda * log p_ret(i)`` (lambda
-chosen on validation; 0 = the LM alone). The full ranked list is the N reranked candidates
+chosen on validation; 0 = the LM alone, infinity = the retriever's order, the limit of s / lambda,
+with no LM pass at inference). The full ranked list is the N reranked candidates
 followed by the retriever's order for the rest, so full-ranking metrics stay defined for every K.
 
 Training departs from LlamaRec where it has a train/test mismatch: LlamaRec trains on random
@@ -111,18 +112,22 @@ class LLMRankerConfig(RankerConfig):
     train_prefixes: int = Field(1, ge=1, description="training examples per user: its last train_prefixes items")
     lr: float = Field(2e-3, gt=0, description="AdamW learning rate of the adapter")
     warmup_steps: int = Field(4, ge=0, description="linear learning-rate warm-up steps")
-    eval_every: int = Field(16, ge=1, description="steps between validation evaluations")
+    eval_every: int = Field(24, ge=1, description="steps between validation evaluations")
     patience: int = Field(2, ge=1, description="evaluations without validation NDCG@10 gain before stopping")
-    valid_users: int = Field(32, ge=1, description="validation users (a seeded sample) for early stopping and lambda")
+    valid_users: int = Field(96, ge=1, description="validation users (a seeded sample) for early stopping and lambda")
     valid_retrieved_only: bool = Field(
         True,
         description="sample the validation users among those whose target is in the retriever's N candidates: "
         "the others score NDCG@10 0 under every reranking and lambda, so they only cost LM passes",
     )
     lora: LoRASettings = Field(default_factory=LoRASettings)
-    fusion_lambda: float | None = Field(None, ge=0, description="retriever weight; None: chosen on validation")
+    fusion_lambda: float | None = Field(
+        None, ge=0, description="retriever weight (inf: the retriever's order); None: chosen on validation"
+    )
     fusion_grid: tuple[float, ...] = Field(
-        (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0), min_length=1, description="lambdas tried on validation"
+        (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, float("inf")),
+        min_length=1,
+        description="lambdas tried on validation (inf: the retriever's order, the fallback when the LM does not help)",
     )
 
     @model_validator(mode="after")
@@ -181,14 +186,19 @@ def rerank(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Order each row's candidates by ``lm + lambda * log_softmax(retriever)``; ties keep the retriever order.
 
+    An infinite lambda orders by the retriever's log-softmax alone (the LM scores are not read).
     candidates [B, N] item indices in retriever order (-1 = none), retriever_scores and
     lm_log_probs [B, N] -> (reranked items [B, N], their fused scores [B, N]).
     """
     valid = candidates >= 0
-    fused = np.where(valid, lm_log_probs, -np.inf)
-    if fusion_lambda > 0:
-        retriever = torch.from_numpy(np.where(valid, retriever_scores, -np.inf)).double()
-        fused = fused + fusion_lambda * torch.log_softmax(retriever, dim=1).nan_to_num(neginf=-np.inf).numpy()
+    retriever = torch.from_numpy(np.where(valid, retriever_scores, -np.inf)).double()
+    retriever_log_probs = torch.log_softmax(retriever, dim=1).nan_to_num(neginf=-np.inf).numpy()
+    if np.isinf(fusion_lambda):
+        fused = retriever_log_probs
+    else:
+        fused = np.where(valid, lm_log_probs, -np.inf)
+        if fusion_lambda > 0:
+            fused = fused + fusion_lambda * retriever_log_probs
     fused = np.where(valid, fused, -np.inf)
     order = np.argsort(-fused, axis=1, kind="stable")  # stable: equal scores keep retriever order
     return np.take_along_axis(candidates, order, 1), np.take_along_axis(fused, order, 1)
@@ -399,7 +409,9 @@ class LLMRanker(Ranker):
         self.require_fitted()
         start, passes, prompts = time.perf_counter(), self.forward_passes, self.prompts_scored
         retrieved, retrieved_scores = self.retrieve(history, k, exclude)
-        lm = self.lm_scores(history, retrieved[:, : self.config.candidates], progress)
+        candidates = retrieved[:, : self.config.candidates]
+        retriever_only = np.isinf(self.fusion_lambda)  # validation chose the retriever's order: no LM pass
+        lm = np.zeros(candidates.shape) if retriever_only else self.lm_scores(history, candidates, progress)
         self.users_reranked = len(history)
         self.last_call = (self.forward_passes - passes, self.prompts_scored - prompts)
         self.rerank_seconds = time.perf_counter() - start

@@ -110,10 +110,23 @@ def test_rerank_ties_keep_retriever_order_and_fusion_weights_the_retriever():
     lm = np.array([[np.log(0.2), np.log(0.2), np.log(0.6), -np.inf]])
     assert rerank(candidates, retriever, lm, 0.0)[0].tolist() == [[5, 7, 3, -1]]
     assert rerank(candidates, retriever, lm, 8.0)[0].tolist() == [[7, 3, 5, -1]]  # the retriever dominates
+    items, scores = rerank(candidates, np.array([[1.0, 1.0, 3.0, -np.inf]]), lm[:, ::-1], np.inf)
+    assert items.tolist() == [[5, 7, 3, -1]]  # the retriever's order, its ties in candidate order
+    np.testing.assert_allclose(np.exp(scores[0, :3]), [0.787, 0.107, 0.107], atol=1e-3)
+
+
+def test_an_infinite_lambda_ranks_in_retriever_order_without_lm_passes(tiny_lm, toy_split):
+    ranker = zero_shot(tiny_lm, candidates=4, fusion_lambda=float("inf"))
+    ranker.fit(toy_split, progress=False)
+    passes = ranker.forward_passes
+    history = toy_split.test.history
+    items, _ = ranker.rank(history, k=10)
+    np.testing.assert_array_equal(items, ranker.retriever.rank(history, k=10)[0])
+    assert ranker.forward_passes == passes
 
 
 def test_returned_items_are_retriever_candidates_then_retriever_order(tiny_lm, toy_split):
-    ranker = zero_shot(tiny_lm, candidates=4)
+    ranker = zero_shot(tiny_lm, candidates=4, fusion_lambda=0.0)
     ranker.fit(toy_split, progress=False)
     history = toy_split.test.history
     items, _ = ranker.rank(history, k=10)
@@ -128,7 +141,7 @@ def test_returned_items_are_retriever_candidates_then_retriever_order(tiny_lm, t
 
 
 def test_permutations_average_the_orders_and_count_prompts(tiny_lm, toy_split):
-    ranker = zero_shot(tiny_lm, permutations=3)
+    ranker = zero_shot(tiny_lm, permutations=3, fusion_lambda=0.0)
     ranker.fit(toy_split, progress=False)
     ranker.rank(toy_split.test.history, k=10)
     assert ranker.evaluation_extras()["prompts_per_user"] == 3.0
