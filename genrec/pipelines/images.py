@@ -179,7 +179,7 @@ def generate_images(
         for row in np.flatnonzero(table["flagged"].to_numpy()):
             if paths[row] is not None and paths[row].parent.name != BLOCKED_DIR:
                 blocked = paths[row].parent / BLOCKED_DIR / paths[row].name
-                path_within(out_dir, blocked)
+                path_within(out_dir, blocked.resolve())
                 blocked.parent.mkdir(parents=True, exist_ok=True)
                 paths[row].replace(blocked)
                 paths[row] = blocked
@@ -202,7 +202,7 @@ def _png_path(out_dir: Path, record: dict[str, Any]) -> Path:
     """``images/user-<stem>_item-<stem>_seed-<seed>_<mode>.png``: ids from the data never shape the path."""
     user, item = safe_stem(record["user_id"]), safe_stem(record["item_id"])
     path = out_dir / "images" / f"user-{user}_item-{item}_seed-{record['seed']}_{record['personalization']}.png"
-    path_within(out_dir, path)
+    path_within(out_dir, path.resolve())  # resolved: a relative path already starts with out_dir
     return path
 
 
@@ -230,7 +230,7 @@ def _write_png(
     info = PngInfo()
     for key, value in _metadata(record, generator).items():
         info.add_text(key, value)
-    with atomic_path(path, root=out_dir) as temporary:
+    with atomic_path(path.resolve(), root=out_dir) as temporary:
         image.save(temporary, format="PNG", pnginfo=info)
 
 

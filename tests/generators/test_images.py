@@ -149,6 +149,18 @@ def test_ip_adapter_personalization_uses_each_users_history_images(generator, po
     assert again["reused"].all()
 
 
+def test_a_relative_run_directory_gets_its_pngs_where_the_table_says(
+    generator, posters_dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """``genrec demo`` passes ``runs/demo``: the PNGs went to ``runs/demo/runs/demo/images`` once."""
+    monkeypatch.chdir(tmp_path)
+    table = generate_images(
+        generator, recommendations(users=(1,), items=(5,)), PROFILES, posters_dataset, "run", **PROMPTED
+    )
+    assert table["path"].tolist() == [str(Path("run") / "images" / Path(table["path"].iloc[0]).name)]
+    assert Path(table["path"].iloc[0]).is_file() and not (tmp_path / "run" / "run").exists()
+
+
 def test_pngs_carry_metadata_and_a_rerun_reuses_them(generator, posters_dataset, tmp_path: Path):
     recs = recommendations(users=(1,), items=(5, 6))
     first = generate_images(generator, recs, PROFILES, posters_dataset, tmp_path, seeds=(0, 1), **PROMPTED)
