@@ -110,13 +110,16 @@ def task_run_seconds(flow_state: Any) -> dict[str, list[float]]:
     return seconds
 
 
+def measured(run: Any, *args: Any) -> tuple[Any, float, dict[str, float]]:
+    """``run(*args)``, its wall seconds and the CPU seconds by process kind while it ran."""
+    before = cpu_seconds_by_process()
+    result, seconds = timed_call(run, *args)
+    return result, seconds, cpu_seconds_between(before, cpu_seconds_by_process())
+
+
 def timed_stage(run_flow: Any, *args: Any) -> dict[str, Any]:
     """Wall seconds, per-task Running seconds and CPU seconds by process kind of one flow run."""
-    before = cpu_seconds_by_process()
-    start = time.perf_counter()
-    state = run_flow(*args, return_state=True)
-    seconds = time.perf_counter() - start
-    cpu = cpu_seconds_between(before, cpu_seconds_by_process())
+    state, seconds, cpu = measured(functools.partial(run_flow, return_state=True), *args)
     state.result()  # raises if the flow run failed
     return {"seconds": seconds, "task_run_seconds": task_run_seconds(state), "cpu_seconds": cpu}
 
@@ -128,15 +131,8 @@ def timed_call(function: Any, *args: Any) -> tuple[Any, float]:
 
 def timed_ray_stage(run_stage: Any, *args: Any) -> dict[str, Any]:
     """The same figures as :func:`timed_stage` for a stage run as plain Ray tasks."""
-    before = cpu_seconds_by_process()
-    start = time.perf_counter()
-    task_seconds = run_stage(*args)
-    seconds = time.perf_counter() - start
-    return {
-        "seconds": seconds,
-        "task_run_seconds": task_seconds,
-        "cpu_seconds": cpu_seconds_between(before, cpu_seconds_by_process()),
-    }
+    task_seconds, seconds, cpu = measured(run_stage, *args)
+    return {"seconds": seconds, "task_run_seconds": task_seconds, "cpu_seconds": cpu}
 
 
 def ray_encode(dataset: str, run_dir: str, batches: int) -> dict[str, list[float]]:
