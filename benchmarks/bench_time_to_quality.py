@@ -50,6 +50,11 @@ def seconds_to(history: list[dict], target: float) -> float | None:
     return float(elapsed[reached[0]]) if reached else None
 
 
+def seconds_text(seconds: float | None) -> str:
+    """``None`` where the history has no per-epoch validation (a seed ensemble records one figure per member)."""
+    return "n/a" if seconds is None else f"{seconds:.0f} s"
+
+
 def bf16_parity(ranker: SASRecRanker, history) -> dict:
     """fp32 scores vs CPU bf16-autocast scores of the same model on one fixed batch."""
     fp32 = ranker.score(history)  # [B, n_items]
@@ -151,7 +156,8 @@ def main() -> None:
         rows.append(row)
         print(
             f"{label}: {row['seconds_per_epoch']:.1f} s/epoch, best epoch {row['best_epoch']}/{row['epochs']}, "
-            f"valid {best:.4f}, to 90% {row['seconds_to_90']:.0f} s, to 100% {row['seconds_to_100']:.0f} s, "
+            f"valid {best:.4f}, to 90% {seconds_text(row['seconds_to_90'])}, "
+            f"to 100% {seconds_text(row['seconds_to_100'])}, "
             f"test NDCG@10 {row['test_NDCG@10']:.4f} HR@10 {row['test_HR@10']:.4f} MRR@10 {row['test_MRR@10']:.4f}, "
             f"fit {row['fit_seconds']:.0f} s, load {row['loadavg_after'][0]:.2f}"
             + (f", bf16 {row['bf16_parity']}" if "bf16_parity" in row else ""),

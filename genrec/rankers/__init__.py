@@ -10,6 +10,7 @@ from __future__ import annotations
 from genrec.rankers.base import RANKERS, FitReport, NotFittedError, Ranker, RankerConfig
 from genrec.rankers.cfgan import CFGANRanker
 from genrec.rankers.diffrec import DiffRecRanker
+from genrec.rankers.ensemble import EnsembleRanker
 from genrec.rankers.factory import (
     NAMED_CONFIGS,
     NAMED_CONFIGS_DIR,
@@ -36,6 +37,7 @@ for _ranker, _description in (
     (HSTURanker, None),
     (TigerRanker, "TIGER (Rajput et al., NeurIPS 2023): generative retrieval, decoding an item's semantic id"),
     (LLMRanker, "LlamaRec-style: a causal LM (SmolLM2 by default, LoRA fine-tuned) reranks a retriever's top N"),
+    (EnsembleRanker, "a seed ensemble: several seeds of one ranker (hstu by default), fitted in parallel, averaged"),
 ):
     RANKERS.register(_ranker.name, _ranker, description=_description)
 
