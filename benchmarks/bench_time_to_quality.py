@@ -46,7 +46,7 @@ def parse_run(text: str) -> tuple[str, str, str | None, dict]:
 def seconds_to(history: list[dict], target: float) -> float | None:
     """Cumulative seconds (training + validation) until validation NDCG@10 first reaches ``target``."""
     elapsed = np.cumsum([row["seconds"] for row in history])
-    reached = [i for i, row in enumerate(history) if row["valid_NDCG@10"] >= target]
+    reached = [i for i, row in enumerate(history) if row.get("valid_NDCG@10", float("-inf")) >= target]
     return float(elapsed[reached[0]]) if reached else None
 
 

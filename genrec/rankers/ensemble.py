@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from pydantic import Field, model_validator
 
 from genrec.data.sequences import Sequences
 from genrec.evaluation.splits import Split
+from genrec.progress import progress_bar
 from genrec.rankers.base import FitReport, Ranker, RankerConfig
 from genrec.rankers.distributed import active
 from genrec.rankers.factory import RANKERS, create_ranker, load_ranker, resolve_ranker_config
@@ -73,13 +74,15 @@ class EnsembleConfig(RankerConfig):
         ]
 
 
-def fit_member(name: str, config: RankerConfig, split: Split, threads: int | None) -> tuple[dict, dict]:
+def fit_member(
+    name: str, config: RankerConfig, split: Split, threads: int | None, progress: bool = False
+) -> tuple[dict, dict]:
     """Fit one member (in a worker process when ``threads`` is given); returns its tensors and fit report."""
     if threads is not None:
         torch.set_num_threads(threads)
     seed_everything(config.seed)
     ranker = create_ranker(name, config)
-    report = ranker.fit(split, progress=False)
+    report = ranker.fit(split, progress=progress)
     return {key: value.detach().cpu() for key, value in ranker.state_tensors().items()}, asdict(report)
 
 
@@ -113,13 +116,9 @@ class EnsembleRanker(Ranker):
         if workers > 1 and active():
             raise ValueError("ensemble: workers > 1 cannot run inside a torchrun process group; set workers=1")
         if workers == 1:
-            fitted = [fit_member(config.member, member, split, None) for member in settings]
+            fitted = [fit_member(config.member, member, split, None, progress) for member in settings]
         else:
-            threads = max(1, torch.get_num_threads() // workers)
-            # spawn, not fork: a forked child inherits torch's thread pools in whatever state they are in
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                jobs = [pool.submit(fit_member, config.member, member, split, threads) for member in settings]
-                fitted = [job.result() for job in jobs]
+            fitted = self.fit_in_workers(settings, split, workers, progress)
         self.members = []
         for member, (tensors, _) in zip(settings, fitted, strict=True):
             ranker = create_ranker(config.member, member)
@@ -146,6 +145,24 @@ class EnsembleRanker(Ranker):
         self.fit_report.best_valid_ndcg10 = validation_ndcg10(self, split)
         self.fit_report.fit_seconds = time.perf_counter() - start
         return self.fit_report
+
+    def fit_in_workers(
+        self, settings: list[RankerConfig], split: Split, workers: int, progress: bool
+    ) -> list[tuple[dict, dict]]:
+        """Fit the members ``workers`` at a time in spawned processes (fork would copy torch's thread pools
+        in whatever state they are in), each with an equal share of this process's torch threads."""
+        threads = max(1, torch.get_num_threads() // workers)
+        with (
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
+            progress_bar(progress) as bar,
+        ):
+            description = f"training {len(settings)} {self.config.member} members"
+            task = bar.add_task(description, total=len(settings), status="")
+            jobs = [pool.submit(fit_member, self.config.member, member, split, threads) for member in settings]
+            for done in as_completed(jobs):
+                best = done.result()[1]["best_valid_ndcg10"]
+                bar.update(task, advance=1, status="" if best is None else f"last member's valid NDCG@10 {best:.4f}")
+            return [job.result() for job in jobs]
 
     @torch.inference_mode()
     def score(self, history: Sequences) -> torch.Tensor:
