@@ -38,7 +38,14 @@ MEMBERS_DIR = "members"
 
 
 class EnsembleConfig(RankerConfig):
-    """Which ranker the members are, how many, and how many fit at once."""
+    """Which ranker the members are, how many, and how many fit at once.
+
+    Four hstu-default members, two at a time: chosen on validation NDCG@10 under the LlamaRec
+    protocol among ensembles that fit in 270 s on two cores (0.0923 for 4 x hstu against 0.0895 for
+    2 x hstu and 0.0897 for 2 x ``hstu-llamarec``; 4 x ``hstu-llamarec``, 0.0963, takes about 580 s).
+    Over seeds 0-2: validation 0.0979, test NDCG@10 0.0718, 213-216 s (benchmarks/RESULTS.md,
+    "Seed ensembles").
+    """
 
     member: str = Field("hstu", description="the registered ranker every member is")
     member_config: str | dict[str, Any] = Field(
