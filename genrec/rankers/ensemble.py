@@ -135,8 +135,11 @@ class EnsembleRanker(Ranker):
             self.members.append(ranker)
         self.n_items = split.n_items
         reports = [FitReport(**report) for _, report in fitted]
+        # The ensemble's epoch is one epoch of every member (so seconds per epoch is wall time per member epoch),
+        # its best epoch the latest best epoch of any member; per-member figures are in the history.
         self.fit_report = FitReport(
-            epochs=sum(report.epochs for report in reports),
+            epochs=max(report.epochs for report in reports),
+            best_epoch=max(report.best_epoch for report in reports),
             history=[
                 {
                     "member": i,

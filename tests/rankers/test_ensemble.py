@@ -36,7 +36,8 @@ def test_members_are_the_single_rankers_of_their_seeds_and_the_score_is_their_st
     expected_mean = (standardised(singles[0]) + standardised(singles[1])) / 2
     torch.testing.assert_close(model.score(history), expected_mean)
     assert [row["seed"] for row in report.history] == [2, 3]
-    assert report.epochs == sum(row["epochs"] for row in report.history)
+    assert report.epochs == max(row["epochs"] for row in report.history)
+    assert report.best_epoch == max(row["best_epoch"] for row in report.history)
     assert 0.0 <= report.best_valid_ndcg10 <= 1.0
 
 
