@@ -258,7 +258,7 @@ def ranking_section(run: RunDirectory, dataset: Dataset | None, assets: Assets) 
         caption = f"validation NDCG@10 per epoch; best epoch {run.ranking.best_epoch} of {run.ranking.epochs}"
         plots.append(_figure(assets, path, caption))
     elif run.ranking is not None:
-        notes.append(f"{run.ranking.ranker or 'the ranker'} recorded no training history (no validation curve)")
+        notes.append(f"{run.ranking.ranker or 'the ranker'} recorded no per-epoch validation (no validation curve)")
     extra = [(f"{name}: {key}", _number(value)) for name, r in results.items() for key, value in r.extra.items()]
     return {"table": table, "extra": extra, "plots": plots, "notes": notes}
 
