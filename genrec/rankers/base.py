@@ -196,14 +196,26 @@ class Ranker(Pretrained, ABC):
         return RANKERS.get(type_name)
 
     @classmethod
-    def from_saved(cls, config: RankerConfig, manifest: Manifest, directory: Path, **context: Any) -> Self:
-        tensors = load_file(str(directory / WEIGHTS_FILE))
-        features = tensors.pop("item_features", None)
-        ranker = cls(config, item_features=None if features is None else features.numpy())
-        n_items = int(manifest.state["n_items"])
+    def from_state(
+        cls,
+        config: RankerConfig,
+        n_items: int,
+        tensors: dict[str, torch.Tensor],
+        item_features: np.ndarray | None = None,
+    ) -> Self:
+        """A fitted ranker rebuilt from its config and :meth:`state_tensors` (no extra files)."""
+        ranker = cls(config, item_features=item_features)
         ranker.build(n_items)
         ranker.load_state_tensors(tensors)
         ranker.n_items = n_items
+        return ranker
+
+    @classmethod
+    def from_saved(cls, config: RankerConfig, manifest: Manifest, directory: Path, **context: Any) -> Self:
+        tensors = load_file(str(directory / WEIGHTS_FILE))
+        features = tensors.pop("item_features", None)
+        n_items = int(manifest.state["n_items"])
+        ranker = cls.from_state(config, n_items, tensors, None if features is None else features.numpy())
         ranker.load_extra_files(directory)
         return ranker
 

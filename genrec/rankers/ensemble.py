@@ -126,13 +126,11 @@ class EnsembleRanker(Ranker):
             fitted = [fit_member(config.member, member, split, None, progress) for member in settings]
         else:
             fitted = self.fit_in_workers(settings, split, workers, progress)
-        self.members = []
-        for member, (tensors, _) in zip(settings, fitted, strict=True):
-            ranker = create_ranker(config.member, member)
-            ranker.build(split.n_items)
-            ranker.load_state_tensors(tensors)
-            ranker.n_items = split.n_items
-            self.members.append(ranker)
+        member_class = RANKERS.get(config.member)
+        self.members = [
+            member_class.from_state(member, split.n_items, tensors)
+            for member, (tensors, _) in zip(settings, fitted, strict=True)
+        ]
         self.n_items = split.n_items
         reports = [FitReport(**report) for _, report in fitted]
         # The ensemble's epoch is one epoch of every member (so seconds per epoch is wall time per member epoch),
