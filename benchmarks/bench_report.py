@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from genrec.data import load_dataset
-from genrec.evaluation.report import ASSETS_DIR, write_report
+from genrec.evaluation.report import write_report
+from genrec.run_directory import RunDirectory
 from tests.evaluation.report_runs import write_movielens, write_run
 
 CATALOGUE = 1000
@@ -50,7 +51,7 @@ def main() -> None:
             start = time.perf_counter()
             page = write_report(run_dir, given)
             timings[f"{label}_s"] = round(time.perf_counter() - start, 3)
-        assets_bytes, assets_files = directory_bytes(run_dir / ASSETS_DIR)
+        assets_bytes, assets_files = directory_bytes(run_dir / RunDirectory.REPORT_ASSETS)
         html = page.read_text(encoding="utf-8")
         print(
             json.dumps(

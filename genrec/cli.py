@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -15,9 +14,9 @@ from genrec.cli_console import console, fail
 from genrec.cli_describe import check_descriptions_command
 from genrec.cli_encode import encode
 from genrec.cli_report import report
-from genrec.cli_run import demo, generate
+from genrec.cli_run import demo, evaluate, generate, recommend, run, train
 from genrec.config import ConfigError, parse_overrides
-from genrec.data import Dataset, DataValidationError, LoadOptions, list_datasets, list_formats, load_dataset
+from genrec.data import DataValidationError, LoadOptions, list_datasets, list_formats, load_dataset
 from genrec.data.dataset import Policy, TieBreak
 from genrec.io import write_json
 from genrec.registry import Preset, UnknownNameError, all_registries
@@ -127,52 +126,6 @@ def data_list() -> None:
     console.print("formats: " + ", ".join(list_formats()))
 
 
-def read_numeric_npy(path: Path) -> np.ndarray:
-    """A numeric array from a .npy file; ConfigError for a missing file, another format, objects or damage."""
-    if not path.exists():
-        raise ConfigError(f"{path}: item-features file not found")
-    with path.open("rb") as handle:
-        if handle.read(6) != b"\x93NUMPY":  # the .npy magic string
-            raise ConfigError(f"{path}: not a .npy file (no NumPy header); save the [n_items, D] array with np.save")
-        handle.seek(0)
-        try:
-            major, _ = np.lib.format.read_magic(handle)
-            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            _, _, dtype = read_header(handle)
-        except ValueError as err:
-            raise ConfigError(f"{path}: damaged .npy header ({err})") from None
-    if dtype.hasobject:  # pickled objects are never loaded: they could run code
-        raise ConfigError(f"{path}: holds an object array; expected a numeric array [n_items, D]")
-    if dtype.kind not in "fiub":
-        raise ConfigError(f"{path}: expected a numeric array [n_items, D], got dtype {dtype}")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise ConfigError(f"{path}: unreadable .npy file, truncated or damaged ({err})") from None
-
-
-def load_item_features(source: str, dataset: Dataset, progress: bool) -> np.ndarray:
-    """Item vectors [n_items, D] float32 from a .npy file (row = item index) or an encoder preset."""
-    if source.endswith(".npy"):
-        path = Path(source)
-        features = read_numeric_npy(path)
-        if features.ndim != 2 or features.shape[0] != dataset.n_items:
-            raise ConfigError(
-                f"{path}: expected an array [n_items={dataset.n_items}, D] with one row per item index, "
-                f"got shape {features.shape}"
-            )
-        features = features.astype(np.float32, copy=False)
-        if not np.isfinite(features).all():
-            row = int(np.flatnonzero(~np.isfinite(features).all(axis=1))[0])
-            item = dataset.item_ids[row]
-            raise ConfigError(f"{path}: row {row} (item id {item}) holds NaN or infinite values; expected finite")
-        return features
-    from genrec.encoders import create_encoder
-    from genrec.pipelines import encode_items
-
-    return encode_items(dataset, create_encoder(source), progress=progress)
-
-
 @benchmark_app.command("ranking")
 def benchmark_ranking(
     dataset: Annotated[str, typer.Option(help="bundled name, path, or FORMAT:PATH")] = "movielens-latest-small",
@@ -192,6 +145,7 @@ def benchmark_ranking(
 ) -> None:
     """Fit on the training split (early stopping on validation), evaluate on test, print metrics."""
     from genrec.pipelines import benchmark_ranking as run_benchmark
+    from genrec.pipelines.encode import load_item_features
     from genrec.rankers import RANKERS
 
     try:
@@ -307,7 +261,11 @@ def list_registries(
 
 
 app.command("encode")(encode)
+app.command("run")(run)
+app.command("train")(train)
+app.command("recommend")(recommend)
 app.command("generate")(generate)
+app.command("evaluate")(evaluate)
 app.command("report")(report)
 app.command("demo")(demo)
 app.command("check-descriptions")(check_descriptions_command)

@@ -15,7 +15,7 @@ def report(
 ) -> None:
     """Write RUN_DIR/report.html: the run, ranking metrics and plots, each user's images and descriptions."""
     from genrec.evaluation.report import write_report
-    from genrec.evaluation.run_directory import RunDirectoryError
+    from genrec.evaluation.run_contents import RunDirectoryError
 
     try:
         path = write_report(run_dir)

@@ -1,18 +1,21 @@
-"""``genrec generate`` and ``genrec demo``: command-line faces of :func:`genrec.pipelines.run.run_pipeline`
-and of the ``pipeline`` flow.
+"""The run commands: ``genrec run`` (the whole plan), a command per stage (``train``, ``recommend``,
+``generate``, ``evaluate``) over a run directory, and ``genrec demo``.
 
-Both only parse options and print where the outputs are: ``generate`` calls run_pipeline directly,
-``demo`` runs the demo's settings (:func:`genrec.pipelines.run.demo_settings`) as the ``pipeline``
-flow (:func:`genrec.flows.demo.run_demo_flow`).
-A run directory holds config.json, model/, recommendations.parquet, images/ (PNGs) with
-images.parquet and images_baseline.parquet, descriptions.parquet, metrics.json and report.html; a rerun
-reuses the saved ranker, the embeddings, the images and the descriptions.
+Their options come from one table, :data:`RUN_OPTIONS`, built on
+:class:`~genrec.pipelines.settings.RunSettings` (each option's help is the field's description):
+every run command takes the same options, turns the given ones into settings
+(:func:`settings_from_options`) over a base (a ``--preset``, a ``--settings`` file, or the run
+directory's recorded settings), and calls the stages of :mod:`genrec.pipelines.stages`.
+``genrec recommend --model DIR`` serves top-k from a saved ranker without refitting or a run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,9 +24,7 @@ import typer
 from genrec.cli_console import console, fail
 from genrec.encoders.cache import CACHE_ENV
 
-# preset -> (encoder preset, image generator preset, text generator preset); descriptions come from the
-# offline SmolLM2 (text generator "tiny" is random-weight noise, for tests: --text-generator tiny)
-PRESETS = {"tiny": ("tiny", "tiny", "smollm2"), "standard": ("standard", "standard", "standard")}
+DEMO_OUT = Path("runs/demo")
 
 
 def parse_ids(text: str | None) -> list[Any] | None:
@@ -36,89 +37,341 @@ def parse_ids(text: str | None) -> list[Any] | None:
     return [int(part) if part.lstrip("-").isdigit() else part for part in ids]
 
 
-def parse_since(text: str | None) -> int | str | None:
-    """``--active-since``: unix seconds when it is an integer, else an ISO date/time (validated downstream)."""
-    if text is None:
-        return None
+def parse_since(text: str) -> int | str:
+    """``--active-since``: unix seconds when it is an integer, else an ISO date/time (validated by the settings)."""
     return int(text) if text.strip().lstrip("-").isdigit() else text.strip()
 
 
-def generate(
-    out: Annotated[Path, typer.Option(help="run directory (created; finished outputs are reused)")],
-    users: Annotated[str | None, typer.Option(help="comma-separated user ids, e.g. 1,2")] = None,
-    all_users: Annotated[bool, typer.Option("--all-users", help="every user of the data set")] = False,
-    sample: Annotated[int | None, typer.Option(help="a seeded random sample of N users (with --seed)")] = None,
-    active_since: Annotated[
-        str | None, typer.Option(help="users active at or after this time: ISO date/time (UTC) or unix seconds")
-    ] = None,
-    dataset: Annotated[str, typer.Option(help="a bundled name, a path, or FORMAT:PATH")] = "movielens-latest-small",
-    preset: Annotated[
-        str, typer.Option(help="tiny (offline: random-weight images, SmolLM2 descriptions) or standard (hub models)")
-    ] = "tiny",
-    top_k: Annotated[int, typer.Option(help="recommended items per user")] = 3,
-    items: Annotated[str | None, typer.Option(help="comma-separated item ids instead of ranking")] = None,
-    ranker: Annotated[str, typer.Option(help="registered ranker, fitted on the training split")] = "popular",
-    config: Annotated[str | None, typer.Option(help="ranker config: a named config or a JSON file")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override a ranker config field: key=value")] = None,
-    text_generator: Annotated[
-        str | None,
-        typer.Option(help="description generator (smollm2, template, tiny, standard); default: the preset's"),
-    ] = None,
-    image_generator: Annotated[str | None, typer.Option(help="image generator; default: the preset's")] = None,
-    encoder: Annotated[str | None, typer.Option(help="CLIP encoder of histories and images; default: the preset's")] = (
-        None
-    ),
-    images: Annotated[Path | None, typer.Option(help="directory of <item_id>.<ext> images (history posters)")] = None,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(envvar=CACHE_ENV, help=f"embedding cache directory (default ${CACHE_ENV}, else OUT/cache)"),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="seeds the ranker, the user sample, the image noise and the LLM")] = 0,
-    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
-) -> None:
-    """Rank, then write personalised images and grounded descriptions for each user's top-k into OUT."""
-    from genrec.config import check_seed, parse_overrides
-    from genrec.pipelines.run import run_pipeline
+def _field_help(*path: str) -> str:
+    from genrec.pipelines.settings import GenerationSettings, RunSettings, UserSelection
+
+    models = {"users": UserSelection, "generation": GenerationSettings}
+    model = models[path[0]] if len(path) == 2 else RunSettings
+    return model.model_fields[path[-1]].description or ""
+
+
+@dataclass(frozen=True)
+class RunOption:
+    """One command-line option of the run commands and the settings it sets (``to_settings``: value -> nested dict)."""
+
+    name: str
+    annotation: Any
+    to_settings: Callable[[Any], dict[str, Any]]
+    default: Any = None
+
+
+def _at(*path: str, parse: Callable[[Any], Any] = lambda value: value) -> Callable[[Any], dict[str, Any]]:
+    def nested(value: Any) -> dict[str, Any]:
+        result: Any = parse(value)
+        for key in reversed(path):
+            result = {key: result}
+        return result
+
+    return nested
+
+
+def _overrides(field: str, *prefix: str) -> Callable[[list[str]], dict[str, Any]]:
+    from genrec.config import parse_overrides
+
+    return _at(*prefix, field, parse=lambda pairs: parse_overrides(pairs))
+
+
+def _opt(kind: Any, *names: str, help: str, **extra: Any) -> Any:
+    return Annotated[kind, typer.Option(*names, help=help, **extra)]
+
+
+@functools.cache
+def run_options() -> tuple[RunOption, ...]:
+    """The options every run command takes, each with the RunSettings field it sets (the one definition)."""
+    users = "users"
+    return (
+        RunOption("dataset", _opt(str | None, help=_field_help("dataset")), _at("dataset")),
+        RunOption("protocol", _opt(str | None, help=_field_help("protocol")), _at("protocol")),
+        RunOption(
+            "load",
+            _opt(list[str] | None, help="a load option: key=value (e.g. invalid_rows=drop, k_core=5; repeatable)"),
+            _overrides("load"),
+        ),
+        RunOption(
+            "users",
+            _opt(str | None, help="comma-separated user ids, e.g. 1,2"),
+            _at(users, parse=lambda text: {"mode": "ids", "ids": parse_ids(text)}),
+        ),
+        RunOption(
+            "sample",
+            _opt(int | None, help="a seeded random sample of N users (with --seed)"),
+            _at(users, parse=lambda n: {"mode": "sample", "sample": n}),
+        ),
+        RunOption(
+            "all_users",
+            _opt(bool, "--all-users", help="every user of the data set"),
+            _at(users, parse=lambda _: {"mode": "all"}),
+            default=False,
+        ),
+        RunOption(
+            "active_since",
+            _opt(str | None, help=_field_help(users, "active_since")),
+            _at(
+                users,
+                parse=lambda text: {"mode": "active", "active_since": parse_since(text), "active_within_days": None},
+            ),
+        ),
+        RunOption(
+            "active_within_days",
+            _opt(float | None, help=_field_help(users, "active_within_days")),
+            _at(users, parse=lambda days: {"mode": "active", "active_within_days": days, "active_since": None}),
+        ),
+        RunOption("ranker", _opt(str | None, help=_field_help("ranker")), _at("ranker")),
+        RunOption("config", _opt(str | None, help=_field_help("ranker_config")), _at("ranker_config")),
+        RunOption(
+            "set_",
+            _opt(list[str] | None, "--set", help="override a ranker config field: key=value (repeatable)"),
+            _overrides("ranker_overrides"),
+        ),
+        RunOption("item_features", _opt(str | None, help=_field_help("item_features")), _at("item_features")),
+        RunOption("top_k", _opt(int | None, "--top-k", "-k", help=_field_help("k")), _at("k")),
+        RunOption(
+            "items",
+            _opt(str | None, help="comma-separated item ids instead of ranking (no ranker is trained)"),
+            _at("items", parse=parse_ids),
+        ),
+        RunOption("encoder", _opt(str | None, help=_field_help("generation", "encoder")), _at("generation", "encoder")),
+        RunOption(
+            "image_generator",
+            _opt(str | None, help=_field_help("generation", "image_generator")),
+            _at("generation", "image_generator"),
+        ),
+        RunOption(
+            "text_generator",
+            _opt(str | None, help=_field_help("generation", "text_generator")),
+            _at("generation", "text_generator"),
+        ),
+        RunOption(
+            "image_set",
+            _opt(list[str] | None, "--image-set", help="override an image generator config field: key=value"),
+            _overrides("image_generator_overrides", "generation"),
+        ),
+        RunOption(
+            "text_set",
+            _opt(list[str] | None, "--text-set", help="override a description generator config field: key=value"),
+            _overrides("text_generator_overrides", "generation"),
+        ),
+        RunOption(
+            "images",
+            _opt(Path | None, help=_field_help("generation", "images")),
+            _at("generation", "images", parse=str),
+        ),
+        RunOption(
+            "cache_dir",
+            _opt(Path | None, envvar=CACHE_ENV, help=f"{_field_help('generation', 'cache_dir')} (or ${CACHE_ENV})"),
+            _at("generation", "cache_dir", parse=str),
+        ),
+        RunOption("seed", _opt(int | None, help=_field_help("seed")), _at("seed")),
+        RunOption(
+            "preset",
+            _opt(str | None, help="a run preset as the base (genrec list run-presets), e.g. demo"),
+            lambda _: {},
+        ),
+        RunOption(
+            "settings_file",
+            _opt(Path | None, "--settings", help="a JSON file of RunSettings fields as the base"),
+            lambda _: {},
+        ),
+    )
+
+
+USER_OPTIONS = ("users", "sample", "all_users", "active_since", "active_within_days")
+
+
+def settings_from_options(options: dict[str, Any], base: Any = None) -> Any:
+    """RunSettings: ``base`` (a preset, a ``--settings`` file, or a run's recorded settings), then the given options.
+
+    Raises ConfigError naming the option for a bad value, or when two user selections are given.
+    """
+    from genrec.config import ConfigError, load_json_object
+    from genrec.pipelines.settings import RunSettings, load_run_preset, merge_settings
+
+    chosen = [name for name in USER_OPTIONS if options.get(name) not in (None, False)]
+    if len(chosen) > 1:
+        flags = ", ".join("--" + name.replace("_", "-") for name in chosen)
+        raise ConfigError(f"choose one user selection, got {flags}")
+    values: dict[str, Any] = {}
+    for option in run_options():
+        value = options.get(option.name)
+        if value is not None and value is not False and value != []:
+            values = merge_settings(values, option.to_settings(value))
+    if "ranker" in values and "ranker_config" not in values:
+        values["ranker_config"] = None  # another ranker: its own default config, not the base's
+    if options.get("preset"):
+        base = load_run_preset(_preset_name(options["preset"])).model_dump(mode="json")
+    elif options.get("settings_file"):
+        base = load_json_object(options["settings_file"])
+    elif isinstance(base, RunSettings):
+        base = base.model_dump(mode="json")
+    return RunSettings.from_dict(merge_settings(base or {}, values), source="run settings")
+
+
+def _preset_name(name: str) -> str:
+    """``tiny``/``standard`` (the old model presets of ``genrec generate``) name the demo's run presets."""
+    from genrec.flows.demo import DEMO_PRESETS
+
+    return DEMO_PRESETS.get(name, name)
+
+
+def with_run_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command(settings_options: dict, **own)`` as a typer command taking its own options and :func:`run_options`."""
+    own = list(inspect.signature(command, eval_str=True).parameters.values())[1:]
+    names = {option.name for option in run_options()}
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    extra = [
+        inspect.Parameter(option.name, keyword, default=option.default, annotation=option.annotation)
+        for option in run_options()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        given = {name: value for name, value in kwargs.items() if name in names}
+        command(given, **{name: value for name, value in kwargs.items() if name not in names})
+
+    parameters = [parameter.replace(kind=keyword) for parameter in own] + extra
+    wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+    return wrapper
+
+
+@contextmanager
+def clear_errors() -> Iterator[None]:
+    """Turns the errors bad input raises into ``error: ...`` and exit code 2 (no traceback)."""
+    from genrec.config import ConfigError
+    from genrec.data import DataValidationError
+    from genrec.registry import UnknownNameError
 
     try:
-        check_seed(seed)
-    except ValueError as err:
-        raise fail(f"--seed: {err}, got {seed}") from None
-    if preset not in PRESETS:
-        raise fail(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-    preset_encoder, preset_image, preset_text = PRESETS[preset]
-    with _clear_errors():
-        run_dir = run_pipeline(
-            dataset,
-            out,
-            ranker,
-            config,
-            parse_overrides(set_ or []),
-            users=parse_ids(users),
-            all_users=all_users,
-            sample=sample,
-            active_since=parse_since(active_since),
-            k=top_k,
-            items=parse_ids(items),
-            image_generator=image_generator or preset_image,
-            text_generator=text_generator or preset_text,
-            encoder=encoder or preset_encoder,
-            seed=seed,
-            images=images,
-            cache_dir=cache_dir,
-            progress=progress,
+        yield
+    except DataValidationError as err:
+        raise fail(err.cli_message()) from None
+    except (UnknownNameError, ConfigError, ValueError) as err:
+        raise fail(str(err)) from None
+    except KeyError as err:  # an unknown id; str() of a KeyError would add quotes
+        raise fail(str(err.args[0])) from None
+
+
+OutOption = Annotated[Path, typer.Option(help="run directory (created; finished outputs are reused)")]
+ProgressOption = Annotated[bool, typer.Option(help="show progress bars")]
+
+
+def _stage_settings(options: dict[str, Any], out: Path) -> Any:
+    """The settings of a stage command: the run's recorded settings (if any) with the given options over them."""
+    from genrec.run_directory import RunDirectory
+
+    return settings_from_options(options, RunDirectory(out).read_config().get("settings"))
+
+
+def _run_stages(names: tuple[str, ...], out: Path, settings: Any, progress: bool) -> None:
+    from genrec.pipelines.stages import STAGES
+
+    for name in names:
+        STAGES[name].run(out, settings, progress)
+
+
+@with_run_options
+def run(options: dict[str, Any], out: OutOption, progress: ProgressOption = True) -> None:
+    """The whole run into OUT: select users, encode, train, recommend, images, descriptions, evaluate, report."""
+    from genrec.pipelines.stages import run_pipeline
+
+    with clear_errors():
+        settings = settings_from_options(options)
+        run_pipeline(settings, out, progress)
+    print_summary(out)
+
+
+@with_run_options
+def train(options: dict[str, Any], out: OutOption, progress: ProgressOption = True) -> None:
+    """Fit the ranker on the leave-one-out training split into OUT/model (reused when nothing changed)."""
+    with clear_errors():
+        settings = _stage_settings(options, out)
+        _run_stages(("train",), out, settings, progress)
+    console.print(f"model: {out / 'model'}", highlight=False)
+
+
+@with_run_options
+def recommend(
+    options: dict[str, Any],
+    out: Annotated[Path | None, typer.Option(help="run directory: its selected users get recommendations.parquet")] = (
+        None
+    ),
+    model: Annotated[
+        Path | None, typer.Option(help="serve top-k from this saved ranker (a run directory or its model/)")
+    ] = None,
+    table: Annotated[
+        Path | None, typer.Option(help="with --model: also write the table here (.parquet, .csv or .json)")
+    ] = None,
+    progress: ProgressOption = True,
+) -> None:
+    """Top-k items per user: with --out, the recommend stage of a run (after train); with --model, served from a
+    saved ranker without refitting, printed (and written with --table)."""
+    if (out is None) == (model is None):
+        raise fail("give --out (a run directory) or --model (a saved ranker to serve from), not both")
+    with clear_errors():
+        if out is not None:
+            settings = _stage_settings(options, out)
+            _run_stages(("select-users", "recommend"), out, settings, progress)
+            print_summary(out)
+            return
+        from genrec.pipelines.stages import serve_recommendations
+
+        if not any(options.get(name) not in (None, False) for name in USER_OPTIONS):
+            raise fail("give the users to serve: --users 1,2, --sample N, --all-users or --active-since/-within-days")
+        served = serve_recommendations(model, settings_from_options(options, _model_settings(model)))
+    if table is not None:
+        with clear_errors():
+            _write_served(served, table)
+    _print_served(served)
+
+
+@with_run_options
+def generate(options: dict[str, Any], out: OutOption, progress: ProgressOption = True) -> None:
+    """Images and descriptions for the recommendations of the run directory OUT (encode, images, describe).
+
+    Given a user selection or items, or a directory without recommendations, it runs the whole
+    pipeline as ``genrec run`` does: the old meaning of this command, kept for one release.
+    """
+    from genrec.run_directory import RunDirectory
+
+    legacy = any(options.get(name) not in (None, False) for name in (*USER_OPTIONS, "items"))
+    if legacy or not RunDirectory(out).has(RunDirectory.RECOMMENDATIONS):
+        console.print(
+            "note: `genrec generate` ran the whole pipeline; it now runs the generate stage over a run directory. "
+            "Use `genrec run` for the whole pipeline (this fallback goes in the next release).",
+            highlight=False,
+            style="yellow",
         )
-    _print_summary(run_dir)
+        with clear_errors():
+            _run_stages(_all_stages(), out, settings_from_options(options), progress)
+        print_summary(out)
+        return
+    with clear_errors():
+        _run_stages(("encode", "images", "describe"), out, _stage_settings(options, out), progress)
+    print_summary(out)
+
+
+@with_run_options
+def evaluate(options: dict[str, Any], out: OutOption, progress: ProgressOption = True) -> None:
+    """Score what the run directory OUT holds into metrics.json and render report.html."""
+    with clear_errors():
+        _run_stages(("evaluate", "report"), out, _stage_settings(options, out), progress)
+    print_summary(out)
 
 
 def demo(
-    out: Annotated[Path, typer.Option(help="run directory (a rerun reuses everything in it)")] = Path("runs/demo"),
+    out: Annotated[Path, typer.Option(help="run directory (a rerun reuses everything in it)")] = DEMO_OUT,
     preset: Annotated[
-        str, typer.Option(help="tiny (offline, random-weight models) or standard (pretrained hub models)")
+        str,
+        typer.Option(help="tiny (offline, random-weight images, SmolLM2 texts) or standard (pretrained hub models)"),
     ] = "tiny",
-    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    progress: ProgressOption = True,
 ) -> None:
-    """The main job: the pipeline flow on the bundled MovieLens data for a few users, offline with --preset tiny.
+    """The main job: the pipeline flow with the demo run preset on the bundled MovieLens data, offline with tiny.
 
     Runs on the Prefect server PREFECT_API_URL names; without one, on a temporary local server
     that Prefect starts for the run and stops at exit.
@@ -127,51 +380,81 @@ def demo(
 
     with no_server_settings():
         starting = start_temporary_server()  # its subprocess boots while the pipeline's modules import
-        with _clear_errors():
+        with clear_errors():
             from genrec.flows.demo import run_demo_flow
 
             if starting is not None:
                 starting.join()
             result = run_demo_flow(out, preset, progress)
     cached = [stage for stage in result["cached"].split(", ") if stage]
-    _print_summary(Path(result["run_dir"]), cached)
+    print_summary(Path(result["run_dir"]), cached)
 
 
-@contextmanager
-def _clear_errors() -> Iterator[None]:
-    """Turns the errors bad input raises into ``error: ...`` and exit code 2 (no traceback)."""
-    from genrec.config import ConfigError
-    from genrec.data import DataValidationError
-    from genrec.registry import UnknownNameError
+def _all_stages() -> tuple[str, ...]:
+    from genrec.pipelines.stages import PLAN
 
-    try:
-        yield
-    except (UnknownNameError, ConfigError, DataValidationError, ValueError) as err:
-        raise fail(str(err)) from None
-    except KeyError as err:  # an unknown id; str() of a KeyError would add quotes
-        raise fail(str(err.args[0])) from None
+    return tuple(stage.name for stage in PLAN)
 
 
-def _print_summary(run_dir: Path, cached: list[str] | None = None) -> None:
-    """What the run wrote and where; ``cached``: the flow's stages that reused an earlier run's result."""
+def _model_settings(model: Path) -> dict[str, Any]:
+    """The recorded settings of the run a saved ranker belongs to (its data set and load options), else the
+    data set its train.json names."""
     from genrec.io import read_json
-    from genrec.pipelines.run import METRICS_FILE, REPORT_FILE, read_run_config
+    from genrec.run_directory import RunDirectory
 
+    for directory in (model, model.parent):
+        run = RunDirectory(directory)
+        if run.has(RunDirectory.CONFIG) and run.model_dir.is_dir() and "settings" in run.read_config():
+            return run.read_config()["settings"]
+    for record in (model / RunDirectory.TRAIN_RECORD, model / RunDirectory.MODEL / RunDirectory.TRAIN_RECORD):
+        if record.is_file():
+            return {"dataset": read_json(record).get("dataset")}
+    return {}
+
+
+def _write_served(served: Any, path: Path) -> None:
+    from genrec.config import ConfigError
+    from genrec.io import atomic_path
+
+    writers = {".parquet": "to_parquet", ".csv": "to_csv", ".json": "to_json"}
+    if path.suffix not in writers:
+        raise ConfigError(f"--table {path}: expected a .parquet, .csv or .json file")
+    options = {"orient": "records"} if path.suffix == ".json" else {"index": False}
+    with atomic_path(path) as temporary:
+        getattr(served, writers[path.suffix])(temporary, **options)
+
+
+def _print_served(served: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"top {served['rank'].max() if len(served) else 0} per user")
+    for column in ("user_id", "rank", "item_id", "score", "title"):
+        table.add_column(column, justify="right" if column in ("rank", "score") else "left")
+    for row in served.to_dict("records"):
+        table.add_row(str(row["user_id"]), str(row["rank"]), str(row["item_id"]), f"{row['score']:.4f}", row["title"])
+    console.print(table)
+
+
+def print_summary(run_dir: Path, cached: list[str] | None = None) -> None:
+    """What the run wrote and where; ``cached``: the flow's stages that reused an earlier run's result."""
+    from genrec.run_directory import RunDirectory
+
+    run = RunDirectory(run_dir)
     cached = cached or []
     if cached:
         console.print(f"cached (reused from an earlier run into {run_dir}): {', '.join(cached)}", highlight=False)
-
-    metrics, config = read_json(run_dir / METRICS_FILE), read_run_config(run_dir)
+    metrics, config = run.read_json(RunDirectory.METRICS, {}), run.read_config()
     chosen = config.get("recommend", {}).get("users", [])
-    line = f"{metrics.get('recommendations', 0)} recommendations for users {', '.join(map(str, chosen))}"
-    if "ranking" in metrics:
-        ranking = metrics["ranking"]
-        line += f"; {ranking['ranker']} test NDCG@10 {ranking['metrics']['NDCG@10']:.4f} (full ranking)"
-    console.print(line, highlight=False)
+    if chosen:
+        line = f"{metrics.get('recommendations', 0)} recommendations for users {', '.join(map(str, chosen))}"
+        if "ranking" in metrics:
+            ranking = metrics["ranking"]
+            line += f"; {ranking['ranker']} test NDCG@10 {ranking['metrics']['NDCG@10']:.4f} (full ranking)"
+        console.print(line, highlight=False)
     if "images" in metrics:
         done = metrics["images"]
         new, reused = done["generated"], done["reused"]
-        if "generate" in cached:  # metrics.json counts what the earlier run generated; this one made nothing
+        if "images" in cached:  # metrics.json counts what the earlier run generated; this one made nothing
             new, reused = 0, new + reused
         check = (
             f"{done['flagged']} flagged by the safety check"
@@ -187,8 +470,10 @@ def _print_summary(run_dir: Path, cached: list[str] | None = None) -> None:
             f"{_figure(text['preference_coverage'])}, personalisation lift {_figure(text.get('personalization_lift'))}",
             highlight=False,
         )
-    console.print(f"results: {run_dir} (metrics: {run_dir / METRICS_FILE})", highlight=False)
-    console.print(f"report: {run_dir / REPORT_FILE}", highlight=False)
+    if run.metrics.is_file():
+        console.print(f"results: {run_dir} (metrics: {run.metrics})", highlight=False)
+    if run.report.is_file():
+        console.print(f"report: {run.report}", highlight=False)
 
 
 def _figure(value: float | None) -> str:

@@ -62,7 +62,7 @@ class StrictModel(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as err:
-            raise ConfigError(format_validation_error(err, source, cls.__name__)) from None
+            raise ConfigError(format_validation_error(err, source, cls.__name__, list(cls.model_fields))) from None
 
 
 def load_json_object(path: str | Path) -> dict[str, Any]:
@@ -102,10 +102,17 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def format_validation_error(err: ValidationError, source: str, model_name: str) -> str:
+def format_validation_error(
+    err: ValidationError, source: str, model_name: str, valid_fields: list[str] | None = None
+) -> str:
+    """One line per problem, naming the field; an unknown top-level field lists ``valid_fields``."""
     lines = [f"{source}: invalid {model_name}:"]
     for problem in err.errors():
         field = ".".join(str(part) for part in problem["loc"]) or "<root>"
         message = problem["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
-        lines.append(f"  {field}: {message} (got {problem.get('input')!r})")
+        # a whole model's input (a check across its fields) is the user's settings themselves: not echoed
+        echoed = "" if isinstance(problem.get("input"), dict) else f" (got {problem.get('input')!r})"
+        if problem["type"] == "extra_forbidden" and len(problem["loc"]) == 1 and valid_fields:
+            echoed += f"; valid fields: {', '.join(valid_fields)}"
+        lines.append(f"  {field}: {message}{echoed}")
     return "\n".join(lines)

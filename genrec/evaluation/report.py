@@ -1,6 +1,6 @@
 """``report.html``: one self-contained, offline page per run directory.
 
-:func:`write_report` reads a run directory through :func:`~genrec.evaluation.run_directory.load_run_directory`
+:func:`write_report` reads a run directory through :func:`~genrec.evaluation.run_contents.load_run_directory`
 (the input contract), builds the template context (:func:`report_context`), draws the plots
 (matplotlib, Agg) and poster thumbnails into ``report_assets/``, and renders the Jinja2 template
 shipped in ``genrec/evaluation/templates``. Nothing is fetched from the network: no scripts, fonts
@@ -25,14 +25,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from PIL import Image, UnidentifiedImageError
 
 from genrec.evaluation import report_plots
-from genrec.evaluation.run_directory import RankingResult, RunDirectory, load_run_directory
+from genrec.evaluation.run_contents import RankingResult, RunContents, load_run_directory
 from genrec.io import atomic_path
+from genrec.run_directory import RunDirectory
 
 if TYPE_CHECKING:
     from genrec.data import Dataset
 
-REPORT_FILE = "report.html"
-ASSETS_DIR = "report_assets"
 TEMPLATE = "report.html.j2"
 HISTORY_SHOWN = 10  # most recent history items shown per user
 THUMBNAIL = (96, 144)  # poster thumbnails (width, height bound), JPEG
@@ -81,7 +80,7 @@ def write_report(run_dir: str | Path, dataset: Dataset | None = None) -> Path:
     """Render ``report.html`` (and ``report_assets/``) into ``run_dir``, atomically; return its path.
 
     Args:
-        run_dir: a run directory (see :mod:`genrec.evaluation.run_directory` for what it holds).
+        run_dir: a run directory (see :mod:`genrec.evaluation.run_contents` for what it holds).
         dataset: the run's data set, when the caller has it loaded; otherwise it is reloaded
             from ``config.json`` (``dataset``, ``images``) for the users' histories and item
             popularity, and the report says so when that fails.
@@ -95,7 +94,7 @@ def write_report(run_dir: str | Path, dataset: Dataset | None = None) -> Path:
     if dataset is None:
         dataset, dataset_note = load_run_dataset(run.config)
     html = render_report(report_context(run, dataset, dataset_note))
-    path = run.path / REPORT_FILE
+    path = run.path / RunDirectory.REPORT
     with atomic_path(path) as temporary:
         temporary.write_text(html, encoding="utf-8")
     return path
@@ -127,7 +126,7 @@ def render_report(context: Mapping[str, Any]) -> str:
     return environment.get_template(TEMPLATE).render(context)
 
 
-def report_context(run: RunDirectory, dataset: Dataset | None, dataset_note: str | None = None) -> dict[str, Any]:
+def report_context(run: RunContents, dataset: Dataset | None, dataset_note: str | None = None) -> dict[str, Any]:
     """Everything the template shows, as plain values; draws plots and thumbnails into ``report_assets/``."""
     assets = Assets(run.path)
     notes = [dataset_note] if dataset_note else []
@@ -147,7 +146,7 @@ class Assets:
 
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir.resolve()
-        self.directory = self.run_dir / ASSETS_DIR
+        self.directory = self.run_dir / RunDirectory.REPORT_ASSETS
 
     def url(self, path: Path) -> str:
         """A relative URL to a file inside the run directory (percent-encoded)."""
@@ -180,7 +179,7 @@ class Assets:
         return self.url(target)
 
 
-def run_section(run: RunDirectory) -> dict[str, Any]:
+def run_section(run: RunContents) -> dict[str, Any]:
     """Data set, ranker (with its resolved config), generators and presets, seeds, stage timings."""
     config = run.config
     ranking = run.ranking
@@ -229,7 +228,7 @@ def run_section(run: RunDirectory) -> dict[str, Any]:
     }
 
 
-def ranking_section(run: RunDirectory, dataset: Dataset | None, assets: Assets) -> dict[str, Any]:
+def ranking_section(run: RunContents, dataset: Dataset | None, assets: Assets) -> dict[str, Any]:
     """The test metrics table (the run's ranker, its cold-start slice, baselines such as popularity) and plots."""
     results: dict[str, RankingResult] = {}
     if run.ranking is not None:
@@ -296,7 +295,7 @@ def popularity_plot(recommendations: pd.DataFrame, dataset: Dataset, assets: Ass
     return _figure(assets, path, caption)
 
 
-def user_sections(run: RunDirectory, dataset: Dataset | None, assets: Assets) -> list[dict[str, Any]]:
+def user_sections(run: RunContents, dataset: Dataset | None, assets: Assets) -> list[dict[str, Any]]:
     """Per user: the recent history (posters, titles) and each recommendation with its images and description."""
     images = _index(run.images)
     baselines = _index(run.baseline_images)
@@ -437,7 +436,7 @@ def grounding_status(row: Mapping[str, Any]) -> tuple[str, str, list[str]]:
     return status, css, details
 
 
-def generation_section(run: RunDirectory) -> dict[str, Any]:
+def generation_section(run: RunContents) -> dict[str, Any]:
     """Generation metrics with one line on what each means, the grounding counts, blocked outputs, a warning."""
     groups = []
     for group, title in (("images", "images"), ("descriptions", "descriptions"), ("grounding_report", "grounding")):
@@ -475,7 +474,7 @@ def generation_section(run: RunDirectory) -> dict[str, Any]:
     return {"groups": groups, "warning": warning, "blocked": blocked, "flagged": flagged}
 
 
-def random_weight_components(run: RunDirectory) -> list[str]:
+def random_weight_components(run: RunContents) -> list[str]:
     """The generation components of the run that had random weights, from what the run recorded."""
     parts = []
     encoder = run.config.get("encoder")

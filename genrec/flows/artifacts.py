@@ -17,9 +17,7 @@ import pandas as pd
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from genrec.io import read_json
-from genrec.pipelines.describe import DESCRIPTIONS_TABLE
-from genrec.pipelines.images import IMAGES_TABLE
-from genrec.pipelines.run import METRICS_FILE, RECOMMENDATIONS_TABLE, REPORT_FILE
+from genrec.run_directory import RunDirectory
 
 SKIPPED = frozenset({"fit", "key", "phase", "ranker"})  # metrics.json entries that are not metrics
 
@@ -58,13 +56,13 @@ def cell(value: Any) -> str:
 def recommendations_markdown(run_dir: str | Path) -> str:
     """Each user's recommended items with their description and image path (relative to the run dir)."""
     run_dir = Path(run_dir)
-    table = pd.read_parquet(run_dir / RECOMMENDATIONS_TABLE)
+    table = pd.read_parquet(run_dir / RunDirectory.RECOMMENDATIONS)
     keys = ["user_id", "item_id"]
-    if (run_dir / DESCRIPTIONS_TABLE).is_file():
-        descriptions = pd.read_parquet(run_dir / DESCRIPTIONS_TABLE, columns=[*keys, "description"])
+    if (run_dir / RunDirectory.DESCRIPTIONS).is_file():
+        descriptions = pd.read_parquet(run_dir / RunDirectory.DESCRIPTIONS, columns=[*keys, "description"])
         table = table.merge(descriptions, on=keys, how="left")
-    if (run_dir / IMAGES_TABLE).is_file():
-        images = pd.read_parquet(run_dir / IMAGES_TABLE, columns=[*keys, "path", "flagged"])
+    if (run_dir / RunDirectory.IMAGES).is_file():
+        images = pd.read_parquet(run_dir / RunDirectory.IMAGES, columns=[*keys, "path", "flagged"])
         table = table.merge(images.drop_duplicates(keys), on=keys, how="left")
     lines = [f"# Recommendations in `{run_dir}`", ""]
     for user, rows in table.groupby("user_id", sort=False):
@@ -86,17 +84,17 @@ def publish_run_artifacts(run_dir: str | Path) -> list[str]:
     """Create the run's artifacts in the current flow run (what exists of them); return their keys."""
     run_dir = Path(run_dir)
     keys = []
-    if (run_dir / METRICS_FILE).is_file():
+    if (run_dir / RunDirectory.METRICS).is_file():
         key = artifact_key(run_dir, "metrics")
-        rows = metrics_rows(read_json(run_dir / METRICS_FILE))
+        rows = metrics_rows(read_json(run_dir / RunDirectory.METRICS))
         create_table_artifact(rows, key=key, description=f"Ranking and generation metrics of {run_dir}")
         keys.append(key)
-    if (run_dir / RECOMMENDATIONS_TABLE).is_file():
+    if (run_dir / RunDirectory.RECOMMENDATIONS).is_file():
         key = artifact_key(run_dir, "recommendations")
         description = f"Each user's recommendations, descriptions and images in {run_dir}"
         create_markdown_artifact(recommendations_markdown(run_dir), key=key, description=description)
         keys.append(key)
-    report = run_dir / REPORT_FILE
+    report = run_dir / RunDirectory.REPORT
     if report.is_file():
         key = artifact_key(run_dir, "report")
         create_link_artifact(

@@ -34,11 +34,8 @@ from genrec.grounding.guard import (
     item_ratings,
 )
 from genrec.io import atomic_path, read_json, write_json
+from genrec.run_directory import RunDirectory
 
-DESCRIPTIONS_TABLE = "descriptions.parquet"
-DESCRIPTIONS_REPORT = "descriptions_report.json"
-BASELINE_TABLE = "descriptions_baseline.parquet"
-BASELINE_REPORT = "descriptions_baseline_report.json"
 LLM_SOURCES = ("llm", "llm_retry", "fallback")
 HISTORY_TITLES = 10  # most recent titles in a user's history text
 LIKED_TITLES = 3  # recent history titles shown when a profile lists none
@@ -122,7 +119,9 @@ def generate_descriptions(
     keys = [request_key(generator, request) for request in requests]
     ranks = recommendations["rank"].tolist() if "rank" in recommendations else None
     table_name, report_name = (
-        (DESCRIPTIONS_TABLE, DESCRIPTIONS_REPORT) if personalize else (BASELINE_TABLE, BASELINE_REPORT)
+        (RunDirectory.DESCRIPTIONS, RunDirectory.DESCRIPTIONS_REPORT)
+        if personalize
+        else (RunDirectory.BASELINE_DESCRIPTIONS, RunDirectory.BASELINE_DESCRIPTIONS_REPORT)
     )
     table_path = None if out_dir is None else Path(out_dir) / table_name
     report_path = None if out_dir is None else Path(out_dir) / report_name

@@ -9,7 +9,7 @@ Every rank loads the data and the leave-one-out split, builds the ranker from th
 and seed, and fits it data-parallel (:mod:`genrec.rankers.distributed`: users sharded over the
 ranks, gradients averaged, early stopping on one validation figure). Rank 0 alone writes the
 checkpoint, ``<out>/model`` (config.json + model.safetensors, loadable by
-:func:`genrec.rankers.load_ranker` and by :func:`genrec.pipelines.run.recommend`), and
+:func:`genrec.rankers.load_ranker` and by ``genrec recommend --model OUT``), and
 ``<out>/model/train.json`` (the fit report, the world size and the backend). Without
 ``torchrun`` the same command trains in one process: the reference.
 
@@ -21,47 +21,40 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import torch.distributed as dist
 import typer
 
 from genrec.config import ConfigError
-from genrec.data import Dataset
-from genrec.io import write_json
-from genrec.pipelines.run import MODEL_DIR, TRAIN_RECORD, _load, check_run_dir
+from genrec.pipelines.settings import RunSettings
+from genrec.run_directory import RunDirectory
 
 DISTRIBUTED_RANKERS = ("sasrec", "hstu")  # the rankers whose training loop runs data-parallel
 
 
-def train_distributed(
-    dataset: str | Path | Dataset,
-    ranker: str,
-    out: str | Path,
-    config: str | Path | dict[str, Any] | None = None,
-    overrides: dict[str, Any] | None = None,
-    seed: int = 0,
-    progress: bool = False,
-) -> Path:
-    """Fit ``ranker`` on the leave-one-out split in this process's rank of the ``torchrun`` group; return ``out/model``.
+def train_distributed(settings: RunSettings, out: str | Path, progress: bool = False) -> Path:
+    """Fit the run's ranker on the leave-one-out split in this process's rank of the ``torchrun`` group;
+    return ``out/model``.
 
     Rank 0 writes the checkpoint and train.json; the other ranks write nothing and wait for it.
     In a plain process (no ``torchrun``) this is one-process training.
     """
     from genrec.pipelines.ranking import fit_ranker, split
-    from genrec.rankers import create_ranker, resolve_ranker_config
+    from genrec.rankers import create_ranker
     from genrec.rankers.distributed import backend_for, process_group
 
+    ranker = str(settings.ranker)
     if ranker not in DISTRIBUTED_RANKERS:
         raise ConfigError(f"ranker {ranker!r} does not train across processes; use one of {DISTRIBUTED_RANKERS}")
-    resolved = resolve_ranker_config(ranker, config, {**(overrides or {}), "seed": seed})
-    model_dir = check_run_dir(out) / MODEL_DIR
+    resolved = settings.resolved_ranker_config()
+    run = RunDirectory(out)
     with process_group(resolved.device) as (rank, world):
-        loaded = _load(dataset)
+        loaded = settings.load_dataset()
         model = create_ranker(ranker, resolved)
         report = fit_ranker(model, split(loaded), progress=progress and rank == 0)
         if rank == 0:
-            model.save_pretrained(model_dir)
+            model.save_pretrained(run.model_dir)
             record = {
                 "ranker": ranker,
                 "config": resolved.model_dump(mode="json"),
@@ -70,10 +63,10 @@ def train_distributed(
                 "backend": backend_for(resolved.device) if world > 1 else None,
                 "fit": report.to_dict(),
             }
-            write_json(model_dir / TRAIN_RECORD, record)
+            run.write_json(f"{RunDirectory.MODEL}/{RunDirectory.TRAIN_RECORD}", record)
         if world > 1:
             dist.barrier()  # the checkpoint exists before any rank returns
-    return model_dir
+    return run.model_dir
 
 
 def main(
@@ -90,7 +83,17 @@ def main(
     from genrec.config import parse_overrides
 
     try:
-        model_dir = train_distributed(dataset, ranker, out, config, parse_overrides(set_ or []), seed, progress)
+        settings = RunSettings.from_dict(
+            {
+                "dataset": dataset,
+                "ranker": ranker,
+                "ranker_config": config,
+                "ranker_overrides": parse_overrides(set_ or []),
+                "seed": seed,
+            },
+            source="options",
+        )
+        model_dir = train_distributed(settings, out, progress)
     except ConfigError as err:
         raise fail(str(err)) from None
     if os.environ.get("RANK", "0") == "0":  # torchrun's rank of this process (the group is closed by now)

@@ -25,10 +25,7 @@ from genrec.generators.prompts import build_image_prompt
 from genrec.grounding.facts import ItemFacts
 from genrec.io import atomic_path, path_within, safe_stem
 from genrec.progress import progress_bar
-
-IMAGES_TABLE = "images.parquet"  # the images as the generator's mode made them (the personalised ones)
-BASELINE_IMAGES_TABLE = "images_baseline.parquet"  # personalization "none" when the generator's mode is not
-BLOCKED_DIR = "blocked"  # flagged images are kept for audit, apart from the publishable ones
+from genrec.run_directory import RunDirectory
 
 
 def noise_seed(item_id: Any, seed: int) -> int:
@@ -177,8 +174,8 @@ def generate_images(
         scores = safety.scores(images)
         table["unsafe_score"], table["flagged"] = scores.numpy().astype(float), safety.flags(scores).numpy()
         for row in np.flatnonzero(table["flagged"].to_numpy()):
-            if paths[row] is not None and paths[row].parent.name != BLOCKED_DIR:
-                blocked = paths[row].parent / BLOCKED_DIR / paths[row].name
+            if paths[row] is not None and paths[row].parent.name != RunDirectory.BLOCKED_DIR:
+                blocked = paths[row].parent / RunDirectory.BLOCKED_DIR / paths[row].name
                 path_within(out_dir, blocked.resolve())
                 blocked.parent.mkdir(parents=True, exist_ok=True)
                 paths[row].replace(blocked)
@@ -188,7 +185,7 @@ def generate_images(
         table["image"] = images
     else:
         baseline = mode == "none" and generator.config.personalization != "none"
-        with atomic_path(BASELINE_IMAGES_TABLE if baseline else IMAGES_TABLE, root=out_dir) as temporary:
+        with atomic_path(RunDirectory.BASELINE_IMAGES if baseline else RunDirectory.IMAGES, root=out_dir) as temporary:
             table.to_parquet(temporary, index=False)
     return table
 
@@ -201,7 +198,8 @@ def _history_digest(dataset: Dataset, user_id: Any) -> str:
 def _png_path(out_dir: Path, record: dict[str, Any]) -> Path:
     """``images/user-<stem>_item-<stem>_seed-<seed>_<mode>.png``: ids from the data never shape the path."""
     user, item = safe_stem(record["user_id"]), safe_stem(record["item_id"])
-    path = out_dir / "images" / f"user-{user}_item-{item}_seed-{record['seed']}_{record['personalization']}.png"
+    name = f"user-{user}_item-{item}_seed-{record['seed']}_{record['personalization']}.png"
+    path = out_dir / RunDirectory.IMAGES_DIR / name
     path_within(out_dir, path.resolve())  # resolved: a relative path already starts with out_dir
     return path
 
@@ -236,7 +234,7 @@ def _write_png(
 
 def _reusable(path: Path, expected: dict[str, str]) -> tuple[Image.Image | None, Path]:
     """A finished PNG at ``path`` (or its blocked copy) made with exactly these settings, and where it lies."""
-    for candidate in (path, path.parent / BLOCKED_DIR / path.name):
+    for candidate in (path, path.parent / RunDirectory.BLOCKED_DIR / path.name):
         if not candidate.is_file():
             continue
         with Image.open(candidate) as image:

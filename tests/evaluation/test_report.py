@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 
 from genrec.cli import app
 from genrec.data import load_dataset
-from genrec.evaluation.report import ASSETS_DIR, REPORT_FILE, render_report, report_context, write_report
-from genrec.evaluation.run_directory import RunDirectoryError, load_run_directory
+from genrec.evaluation.report import render_report, report_context, write_report
+from genrec.evaluation.run_contents import RunDirectoryError, load_run_directory
+from genrec.run_directory import RunDirectory
 from tests.evaluation.report_runs import EVIL_TITLE, write_movielens, write_run
 
 USERS = (1, 2)
@@ -60,9 +61,9 @@ def test_a_complete_run_fills_every_section(tmp_path, data_dir, dataset):
     assert rows["NDCG@10"] == ["0.0500", "0.0200", "0.0000"] and rows["Coverage@10"][2] == "–"
     plots = [plot["src"] for plot in context["ranking"]["plots"]]
     assert plots == [
-        f"{ASSETS_DIR}/ndcg_at_k.png",
-        f"{ASSETS_DIR}/popularity.png",
-        f"{ASSETS_DIR}/validation_curve.png",
+        f"{RunDirectory.REPORT_ASSETS}/ndcg_at_k.png",
+        f"{RunDirectory.REPORT_ASSETS}/popularity.png",
+        f"{RunDirectory.REPORT_ASSETS}/validation_curve.png",
     ]
     for src in plots:
         with Image.open(run_dir / src) as image:
@@ -78,7 +79,10 @@ def test_a_complete_run_fills_every_section(tmp_path, data_dir, dataset):
         has_poster = (data_dir / "posters" / f"{item['item_id']}.jpg").exists()
         assert (item["poster"] is not None) == has_poster
         if has_poster:
-            assert item["poster"].startswith(f"{ASSETS_DIR}/posters/") and (run_dir / item["poster"]).is_file()
+            assert (
+                item["poster"].startswith(f"{RunDirectory.REPORT_ASSETS}/posters/")
+                and (run_dir / item["poster"]).is_file()
+            )
     recs = first["recommendations"]
     assert [rec["rank"] for rec in recs] == [1, 2, 3] and recs[0]["title"] == EVIL_TITLE
     assert recs[0]["image"]["src"] == "images/user-1_item-3_seed-0_prompt.png"
@@ -187,7 +191,9 @@ def test_a_run_without_ranking_metrics(tmp_path, data_dir, dataset):
     context = context_of(run_dir, dataset)
     ranking = context["ranking"]
     assert ranking["table"] is None and any("no ranking metrics" in note for note in ranking["notes"])
-    assert [plot["src"] for plot in ranking["plots"]] == [f"{ASSETS_DIR}/popularity.png"]  # from the data set alone
+    assert [plot["src"] for plot in ranking["plots"]] == [
+        f"{RunDirectory.REPORT_ASSETS}/popularity.png"
+    ]  # from the data set alone
     assert dict(context["run"]["facts"])["ranker"] == "sasrec"  # from config.json
     assert 'id="ranking-metrics"' not in render_report(context)
 
@@ -236,7 +242,7 @@ def test_genrec_report_command(tmp_path, data_dir):
     run_dir = write_run(tmp_path / "run", data_dir, USERS, TOP_K)
     result = CliRunner().invoke(app, ["report", str(run_dir)])
     assert result.exit_code == 0, result.output
-    assert (run_dir / REPORT_FILE).is_file() and "report.html" in result.output
+    assert (run_dir / RunDirectory.REPORT).is_file() and "report.html" in result.output
     result = CliRunner().invoke(app, ["report", str(data_dir)])
     assert result.exit_code == 2
     assert "not a run directory: missing config.json, recommendations.parquet" in " ".join(result.output.split())
@@ -323,7 +329,7 @@ def test_report_of_a_tiny_generate_run_in_a_real_browser(tmp_path, monkeypatch, 
         images=data_dir / "posters",
         progress=False,
     )
-    pixels, dom = browse(run_dir / REPORT_FILE, tmp_path / "report.png")
+    pixels, dom = browse(run_dir / RunDirectory.REPORT, tmp_path / "report.png")
     assert_painted(pixels)
     assert len(re.findall(r'<img class="generated"', dom)) == 4  # one per (user, recommended item)
     assert len(re.findall(r'<img class="baseline"', dom)) == 4

@@ -1,4 +1,5 @@
-"""The flows under the session's Prefect test server: they complete, cache, retry and validate."""
+"""The flows under the session's Prefect test server: they complete, cache, retry and validate, and write
+what the in-process plan writes."""
 
 from __future__ import annotations
 
@@ -10,64 +11,77 @@ import pytest
 from prefect.exceptions import ParameterTypeError
 from prefect.utilities.callables import parameter_schema
 
-from genrec.encoders import list_encoders
 from genrec.flows import evaluate_flow, generate_flow, pipeline_flow, recommend_flow, train_flow
 from genrec.flows import tasks as flow_tasks
 from genrec.generators import list_image_generators, list_text_generators
 from genrec.io import read_json
-from genrec.pipelines import run as gr
+from genrec.pipelines import stages
+from genrec.pipelines.settings import RunSettings, clip_encoders
 from genrec.rankers import list_rankers
 from tests.flows.prefect_api import artifact_keys, flow_run_logs, task_runs
+from tests.run_files import assert_same_run_files
 
 TINY = {"image_generator": "tiny", "text_generator": "template", "encoder": "tiny"}
+SASREC = {"epochs": 2, "patience": 5, "hidden": 8, "inner": 16, "layers": 1, "heads": 1, "max_len": 8}
+PLAN = ["select-users", "encode", "train", "recommend", "images", "describe", "evaluate", "report"]
+
+
+def settings(toy_data: str, **values: Any) -> RunSettings:
+    base = {"dataset": toy_data, "ranker": "popular", "users": {"mode": "sample", "sample": 3}, "k": 2}
+    return RunSettings.from_dict(base | {"generation": TINY} | values, source="test")
 
 
 def test_every_flow_completes_on_the_tiny_presets(toy_data: str, tmp_path: Path):
     run_dir = str(tmp_path / "run")
-    train = train_flow(dataset=toy_data, ranker="popular", run_dir=run_dir)
-    assert Path(train["model_dir"], "model.safetensors").is_file()
-    recommended = recommend_flow(dataset=toy_data, run_dir=run_dir, user_mode="ids", users=[1, 2], k=2)
-    table = pd.read_parquet(recommended["recommendations"])
-    assert table["user_id"].tolist() == [1, 1, 2, 2]
-    generated = generate_flow(dataset=toy_data, run_dir=run_dir, **TINY)
-    assert len(pd.read_parquet(generated["images"])) == 4
-    assert len(pd.read_parquet(generated["descriptions"])) == 4
-    evaluated = evaluate_flow(run_dir=run_dir, dataset=toy_data)
-    metrics = read_json(evaluated["metrics"])
-    assert {"ranking", "images", "descriptions"} <= metrics.keys()
+    chosen = settings(toy_data, users={"mode": "ids", "ids": [1, 2]})
+    train_flow(settings=chosen, run_dir=run_dir)
+    assert Path(run_dir, "model", "model.safetensors").is_file()
+    recommend_flow(settings=chosen, run_dir=run_dir)
+    assert pd.read_parquet(Path(run_dir, "recommendations.parquet"))["user_id"].tolist() == [1, 1, 2, 2]
+    generate_flow(settings=chosen, run_dir=run_dir)
+    assert len(pd.read_parquet(Path(run_dir, "images.parquet"))) == 4
+    assert len(pd.read_parquet(Path(run_dir, "descriptions.parquet"))) == 4
+    evaluated = evaluate_flow(settings=chosen, run_dir=run_dir)
+    assert {"ranking", "images", "descriptions"} <= read_json(evaluated["metrics"]).keys()
+    assert Path(run_dir, "report.html").is_file()
+
+
+def test_the_flow_and_the_in_process_plan_write_the_same_run_directory(toy_data: str, tmp_path: Path):
+    chosen = settings(toy_data, ranker="sasrec", ranker_overrides=SASREC)
+    stages.run_pipeline(chosen, tmp_path / "in-process", progress=False)
+    state = pipeline_flow(settings=chosen, run_dir=str(tmp_path / "flow"), progress=False, return_state=True)
+    assert state.is_completed()
+    assert_same_run_files(tmp_path / "in-process", tmp_path / "flow")
 
 
 def test_pipeline_rerun_runs_no_finished_task_and_publishes_artifacts(toy_data: str, tmp_path: Path, monkeypatch):
     run_dir = str(tmp_path / "run")
-    params = {"dataset": toy_data, "run_dir": run_dir, "user_mode": "sample", "sample": 3, "k": 2, **TINY}
+    params = {"settings": settings(toy_data), "run_dir": run_dir}
     with monkeypatch.context() as on_cuda:  # the first run as on a machine with a CUDA device
         on_cuda.setattr(flow_tasks, "cuda_available", lambda: True)
         first = pipeline_flow(**params, return_state=True)
-    for stage in ("select_users", "train", "recommend", "generate", "evaluate"):  # a rerun must call none of them
+    for stage in stages.PLAN:  # a rerun must call none of them
 
-        def ran(*args, stage=stage, **kwargs):
-            raise AssertionError(f"the rerun executed {stage}")
+        def ran(*args, name=stage.name, **kwargs):
+            raise AssertionError(f"the rerun executed {name}")
 
-        monkeypatch.setattr(gr, stage, ran)
+        monkeypatch.setitem(stages.STAGES, stage.name, stage.__class__(stage.name, ran, stage.reads, stage.gpu))
     second = pipeline_flow(**params, return_state=True)
     assert first.is_completed() and second.is_completed()
     first_runs, second_runs = task_runs(first.state_details.flow_run_id), task_runs(second.state_details.flow_run_id)
-    expected = {"select-users", "train", "recommend", "generate", "evaluate", "report"}
-    assert sorted(run.name.rsplit("-", 1)[0] for run in first_runs) == sorted(expected)
-    assert sorted(run.name.rsplit("-", 1)[0] for run in second_runs) == sorted(expected)
-    assert sorted(run.state.name for run in first_runs) == ["Completed"] * len(expected)
-    assert sorted(run.state.name for run in second_runs) == ["Cached"] * len(expected)
+    assert sorted(run.name.rsplit("-", 1)[0] for run in first_runs) == sorted(PLAN)
+    assert sorted(run.name.rsplit("-", 1)[0] for run in second_runs) == sorted(PLAN)
+    assert [run.state.name for run in first_runs] == ["Completed"] * len(PLAN)
+    assert [run.state.name for run in second_runs] == ["Cached"] * len(PLAN)
     gpu = sorted(run.name.rsplit("-", 1)[0] for run in first_runs if "gpu" in run.tags)
-    assert gpu == ["evaluate", "generate", "train"]
+    assert gpu == ["describe", "encode", "evaluate", "images", "train"]
     assert not any("gpu" in run.tags for run in second_runs)  # no CUDA device: no task waits on the tag's limit
-    assert first.result()["cached"] == "" and second.result()["cached"] == ", ".join(
-        ["select-users", "train", "recommend", "generate", "evaluate", "report"]
-    )
+    assert first.result()["cached"] == "" and second.result()["cached"] == ", ".join(PLAN)
     keys = artifact_keys(second.state_details.flow_run_id)
-    assert keys == {"genrec-run-metrics", "genrec-run-recommendations", "genrec-run-report"}
+    assert {key.rsplit("-", 1)[1] for key in keys} == {"metrics", "recommendations", "report"}
     assert (Path(run_dir) / "report.html").is_file()
     messages = flow_run_logs(first.state_details.flow_run_id)
-    assert any(message.startswith("generate: 6 images") for message in messages)
+    assert any(message.startswith("images: 6 images (6 new, 0 reused") for message in messages)
 
 
 def test_a_changed_input_file_reruns_what_depends_on_it(toy_data: str, tmp_path: Path):
@@ -76,75 +90,87 @@ def test_a_changed_input_file_reruns_what_depends_on_it(toy_data: str, tmp_path:
     for name in ("ratings.csv", "movies.csv"):
         (data / name).write_bytes(Path(toy_data, name).read_bytes())
     run_dir = str(tmp_path / "run")
-    first = train_flow(dataset=str(data), run_dir=run_dir, return_state=True)
+    first = train_flow(settings=settings(str(data)), run_dir=run_dir, return_state=True)
     with (data / "ratings.csv").open("a") as ratings:
         ratings.write("1,5,4.0,99999\n")
-    second = train_flow(dataset=str(data), run_dir=run_dir, return_state=True)
+    second = train_flow(settings=settings(str(data)), run_dir=run_dir, return_state=True)
     assert [run.state.name for run in task_runs(first.state_details.flow_run_id)] == ["Completed"]
     assert [run.state.name for run in task_runs(second.state_details.flow_run_id)] == ["Completed"]
 
 
 def test_a_generation_task_failing_once_is_retried(toy_data: str, tmp_path: Path, monkeypatch):
     run_dir = str(tmp_path / "run")
-    train_flow(dataset=toy_data, run_dir=run_dir)
-    recommend_flow(dataset=toy_data, run_dir=run_dir, user_mode="ids", users=[3], k=1)
+    chosen = settings(toy_data, users={"mode": "ids", "ids": [3]}, k=1)
+    train_flow(settings=chosen, run_dir=run_dir)
+    recommend_flow(settings=chosen, run_dir=run_dir)
     calls = []
-    real_generate = gr.generate
+    images = stages.STAGES["images"]
 
-    def flaky_generate(*args, **kwargs):
+    def flaky(*args, **kwargs):
         calls.append(args)
         if len(calls) == 1:
             raise RuntimeError("CUDA out of memory (simulated)")
-        return real_generate(*args, **kwargs)
+        return images.run(*args, **kwargs)
 
-    monkeypatch.setattr(gr, "generate", flaky_generate)
+    monkeypatch.setitem(stages.STAGES, "images", images.__class__("images", flaky, images.reads, images.gpu))
     monkeypatch.setattr(flow_tasks, "GENERATION_RETRY_DELAYS", [0.0, 0.0])
-    state = generate_flow(dataset=toy_data, run_dir=run_dir, **TINY, return_state=True)
+    state = generate_flow(settings=chosen, run_dir=run_dir, return_state=True)
     assert state.is_completed()
-    (run,) = task_runs(state.state_details.flow_run_id)
-    assert run.run_count == 2 and run.state.name == "Completed"
+    runs = {run.name.rsplit("-", 1)[0]: run for run in task_runs(state.state_details.flow_run_id)}
+    assert runs["images"].run_count == 2 and runs["images"].state.name == "Completed"
     assert len(calls) == 2
 
 
-def test_pipeline_parameters_are_enums_of_the_registries():
+def test_the_settings_form_has_a_dropdown_for_every_registry_with_descriptions_and_bounds():
     schema = parameter_schema(pipeline_flow).model_dump_for_openapi()
     definitions = schema["definitions"]
 
-    def choices(field: str) -> list[str]:
-        return definitions[schema["properties"][field]["$ref"].rsplit("/", 1)[1]]["enum"]
+    def model(name: str) -> dict:
+        return definitions[name]
 
-    assert choices("ranker") == list_rankers() and "llm" in choices("ranker")
-    assert set(choices("encoder")) <= set(list_encoders()) and "tiny" in choices("encoder")
-    assert choices("image_generator") == list_image_generators()
-    assert choices("text_generator") == list_text_generators()
-    assert schema["properties"]["k"]["minimum"] == 1
-    assert schema["properties"]["sample"]["minimum"] == 1
-    assert schema["properties"]["ranker"]["description"] == "registered ranker (ID-driven or LLM)"
+    def choices(model_name: str, field: str) -> list[str]:
+        return definitions[model(model_name)["properties"][field]["$ref"].rsplit("/", 1)[1]]["enum"]
+
+    assert schema["properties"]["settings"]["$ref"].endswith("/RunSettings")
+    assert choices("RunSettings", "ranker") == list_rankers() and "llm" in choices("RunSettings", "ranker")
+    assert choices("GenerationSettings", "encoder") == clip_encoders() and "tiny" in clip_encoders()
+    assert choices("GenerationSettings", "image_generator") == list_image_generators()
+    assert choices("GenerationSettings", "text_generator") == list_text_generators()
+    assert choices("UserSelection", "mode") == ["ids", "sample", "active", "all"]
+    assert model("RunSettings")["properties"]["k"]["minimum"] == 1
+    assert model("UserSelection")["properties"]["sample"]["minimum"] == 1
+    assert model("RunSettings")["properties"]["ranker"]["description"] == "registered ranker (ID-driven or LLM)"
+    assert schema["properties"]["batches"]["minimum"] == 1
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("ranker", "no-such-ranker"), ("k", 0), ("encoder", "minilm"), ("user_mode", "everyone")]
+    ("settings_values", "message"),
+    [
+        ({"ranker": "no-such-ranker"}, "ranker"),
+        ({"k": 0}, "k"),
+        ({"generation": {"encoder": "minilm"}}, "encoder"),
+        ({"users": {"mode": "everyone"}}, "mode"),
+        ({"ranker": "sasrec", "ranker_overrides": {"epochz": 2}}, "epochz"),  # a typo in the overrides
+    ],
 )
-def test_an_invalid_parameter_is_rejected_before_any_task(field: str, value: Any, tmp_path: Path):
-    with pytest.raises(ParameterTypeError, match=field):
-        pipeline_flow.validate_parameters({"run_dir": str(tmp_path), field: value})
-    state = pipeline_flow(run_dir=str(tmp_path / "run"), **{field: value}, return_state=True)
+def test_an_invalid_setting_is_refused_when_the_run_is_created(settings_values: dict, message: str, tmp_path: Path):
+    with pytest.raises(ParameterTypeError, match=message):
+        pipeline_flow.validate_parameters({"run_dir": str(tmp_path), "settings": settings_values})
+    state = pipeline_flow(run_dir=str(tmp_path / "run"), settings=settings_values, return_state=True)
     assert state.is_failed()
     assert task_runs(state.state_details.flow_run_id) == []
     assert not (tmp_path / "run").exists()
 
 
-def test_a_bad_ranker_override_fails_before_any_task(toy_data: str, tmp_path: Path):
-    state = pipeline_flow(
-        dataset=toy_data, run_dir=str(tmp_path / "run"), ranker="sasrec", overrides={"epochz": 2}, return_state=True
-    )
-    assert state.is_failed() and "epochz" in str(state.message) + repr(state.result(raise_on_failure=False))
-    assert task_runs(state.state_details.flow_run_id) == []
+def test_a_bad_ranker_override_names_the_valid_fields(tmp_path: Path):
+    with pytest.raises(ParameterTypeError) as raised:
+        pipeline_flow.validate_parameters({"settings": {"ranker": "sasrec", "ranker_overrides": {"epoch": 2}}})
+    assert "epoch" in str(raised.value) and "epochs" in str(raised.value)
 
 
 def test_training_epochs_reach_the_run_logs(toy_data: str, tmp_path: Path):
-    overrides = {"epochs": 2, "patience": 5, "hidden": 8, "inner": 16, "layers": 1, "heads": 1, "max_len": 8}
-    state = train_flow(dataset=toy_data, ranker="sasrec", run_dir=str(tmp_path), overrides=overrides, return_state=True)
+    chosen = settings(toy_data, ranker="sasrec", ranker_overrides=SASREC)
+    state = train_flow(settings=chosen, run_dir=str(tmp_path), return_state=True)
     assert state.is_completed()
     messages = flow_run_logs(state.state_details.flow_run_id)
     epochs = [message for message in messages if message.startswith("sasrec epoch ")]
@@ -153,31 +179,18 @@ def test_training_epochs_reach_the_run_logs(toy_data: str, tmp_path: Path):
     assert any(message.startswith("train: sasrec in ") and "2 epochs" in message for message in messages)
 
 
-def test_evaluate_publishes_a_link_to_the_report_when_it_exists(toy_data: str, tmp_path: Path):
-    run_dir = tmp_path / "run"
-    pipeline_flow(dataset=toy_data, run_dir=str(run_dir), user_mode="ids", users=[4], k=1, **TINY)
-    (run_dir / "report.html").write_text("<html><body>report</body></html>")
-    state = evaluate_flow(run_dir=str(run_dir), dataset=toy_data, return_state=True)
-    assert state.is_completed()
-    assert artifact_keys(state.state_details.flow_run_id) == {
-        "genrec-run-metrics",
-        "genrec-run-recommendations",
-        "genrec-run-report",
-    }
-
-
 def test_tasks_are_gpu_tagged_only_where_they_reach_a_gpu(monkeypatch, tmp_path: Path):
     from types import SimpleNamespace
 
     from genrec.flows.batches import batch_tasks
 
     def gpu_tagged() -> list[str]:
-        tasks = [*vars(flow_tasks.stage_tasks(tmp_path)).values(), *vars(batch_tasks(tmp_path)).values()]
+        tasks = [*flow_tasks.stage_tasks(tmp_path).tasks.values(), *vars(batch_tasks(tmp_path)).values()]
         return sorted(task.name for task in tasks if "gpu" in task.tags)
 
     assert gpu_tagged() == []  # this machine: no CUDA device
     monkeypatch.setattr(flow_tasks, "cuda_available", lambda: True)
-    on_gpus = ["encode-items-batch", "evaluate", "generate", "generate-batch", "train"]
+    on_gpus = ["describe", "encode", "encode-items-batch", "evaluate", "generate-batch", "images", "train"]
     assert gpu_tagged() == on_gpus
     monkeypatch.setattr(flow_tasks, "cuda_available", lambda: False)
     ray_with_gpus = SimpleNamespace(task_runner=SimpleNamespace(gpus_per_task=0.5))  # a flow run on Ray GPU workers

@@ -22,8 +22,9 @@ from genrec.generators import (
     list_image_generators,
 )
 from genrec.generators.architectures import list_architectures
-from genrec.pipelines.images import BLOCKED_DIR, generate_images, noise_seed
+from genrec.pipelines.images import generate_images, noise_seed
 from genrec.registry import UnknownNameError
+from genrec.run_directory import RunDirectory
 from tests.conftest import write_posters, write_toy_latest
 
 PROMPTED = {"personalization": "prompt", "progress": False}
@@ -190,7 +191,7 @@ def test_safety_check_scores_flags_and_keeps_blocked_images(generator, posters_d
     assert checker.scores([image]).item() == pytest.approx(5 / 8, abs=1e-4)
     recs = recommendations(users=(1,), items=(5,))
     flagged = generate_images(generator, recs, PROFILES, posters_dataset, tmp_path, safety=checker, progress=False)
-    assert flagged["flagged"].all() and Path(flagged["path"].iloc[0]).parent.name == BLOCKED_DIR
+    assert flagged["flagged"].all() and Path(flagged["path"].iloc[0]).parent.name == RunDirectory.BLOCKED_DIR
     assert Path(flagged["path"].iloc[0]).is_file()
     lenient = ImageSafetyChecker(encoder, uniform.model_copy(update={"threshold": 0.7}))
     passed = generate_images(generator, recs, PROFILES, posters_dataset, tmp_path, safety=lenient, progress=False)
@@ -227,18 +228,20 @@ def test_ids_from_the_data_never_shape_the_path(generator, tmp_path: Path):
 
 def test_the_baseline_images_get_their_own_table(generator, posters_dataset, tmp_path: Path):
     """images.parquet keeps the personalised images; the non-personalised baseline goes to images_baseline.parquet."""
-    from genrec.pipelines.images import BASELINE_IMAGES_TABLE, IMAGES_TABLE
 
     recs = recommendations(items=(5,))
     personal = generate_images(generator, recs, PROFILES, posters_dataset, tmp_path, **PROMPTED)
     baseline = generate_images(
         generator, recs, PROFILES, posters_dataset, tmp_path, personalization="none", progress=False
     )
-    saved, saved_baseline = pd.read_parquet(tmp_path / IMAGES_TABLE), pd.read_parquet(tmp_path / BASELINE_IMAGES_TABLE)
+    saved, saved_baseline = (
+        pd.read_parquet(tmp_path / RunDirectory.IMAGES),
+        pd.read_parquet(tmp_path / RunDirectory.BASELINE_IMAGES),
+    )
     assert (saved["personalization"] == "prompt").all() and saved["path"].tolist() == personal["path"].tolist()
     assert (saved_baseline["personalization"] == "none").all()
     assert saved_baseline["path"].tolist() == baseline["path"].tolist()
     assert not set(saved["path"]) & set(saved_baseline["path"])
     plain = create_image_generator("tiny", {"ip_adapter": None, "personalization": "none", "steps": 1})
     generate_images(plain, recs, None, posters_dataset, tmp_path / "plain", progress=False)
-    assert [p.name for p in (tmp_path / "plain").glob("*.parquet")] == [IMAGES_TABLE]  # its own mode is none
+    assert [p.name for p in (tmp_path / "plain").glob("*.parquet")] == [RunDirectory.IMAGES]  # its own mode is none

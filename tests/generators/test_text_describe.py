@@ -14,12 +14,10 @@ from genrec.generators import create_text_generator
 from genrec.grounding.facts import UserProfile
 from genrec.pipelines import generate_descriptions
 from genrec.pipelines.describe import (
-    BASELINE_TABLE,
-    DESCRIPTIONS_REPORT,
-    DESCRIPTIONS_TABLE,
     build_requests,
     history_texts,
 )
+from genrec.run_directory import RunDirectory
 
 RECS = pd.DataFrame({"user_id": [1, 1, 2], "rank": [1, 2, 1], "item_id": [1, 2, 1]})
 
@@ -51,9 +49,9 @@ def test_descriptions_are_written_atomically_and_reused_on_rerun(movielens_small
     assert table["source"].tolist() == ["template"] * 3 and not table["reused"].any()
     assert table["description"].iloc[0].startswith("Because you enjoy Comedy, Toy Story (1995)")
     assert table.attrs["report"]["descriptions"] == 3
-    saved = pd.read_parquet(tmp_path / DESCRIPTIONS_TABLE)
+    saved = pd.read_parquet(tmp_path / RunDirectory.DESCRIPTIONS)
     assert saved["description"].tolist() == table["description"].tolist()
-    assert json.loads((tmp_path / DESCRIPTIONS_REPORT).read_text())["generator"]["generator"] == "template"
+    assert json.loads((tmp_path / RunDirectory.DESCRIPTIONS_REPORT).read_text())["generator"]["generator"] == "template"
     assert not list(tmp_path.glob(".*.tmp"))
 
     again = generate_descriptions(generator, RECS, profiles, movielens_small, out_dir=tmp_path, progress=False)
@@ -90,7 +88,7 @@ def test_reports_and_blocked_outputs_accumulate_across_resumed_runs(movielens_sm
     assert report["rejection_reasons"] == {"blocked": 1}
     assert [record["item_id"] for record in report["blocked_outputs"]] == [1]  # the first run's, kept
     assert report["rates"]["llm_pass_rate"] == 0.5 and report["rates"]["regeneration_rate"] == 0.5
-    saved = json.loads((tmp_path / DESCRIPTIONS_REPORT).read_text())
+    saved = json.loads((tmp_path / RunDirectory.DESCRIPTIONS_REPORT).read_text())
     assert saved["blocked_outputs"] == report["blocked_outputs"] and saved["generator"]["noise"] is True
 
 
@@ -99,7 +97,7 @@ def test_the_baseline_is_written_apart_with_empty_profiles(movielens_small, tmp_
     profiles = {1: {"genres": ["Comedy"]}, 2: {"genres": ["Fantasy"]}}
     personal = generate_descriptions(generator, RECS, profiles, movielens_small, tmp_path, progress=False)
     baseline = generate_descriptions(generator, RECS, profiles, movielens_small, tmp_path, False, personalize=False)
-    assert (tmp_path / BASELINE_TABLE).exists() and (tmp_path / DESCRIPTIONS_TABLE).exists()
+    assert (tmp_path / RunDirectory.BASELINE_DESCRIPTIONS).exists() and (tmp_path / RunDirectory.DESCRIPTIONS).exists()
     assert not baseline["reused"].any()
     assert personal["description"].iloc[0].startswith("Because you enjoy Comedy")
     assert baseline["description"].iloc[0].startswith("Toy Story (1995) is a change from your usual picks")
@@ -126,7 +124,7 @@ def test_a_killed_run_keeps_its_finished_checkpoints(movielens_small, tmp_path, 
     monkeypatch.setattr(generator, "describe", dies_on_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         generate_descriptions(generator, RECS, None, movielens_small, tmp_path, progress=False, checkpoint_every=2)
-    assert len(pd.read_parquet(tmp_path / DESCRIPTIONS_TABLE)) == 2
+    assert len(pd.read_parquet(tmp_path / RunDirectory.DESCRIPTIONS)) == 2
     resumed = generate_descriptions(generator, RECS, None, movielens_small, tmp_path, False, checkpoint_every=2)
     assert resumed["reused"].tolist() == [True, True, False] and calls == [2, 1, 1]
 
@@ -138,17 +136,17 @@ def toy_dir(toy_latest_dir):
     return toy_latest_dir
 
 
-def test_generate_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, monkeypatch):
+def test_run_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("GENREC_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    args = ["generate", "--dataset", str(toy_dir), "--preset", "tiny", "--users", "1,2", "--top-k", "2"]
+    args = ["run", "--dataset", str(toy_dir), "--preset", "demo", "--ranker", "popular", "--users", "1,2", "-k", "2"]
     args += ["--out", str(out), "--no-progress", "--text-generator", "tiny"]  # the preset's smollm2 is slow
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert {"config.json", "recommendations.parquet", "images.parquet", "descriptions.parquet", "metrics.json"} <= {
         path.name for path in out.iterdir()
     }
-    assert (out / "report.html").is_file()  # genrec generate renders the run report at the end
+    assert (out / "report.html").is_file()  # genrec run renders the run report at the end
     # Each personalised image has its non-personalised baseline for the personalization score;
     # images the safety check flags lie in images/blocked/.
     assert len(list((out / "images").rglob("*_prompt.png"))) == 4

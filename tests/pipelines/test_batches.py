@@ -9,6 +9,8 @@ import pytest
 
 from genrec.config import ConfigError
 from genrec.pipelines import batches as gb
+from genrec.pipelines.settings import RunSettings
+from genrec.run_directory import RunDirectory
 
 
 def test_batches_partition_the_positions_in_order():
@@ -25,8 +27,8 @@ def test_a_batch_outside_the_range_is_an_error(batch: int, n_batches: int, messa
 
 def test_merging_no_batch_or_an_unfinished_one_is_an_error(tmp_path: Path):
     with pytest.raises(ConfigError, match="no generate batch"):
-        gb.merge_generated_batches(tmp_path / "recommendations.parquet", tmp_path, [])
-    unfinished = tmp_path / gb.BATCHES_DIR / "generate-00000"
+        gb.merge_generated_batches(tmp_path, RunSettings(), [])
+    unfinished = tmp_path / RunDirectory.BATCHES / "generate-00000"
     unfinished.mkdir(parents=True)
     with pytest.raises(ConfigError, match="not a finished generate batch"):
-        gb.merge_generated_batches(tmp_path / "recommendations.parquet", tmp_path, [unfinished])
+        gb.merge_generated_batches(tmp_path, RunSettings(), [unfinished])

@@ -17,6 +17,7 @@ from genrec.config import ConfigError
 from genrec.data.sequences import Sequences
 from genrec.io import read_json
 from genrec.pipelines.distributed import train_distributed
+from genrec.pipelines.settings import RunSettings
 from genrec.rankers import distributed as ddp
 from genrec.rankers import load_ranker
 from tests.conftest import REPO_ROOT
@@ -62,12 +63,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def sasrec_settings(data: str) -> RunSettings:
+    return RunSettings(dataset=data, ranker="sasrec", ranker_overrides=CONFIG)
+
+
 def train_as_rank(rank: int, world: int, port: int, data: str, out: str) -> None:
     """One rank of a group, configured through the variables torchrun sets."""
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
-    train_distributed(data, "sasrec", out, overrides=CONFIG)
+    train_distributed(sasrec_settings(data), out)
 
 
 def check_two_process_run(reference: dict, out: Path) -> None:
@@ -95,12 +100,12 @@ def test_one_process_is_the_identity_of_every_hook():
 
 def test_only_sequential_rankers_train_across_processes(tmp_path: Path):
     with pytest.raises(ConfigError, match="sasrec"):
-        train_distributed("movielens-latest-small", "popular", tmp_path)
+        train_distributed(RunSettings(ranker="popular"), tmp_path)
 
 
 def test_two_gloo_processes_reach_the_one_process_validation_metric_and_save_one_checkpoint(tmp_path: Path):
     data = write_noisy_runs(tmp_path / "data")
-    reference = read_json(train_distributed(data, "sasrec", tmp_path / "one", overrides=CONFIG) / "train.json")
+    reference = read_json(train_distributed(sasrec_settings(data), tmp_path / "one") / "train.json")
     # spawned, not forked: by now the test run holds threads (Prefect's test server client, OpenMP)
     # whose locks a forked child inherits held; in the full suite forked ranks hung on one
     torch.multiprocessing.start_processes(
@@ -112,7 +117,7 @@ def test_two_gloo_processes_reach_the_one_process_validation_metric_and_save_one
 @pytest.mark.slow
 def test_torchrun_launches_the_same_two_process_training(tmp_path: Path):
     data = write_noisy_runs(tmp_path / "data")
-    reference = read_json(train_distributed(data, "sasrec", tmp_path / "one", overrides=CONFIG) / "train.json")
+    reference = read_json(train_distributed(sasrec_settings(data), tmp_path / "one") / "train.json")
     settings = [arg for key, value in CONFIG.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     command += ["-m", "genrec.pipelines.distributed", "--dataset", data, "--out", str(tmp_path / "two"), *settings]

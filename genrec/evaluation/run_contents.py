@@ -1,6 +1,7 @@
 """The run directory as the report reads it: one typed loader, the report's whole input contract.
 
-A run directory is what ``genrec generate`` and the pipeline flows write (docs/architecture.md, "The run directory").
+A run directory is what ``genrec run`` and the pipeline flows write (:class:`genrec.run_directory.RunDirectory`
+owns its file names).
 Two files make a directory a run directory; everything else is optional, and the report says
 what it lacks instead of failing:
 
@@ -41,7 +42,7 @@ file                              required  what the report uses
 ``models/<hash>/config.json``               ``type`` (ranker name), ``config`` (resolved), ``state``
 ================================  ========  ====================================================
 
-Missing optional inputs are listed in :attr:`RunDirectory.absent`; malformed ones (a table
+Missing optional inputs are listed in :attr:`RunContents.absent`; malformed ones (a table
 without its key columns, a ranking block of the wrong shape) raise :class:`RunDirectoryError`
 naming the file and what was expected.
 """
@@ -60,17 +61,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from genrec.config import ConfigError, format_validation_error
 from genrec.io import read_json
 from genrec.persistence import read_manifest
+from genrec.run_directory import RunDirectory
 
-CONFIG_FILE = "config.json"
-RECOMMENDATIONS_FILE = "recommendations.parquet"
-IMAGES_FILE = "images.parquet"
-BASELINE_IMAGES_FILE = "images_baseline.parquet"
-IMAGES_DIR = "images"
-DESCRIPTIONS_FILE = "descriptions.parquet"
-DESCRIPTIONS_REPORT_FILE = "descriptions_report.json"
-METRICS_FILE = "metrics.json"
-MODEL_DIRS = ("model", "models/*")  # a saved ranker: model/config.json, or models/<hash>/config.json
-REQUIRED = (CONFIG_FILE, RECOMMENDATIONS_FILE)
+MODEL_DIRS = (RunDirectory.MODEL, "models/*")  # a saved ranker: model/config.json, or models/<hash>/config.json
+REQUIRED = (RunDirectory.CONFIG, RunDirectory.RECOMMENDATIONS)
 BASELINE = "none"  # the personalization mode of the non-personalised baseline images
 
 IMAGE_COLUMNS = ("user_id", "item_id", "seed", "personalization", "path")
@@ -110,7 +104,7 @@ class SavedRanker:
 
 
 @dataclass
-class RunDirectory:
+class RunContents:
     """Everything a run directory holds that the report reads; see the module docstring for the files."""
 
     path: Path
@@ -128,32 +122,33 @@ class RunDirectory:
     absent: list[str] = field(default_factory=list)  # optional inputs the directory lacks
 
 
-STAGE_SECTIONS = ("train", "recommend", "generate")  # genrec.pipelines.run records one section per stage
-
-
 def flat_run_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The flat keys the report reads, from a config.json with one section per stage (``train``,
-    ``recommend``, ``generate``, as genrec.pipelines.run writes it) or an already flat one."""
-    if not any(isinstance(config.get(section), dict) for section in STAGE_SECTIONS):
+    """The flat keys the report reads, from a config.json holding the run's ``settings`` (and each stage's
+    record), as the stages write it, or an already flat one."""
+    settings = config.get("settings")
+    if not isinstance(settings, dict):
         return config
-    train, recommend, generate = (config.get(section) or {} for section in STAGE_SECTIONS)
+    generation, users = settings.get("generation") or {}, settings.get("users") or {}
+    recommend, train = config.get("recommend") or {}, config.get("train") or {}
     flat = {
-        "dataset": generate.get("dataset") or train.get("dataset"),
-        "images": generate.get("images"),
-        "users": recommend.get("users"),
-        "top_k": recommend.get("k"),
-        "items": recommend.get("items"),
-        "ranker": train.get("ranker"),
-        "ranker_config": train.get("config"),
-        "encoder": generate.get("encoder"),
-        "image_generator": generate.get("image_generator"),
-        "text_generator": generate.get("text_generator"),
-        "seed": generate.get("seed", train.get("seed")),
+        "dataset": settings.get("dataset"),
+        "images": generation.get("images"),
+        "users": recommend.get("users") or users.get("ids") or None,
+        "user_selection": users.get("mode"),
+        "top_k": None if settings.get("items") else settings.get("k"),
+        "items": settings.get("items"),
+        "ranker": None if settings.get("items") else settings.get("ranker"),
+        "ranker_config": train.get("config") or settings.get("ranker_config"),
+        "encoder": generation.get("encoder"),
+        "image_generator": generation.get("image_generator"),
+        "text_generator": generation.get("text_generator"),
+        "profiles": (config.get("describe") or {}).get("profiles"),
+        "seed": settings.get("seed"),
     }
     return {key: value for key, value in flat.items() if value is not None}
 
 
-def load_run_directory(path: str | Path) -> RunDirectory:
+def load_run_directory(path: str | Path) -> RunContents:
     """Read a run directory (see the module docstring); raises :class:`RunDirectoryError` for a non-run."""
     path = Path(path)
     if not path.is_dir():
@@ -165,39 +160,45 @@ def load_run_directory(path: str | Path) -> RunDirectory:
             f"{path}: not a run directory: missing {', '.join(missing)} "
             f"(a run directory written by `genrec generate` or the pipeline holds {' and '.join(REQUIRED)})"
         )
-    config = flat_run_config(_json_object(path / CONFIG_FILE))
-    recommendations = _table(path / RECOMMENDATIONS_FILE, ("user_id", "item_id", "rank"))
-    run = RunDirectory(path=path, config=config, recommendations=recommendations.sort_values(["user_id", "rank"]))
+    config = flat_run_config(_json_object(path / RunDirectory.CONFIG))
+    recommendations = _table(path / RunDirectory.RECOMMENDATIONS, ("user_id", "item_id", "rank"))
+    run = RunContents(path=path, config=config, recommendations=recommendations.sort_values(["user_id", "rank"]))
 
-    tables = [_table(path / name, IMAGE_COLUMNS) for name in (IMAGES_FILE, BASELINE_IMAGES_FILE) if _has(path, name)]
+    tables = [
+        _table(path / name, IMAGE_COLUMNS)
+        for name in (RunDirectory.IMAGES, RunDirectory.BASELINE_IMAGES)
+        if _has(path, name)
+    ]
     images = pd.concat(tables, ignore_index=True) if tables else _empty_images()
     images = _with_png_metadata(path, images, recommendations)
     if not tables and images.empty:
-        run.absent.append(IMAGES_FILE)
+        run.absent.append(RunDirectory.IMAGES)
     if not images.empty:
         images = images.assign(file=[_image_file(path, value) for value in images["path"]])
         is_baseline = images["personalization"].astype(str) == BASELINE
         run.images = images[~is_baseline].reset_index(drop=True)
         run.baseline_images = images[is_baseline].reset_index(drop=True)
 
-    if _has(path, DESCRIPTIONS_FILE, run.absent):
-        run.descriptions = _table(path / DESCRIPTIONS_FILE, ("user_id", "item_id", "description"))
-    if _has(path, DESCRIPTIONS_REPORT_FILE, run.absent):
-        run.descriptions_report = _json_object(path / DESCRIPTIONS_REPORT_FILE)
-    if _has(path, METRICS_FILE, run.absent):
-        run.metrics = _json_object(path / METRICS_FILE)
+    if _has(path, RunDirectory.DESCRIPTIONS, run.absent):
+        run.descriptions = _table(path / RunDirectory.DESCRIPTIONS, ("user_id", "item_id", "description"))
+    if _has(path, RunDirectory.DESCRIPTIONS_REPORT, run.absent):
+        run.descriptions_report = _json_object(path / RunDirectory.DESCRIPTIONS_REPORT)
+    if _has(path, RunDirectory.METRICS, run.absent):
+        run.metrics = _json_object(path / RunDirectory.METRICS)
     if run.metrics.get("ranking") is not None:
-        run.ranking = _ranking(path / METRICS_FILE, "ranking", run.metrics["ranking"])
+        run.ranking = _ranking(path / RunDirectory.METRICS, "ranking", run.metrics["ranking"])
     else:
-        run.absent.append(f"{METRICS_FILE}: ranking")
+        run.absent.append(f"{RunDirectory.METRICS}: ranking")
     baselines = run.metrics.get("ranking_baselines") or {}
     if not isinstance(baselines, dict):
-        raise RunDirectoryError(f"{path / METRICS_FILE}: ranking_baselines must map ranker names to ranking results")
+        raise RunDirectoryError(
+            f"{path / RunDirectory.METRICS}: ranking_baselines must map ranker names to ranking results"
+        )
     run.ranking_baselines = {
-        str(name): _ranking(path / METRICS_FILE, f"ranking_baselines.{name}", value)
+        str(name): _ranking(path / RunDirectory.METRICS, f"ranking_baselines.{name}", value)
         for name, value in baselines.items()
     }
-    run.timings = _timings(path / METRICS_FILE, run.metrics.get("timings") or {})
+    run.timings = _timings(path / RunDirectory.METRICS, run.metrics.get("timings") or {})
     run.saved_ranker = _saved_ranker(path)
     if run.saved_ranker is None:
         run.absent.append("model/config.json (saved ranker)")
@@ -250,7 +251,7 @@ def _with_png_metadata(run_dir: Path, images: pd.DataFrame, recommendations: pd.
     }
     wanted = {(str(u), str(i)) for u, i in recommendations[["user_id", "item_id"]].itertuples(index=False)}
     lacking = {(u, i, baseline) for u, i in wanted for baseline in (False, True)} - listed
-    directory = run_dir / IMAGES_DIR
+    directory = run_dir / RunDirectory.IMAGES_DIR
     if not lacking or not directory.is_dir():
         return images
     found = []
@@ -286,7 +287,10 @@ def _image_file(run_dir: Path, value: Any) -> Path | None:
         return None
     given = Path(value)
     candidates = [given] if given.is_absolute() else [run_dir / given, given]
-    candidates += [run_dir / IMAGES_DIR / given.name, run_dir / IMAGES_DIR / "blocked" / given.name]
+    candidates += [
+        run_dir / RunDirectory.IMAGES_DIR / given.name,
+        run_dir / RunDirectory.IMAGES_DIR / "blocked" / given.name,
+    ]
     return next((candidate.resolve() for candidate in candidates if candidate.is_file()), None)
 
 
@@ -308,7 +312,7 @@ def _timings(path: Path, value: Any) -> dict[str, float]:
 def _saved_ranker(run_dir: Path) -> SavedRanker | None:
     for pattern in MODEL_DIRS:
         for directory in sorted(run_dir.glob(pattern)):
-            config_path = directory / CONFIG_FILE
+            config_path = directory / RunDirectory.CONFIG
             if not config_path.is_file():
                 continue
             try:
