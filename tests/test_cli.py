@@ -152,48 +152,107 @@ def flat(output: str) -> str:
     return " ".join(output.split())
 
 
-def test_generate_rejects_bad_options_before_writing_anything(tmp_path: Path):
+def test_run_rejects_bad_options_before_writing_anything(tmp_path: Path):
     out = tmp_path / "run"
-    base = ["generate", "--users", "1,2", "--out", str(out), "--no-progress"]
+    base = ["run", "--users", "1,2", "--out", str(out), "--no-progress"]
     unknown = runner.invoke(app, [*base, "--text-generator", "nope"])
     assert unknown.exit_code == 2 and "unknown text generator 'nope'; valid names:" in flat(unknown.output)
-    twice = runner.invoke(app, ["generate", "--users", "1,1", "--out", str(out)])
+    twice = runner.invoke(app, ["run", "--users", "1,1", "--out", str(out)])
     assert twice.exit_code == 2 and "user id 1 is given twice" in flat(twice.output)
-    modes = runner.invoke(app, ["generate", "--users", "1", "--all-users", "--out", str(out)])
-    assert modes.exit_code == 2 and "choose exactly one of" in flat(modes.output)
+    modes = runner.invoke(app, ["run", "--users", "1", "--all-users", "--out", str(out)])
+    assert modes.exit_code == 2 and "choose one user selection, got --users, --all-users" in flat(modes.output)
     bad_set = runner.invoke(app, [*base, "--ranker", "sasrec", "--set", "hiden=8"])
-    assert bad_set.exit_code == 2 and "hiden" in bad_set.output
+    assert bad_set.exit_code == 2 and "hiden" in bad_set.output and "valid fields:" in flat(bad_set.output)
+    bad_preset = runner.invoke(app, [*base, "--preset", "huge"])
+    assert bad_preset.exit_code == 2 and "unknown run preset 'huge'" in flat(bad_preset.output)
     assert not out.exists()
     taken = tmp_path / "taken"
     taken.write_text("a file")
-    result = runner.invoke(app, ["generate", "--users", "1", "--out", str(taken)])
+    result = runner.invoke(app, ["run", "--users", "1", "--out", str(taken)])
     assert result.exit_code == 2 and "the run directory is an existing file" in flat(result.output)
+    assert "Traceback" not in unknown.output + result.output
+
+
+def demo_on_toy_data(monkeypatch, data: Path) -> None:
+    """The demo preset on toy data with template descriptions (fast; test_demo_on_the_bundled_data runs SmolLM2)."""
+    from genrec.pipelines import settings
+
+    real = settings.load_run_preset
+    toy = {"dataset": str(data), "generation": {"text_generator": "template", "text_generator_overrides": {}}}
+
+    def on_toy_data(name, values=None):
+        return real(name, toy | (values or {}))
+
+    monkeypatch.setattr(settings, "load_run_preset", on_toy_data)
+
+
+def test_the_stage_commands_run_the_plan_step_by_step_and_serve_from_the_saved_model(tmp_path: Path):
+    from tests.conftest import write_toy_latest
+
+    data, out = write_toy_latest(tmp_path / "toy"), tmp_path / "run"
+    options = ["--dataset", str(data), "--ranker", "popular", "--text-generator", "template", "--no-progress"]
+    trained = runner.invoke(app, ["train", "--out", str(out), *options])
+    assert trained.exit_code == 0, trained.output
+    assert (out / "model" / "model.safetensors").is_file() and not (out / "recommendations.parquet").exists()
+    recommended = runner.invoke(app, ["recommend", "--out", str(out), "--users", "1,2", "-k", "2", "--no-progress"])
+    assert recommended.exit_code == 0, recommended.output
+    generated = runner.invoke(app, ["generate", "--out", str(out), "--no-progress"])  # the settings recorded
+    assert generated.exit_code == 0, generated.output
+    assert "note:" not in generated.output and (out / "descriptions.parquet").is_file()
+    evaluated = runner.invoke(app, ["evaluate", "--out", str(out), "--no-progress"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "popular test NDCG@10" in flat(evaluated.output) and (out / "report.html").is_file()
+
+    table = tmp_path / "served.csv"
+    served = runner.invoke(
+        app, ["recommend", "--model", str(out / "model"), "--users", "1,2", "-k", "2", "--table", str(table)]
+    )
+    assert served.exit_code == 0, served.output
+    import pandas as pd
+
+    pipeline = pd.read_parquet(out / "recommendations.parquet")
+    assert pd.read_csv(table)[["user_id", "rank", "item_id"]].values.tolist() == (
+        pipeline[["user_id", "rank", "item_id"]].values.tolist()
+    )
+    nobody = runner.invoke(app, ["recommend", "--model", str(out)])
+    assert nobody.exit_code == 2 and "give the users to serve" in flat(nobody.output)
+    both = runner.invoke(app, ["recommend", "--model", str(out), "--out", str(out), "--users", "1"])
+    assert both.exit_code == 2 and "not both" in flat(both.output)
+
+
+def test_generate_with_a_user_selection_still_runs_the_whole_pipeline_with_a_note(tmp_path: Path):
+    from tests.conftest import write_toy_latest
+
+    data, out = write_toy_latest(tmp_path / "toy"), tmp_path / "run"
+    args = ["generate", "--dataset", str(data), "--ranker", "popular", "--users", "1", "-k", "1"]
+    result = runner.invoke(app, [*args, "--text-generator", "template", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "use `genrec run` for the whole pipeline" in flat(result.output).lower()
+    assert (out / "report.html").is_file() and (out / "model").is_dir()
 
 
 def test_demo_command_runs_the_pipeline_flow_and_says_where_the_results_are(
     tmp_path: Path, monkeypatch, prefect_harness
 ):
-    from genrec.pipelines import run
+    from genrec.pipelines import stages
+    from genrec.pipelines.settings import load_run_preset
     from tests.conftest import write_toy_latest
 
-    monkeypatch.setattr(run, "DEMO_DATASET", str(write_toy_latest(tmp_path / "toy")))
-    # template descriptions keep this test fast; test_demo_on_the_bundled_data runs the real SmolLM2 preset
-    monkeypatch.setitem(run.DEMO_PRESETS, "tiny", ("tiny", "tiny", "template"))
-    monkeypatch.setattr(run, "run_pipeline", lambda *args, **kwargs: pytest.fail("the demo ran without its flow"))
+    demo_on_toy_data(monkeypatch, write_toy_latest(tmp_path / "toy"))
+    monkeypatch.setattr(stages, "run_pipeline", lambda *args, **kwargs: pytest.fail("the demo ran without its flow"))
+    preset = load_run_preset("demo")
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     text = flat(result.output)
     assert f"results: {out}" in text and f"report: {out / 'report.html'}" in text
-    assert (
-        f"{run.DEMO_RANKER} test NDCG@10" in text and (out / "metrics.json").is_file() and (out / ".prefect").is_dir()
-    )
+    assert f"{preset.ranker} test NDCG@10" in text and (out / "metrics.json").is_file() and (out / ".prefect").is_dir()
     assert "cached" not in text
     again = runner.invoke(app, ["demo", "--out", str(out), "--no-progress"])
     assert again.exit_code == 0, again.output
-    stages = "select-users, train, recommend, generate, evaluate, report"
-    assert f"cached (reused from an earlier run into {out}): {stages}" in flat(again.output)
-    assert f"images: 0 new, {run.DEMO_USERS * run.DEMO_TOP_K} reused" in flat(again.output)
+    stage_names = "select-users, encode, train, recommend, images, describe, evaluate, report"
+    assert f"cached (reused from an earlier run into {out}): {stage_names}" in flat(again.output)
+    assert f"images: 0 new, {preset.users.sample * preset.k} reused" in flat(again.output)
     bad = runner.invoke(app, ["demo", "--out", str(out), "--preset", "huge"])
     assert bad.exit_code == 2 and "unknown demo preset 'huge'" in flat(bad.output)
     taken = tmp_path / "taken"
@@ -206,12 +265,13 @@ def test_demo_command_runs_the_pipeline_flow_and_says_where_the_results_are(
 @pytest.mark.slow
 def test_demo_on_the_bundled_data(tmp_path: Path, prefect_harness):
     """The main job as a user runs it (minutes on one core: the hstu-demo fit and SmolLM2)."""
-    from genrec.pipelines import run
+    from genrec.pipelines.settings import load_run_preset
 
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["ranking"]["metrics"]["NDCG@10"] > 0.0188  # above the popularity baseline
-    pairs = run.DEMO_USERS * run.DEMO_TOP_K
+    preset = load_run_preset("demo")
+    pairs = preset.users.sample * preset.k
     assert metrics["recommendations"] == pairs and metrics["images"]["generated"] == pairs

@@ -2,12 +2,13 @@
 
 The ``*_rows`` / ``*_markdown`` functions only read the run directory and build the content;
 :func:`publish_run_artifacts` creates the artifacts in the current flow run. Keys name the
-run directory (``genrec-<dir name>-metrics`` ...), so the Artifacts page keeps one history per run
+run directory (``genrec-<dir name>-<path hash>-metrics`` ...), so the Artifacts page keeps one history per run
 directory and each flow run adds a version.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from pathlib import Path
@@ -23,9 +24,12 @@ SKIPPED = frozenset({"fit", "key", "phase", "ranker"})  # metrics.json entries t
 
 
 def artifact_key(run_dir: str | Path, kind: str) -> str:
-    """``genrec-<run dir name>-<kind>``: lowercase letters, digits and dashes, as Prefect requires."""
-    name = re.sub(r"[^a-z0-9]+", "-", Path(run_dir).resolve().name.lower()).strip("-") or "run"
-    return f"genrec-{name}-{kind}"
+    """``genrec-<run dir name>-<hash of its full path>-<kind>``: lowercase letters, digits and dashes, as Prefect
+    requires; the hash keeps ``/a/run`` and ``/b/run`` apart."""
+    resolved = Path(run_dir).resolve()
+    name = re.sub(r"[^a-z0-9]+", "-", resolved.name.lower()).strip("-") or "run"
+    digest = hashlib.blake2b(str(resolved).encode("utf-8"), digest_size=4).hexdigest()
+    return f"genrec-{name}-{digest}-{kind}"
 
 
 def metrics_rows(metrics: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:

@@ -18,7 +18,6 @@ from genrec.flows.tasks import (
     GENERATION_RETRIES,
     GENERATION_RETRY_DELAYS,
     GPU_TAG,
-    WHOLE_RUN,
     gpu_tags,
     log,
     result_storage,
@@ -57,7 +56,7 @@ def generate_batch_task(run_dir: str, settings: RunSettings, batch: int, n_batch
     return out
 
 
-@task(name="merge-generated-batches", persist_result=True, cache_policy=stage_cache(WHOLE_RUN))
+@task(name="merge-generated-batches", persist_result=True, cache_policy=stage_cache(RunDirectory.RECOMMENDATIONS))
 def merge_generated_batches_task(run_dir: str, settings: RunSettings, batch_dirs: list[Path]) -> Path:
     path = gb.merge_generated_batches(run_dir, settings, batch_dirs)
     log(f"merge-generated-batches: {len(batch_dirs)} batches into {run_dir}")
@@ -93,7 +92,7 @@ def encode_in_batches(run_dir: str, settings: RunSettings, batches: int, after: 
     """Submit the encode stage as ``batches`` mapped tasks and their merge; returns the merge's future."""
     tasks = batch_tasks(run_dir)
     numbers = list(range(batches))
-    encoded = tasks.encode_items.map(run_dir, settings, numbers, unmapped(batches), wait_for=after)
+    encoded = tasks.encode_items.map(unmapped(run_dir), unmapped(settings), numbers, unmapped(batches), wait_for=after)
     return tasks.merge_items.submit(run_dir, settings, encoded)
 
 
@@ -101,5 +100,5 @@ def generate_in_batches(run_dir: str, settings: RunSettings, batches: int, after
     """Submit the images and describe stages as ``batches`` mapped tasks and their merge; returns the merge's future."""
     tasks = batch_tasks(run_dir)
     numbers = list(range(batches))
-    parts = tasks.generate.map(run_dir, settings, numbers, unmapped(batches), wait_for=after)
+    parts = tasks.generate.map(unmapped(run_dir), unmapped(settings), numbers, unmapped(batches), wait_for=after)
     return tasks.merge_generated.submit(run_dir, settings, parts)

@@ -10,14 +10,15 @@ validators, before any stage runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from genrec.config import ConfigError, Seed, StrictModel
 from genrec.data import Dataset, LoadOptions, load_dataset
@@ -81,6 +82,44 @@ RankerName = StrEnum("RankerName", {name: name for name in _rankers()})
 EncoderName = StrEnum("EncoderName", {name: name for name in clip_encoders()})
 ImageGeneratorName = StrEnum("ImageGeneratorName", {name: name for name in list_image_generators()})
 TextGeneratorName = StrEnum("TextGeneratorName", {name: name for name in list_text_generators()})
+
+
+def _registered(check: Callable[[str], Any]) -> BeforeValidator:
+    """A validator giving the registry's own error for an unknown name ("unknown ranker 'x'; valid names: ...")."""
+
+    def validate(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                check(value)
+            except UnknownNameError as err:
+                raise ValueError(str(err)) from None
+        return value
+
+    return BeforeValidator(validate)
+
+
+def _ranker(name: str) -> None:
+    from genrec.rankers import RANKERS
+
+    RANKERS.get(name)
+
+
+def _image_generator(name: str) -> None:
+    from genrec.generators import IMAGE_GENERATORS
+
+    IMAGE_GENERATORS.get(name)
+
+
+def _text_generator(name: str) -> None:
+    from genrec.generators import TEXT_GENERATORS
+
+    TEXT_GENERATORS.get(name)
+
+
+Ranker = Annotated[RankerName, _registered(_ranker)]
+Encoder = Annotated[EncoderName, _registered(check_encoder)]
+ImageGenerator = Annotated[ImageGeneratorName, _registered(_image_generator)]
+TextGenerator = Annotated[TextGeneratorName, _registered(_text_generator)]
 
 
 class UserMode(StrEnum):
@@ -157,11 +196,11 @@ class UserSelection(StrictModel):
 class GenerationSettings(StrictModel):
     """What makes a run's images and descriptions: the encoder, the generators, and where inputs live."""
 
-    encoder: EncoderName = Field(
+    encoder: Encoder = Field(
         EncoderName("tiny"), description="CLIP encoder of the catalogue, the image safety check and the image metrics"
     )
-    image_generator: ImageGeneratorName = Field(ImageGeneratorName("tiny"), description="registered image generator")
-    text_generator: TextGeneratorName = Field(
+    image_generator: ImageGenerator = Field(ImageGeneratorName("tiny"), description="registered image generator")
+    text_generator: TextGenerator = Field(
         TextGeneratorName("smollm2"), description="registered description generator"
     )
     image_generator_overrides: dict[str, Any] = Field(
@@ -181,7 +220,6 @@ class GenerationSettings(StrictModel):
         from genrec.generators import IMAGE_GENERATORS, TEXT_GENERATOR_TYPES, TEXT_GENERATORS
         from genrec.generators.diffusion import ImageGeneratorConfig
 
-        check_encoder(self.encoder)
         if self.image_generator_overrides:
             ImageGeneratorConfig.from_dict(
                 {**IMAGE_GENERATORS.get(self.image_generator).config, **self.image_generator_overrides},
@@ -205,7 +243,7 @@ class RunSettings(StrictModel):
     load: LoadOptions = Field(default_factory=LoadOptions, description="how loading treats imperfect input")
     protocol: str | None = Field(None, description="a named data preprocessing, e.g. llamarec (5-core, ties by id)")
     users: UserSelection = Field(default_factory=UserSelection, description="which users the run is for")
-    ranker: RankerName = Field(RankerName("hstu"), description="registered ranker (ID-driven or LLM)")
+    ranker: Ranker = Field(RankerName("hstu"), description="registered ranker (ID-driven or LLM)")
     ranker_config: str | None = Field(
         None,
         description="a named ranker config or a JSON config file; empty: hstu-demo for hstu, sasrec-demo for "

@@ -42,4 +42,7 @@ def test_recommendations_markdown_lists_each_users_items_descriptions_and_images
     user7 = lines[lines.index("## User 7") + 4 : lines.index("## User 7") + 6]
     assert user7 == ["| 1 | 5 | E\\|x | e |  |", "| 2 | 3 | C | a b |  |"]
     assert lines[lines.index("## User 9") + 4] == "| 1 | 3 | C | c | `images/blocked/user-9_item-3.png` (flagged) |"
-    assert artifact_key(run_dir, "metrics") == "genrec-my-run-metrics"
+    key = artifact_key(run_dir, "metrics")
+    assert key.startswith("genrec-my-run-") and key.endswith("-metrics")
+    twin = tmp_path / "elsewhere" / "My Run"  # the same last name in another place: another history
+    assert artifact_key(twin, "metrics") != key

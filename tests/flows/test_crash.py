@@ -20,7 +20,12 @@ from genrec.io import read_json
 from tests.flows.prefect_api import task_runs
 
 RESULTS = ".prefect"  # persisted Prefect task results (pickles), not outputs
-PARAMS = {"user_mode": "all", "k": 3, "image_generator": "tiny", "text_generator": "template", "encoder": "tiny"}
+GENERATION = {"image_generator": "tiny", "text_generator": "template", "encoder": "tiny"}
+
+
+def params(toy_data: str, run_dir: Path) -> dict:
+    settings = {"dataset": toy_data, "users": {"mode": "all"}, "k": 3, "ranker": "popular", "generation": GENERATION}
+    return {"settings": settings, "run_dir": str(run_dir)}
 
 
 def pngs(run_dir: Path) -> list[Path]:
@@ -51,13 +56,10 @@ def check_every_file(run_dir: Path) -> None:
 @pytest.mark.slow
 def test_a_pipeline_killed_during_image_generation_resumes(toy_data: str, tmp_path: Path):
     reference = tmp_path / "reference"
-    pipeline_flow(dataset=toy_data, run_dir=str(reference), **PARAMS)
+    pipeline_flow(**params(toy_data, reference))
 
     crashed = tmp_path / "crashed"
-    script = (
-        "from genrec.flows import pipeline_flow\n"
-        f"pipeline_flow(dataset={toy_data!r}, run_dir={str(crashed)!r}, **{PARAMS!r})\n"
-    )
+    script = f"from genrec.flows import pipeline_flow\npipeline_flow(**{params(toy_data, crashed)!r})\n"
     env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True)}
     process = subprocess.Popen([sys.executable, "-c", script], env=env)
     deadline = time.monotonic() + 300
@@ -70,14 +72,16 @@ def test_a_pipeline_killed_during_image_generation_resumes(toy_data: str, tmp_pa
     finished = identities(crashed)
     assert 3 <= len(finished) < len(pngs(reference)), "killed after the images were done"
 
-    state = pipeline_flow(dataset=toy_data, run_dir=str(crashed), **PARAMS, return_state=True)
+    state = pipeline_flow(**params(toy_data, crashed), return_state=True)
     assert state.is_completed()
     states = {run.name.rsplit("-", 1)[0]: run.state.name for run in task_runs(state.state_details.flow_run_id)}
     assert states == {
         "select-users": "Cached",
+        "encode": "Cached",
         "train": "Cached",
         "recommend": "Cached",
-        "generate": "Completed",
+        "images": "Completed",
+        "describe": "Completed",
         "evaluate": "Completed",
         "report": "Completed",
     }

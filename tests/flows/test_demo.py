@@ -15,31 +15,18 @@ from prefect.settings import (
 
 from genrec.config import ConfigError
 from genrec.flows import pipeline_flow
-from genrec.flows.demo import demo_parameters
-from genrec.pipelines import run as gr
+from genrec.flows.demo import DEMO_PRESETS, demo_preset
+from genrec.pipelines.settings import load_run_preset
 from genrec.temporary_server import TEMPORARY_SERVER_STARTUP_SECONDS, no_server_settings, start_temporary_server
 
 
-def test_demo_parameters_are_the_demo_settings_in_the_flows_names(tmp_path: Path):
-    parameters = demo_parameters(tmp_path / "demo", "tiny", progress=False)
-    settings = gr.demo_settings("tiny")
-    assert parameters == {
-        "dataset": gr.DEMO_DATASET,
-        "run_dir": str(tmp_path / "demo"),
-        "ranker": gr.DEMO_RANKER,
-        "ranker_config": gr.DEMO_RANKER_CONFIG,
-        "user_mode": "sample",
-        "sample": gr.DEMO_USERS,
-        "k": gr.DEMO_TOP_K,
-        "image_generator": settings["image_generator"],
-        "text_generator": gr.DEMO_TEXT_GENERATOR,
-        "encoder": settings["encoder"],
-        "text_generator_overrides": {"grounding": {"max_retries": 1}},
-        "progress": False,
-    }
-    pipeline_flow.validate_parameters(parameters)  # what the flow accepts
+def test_the_demo_is_a_run_preset_the_flow_accepts(tmp_path: Path):
+    assert DEMO_PRESETS == {"tiny": "demo", "standard": "demo-standard"}
+    settings = load_run_preset(demo_preset("tiny"))
+    assert settings.dataset == "movielens-latest-small" and settings.ranker_config == "hstu-demo"
+    pipeline_flow.validate_parameters({"settings": settings.model_dump(mode="json"), "run_dir": str(tmp_path)})
     with pytest.raises(ConfigError, match="unknown demo preset 'huge'"):
-        demo_parameters(tmp_path / "demo", "huge")
+        demo_preset("huge")
 
 
 def test_the_temporary_server_starts_in_a_thread_with_the_no_server_settings(monkeypatch):
@@ -86,10 +73,11 @@ def test_the_demo_command_runs_without_a_server_and_reruns_from_its_cache(tmp_pa
     from tests.conftest import REPO_ROOT, write_toy_latest
 
     data = write_toy_latest(tmp_path / "toy")
+    toy = {"dataset": str(data), "generation": {"text_generator": "template", "text_generator_overrides": {}}}
     script = (  # the demo's settings on toy data with template descriptions, then the CLI
-        "import sys\nfrom genrec.pipelines import run\n"
-        f"run.DEMO_DATASET = {str(data)!r}\n"
-        "run.DEMO_PRESETS['tiny'] = ('tiny', 'tiny', 'template')\n"
+        "import sys\nfrom genrec.pipelines import settings\n"
+        "real = settings.load_run_preset\n"
+        f"settings.load_run_preset = lambda name, values=None: real(name, {toy!r} | (values or {{}}))\n"
         "from genrec.cli import app\napp(sys.argv[1:])\n"
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
@@ -101,4 +89,4 @@ def test_the_demo_command_runs_without_a_server_and_reruns_from_its_cache(tmp_pa
         assert "Starting temporary server" in done.stdout + done.stderr and "telemetry" not in done.stderr
         assert f"report: {tmp_path / 'demo' / 'report.html'}" in done.stdout
     assert "cached (reused from an earlier run" not in runs[0].stdout
-    assert "select-users, train, recommend, generate, evaluate, report" in runs[1].stdout
+    assert "select-users, encode, train, recommend, images, describe, evaluate, report" in runs[1].stdout

@@ -41,8 +41,7 @@ def test_the_packaged_set_has_the_scheduled_and_ui_deployments():
     config = load_deployments()
     by_name = {f"{d.flow}/{d.name}": d for d in config.deployments}
     assert set(by_name) == {"train/nightly", "pipeline/daily", "pipeline/ui", "generate/ui"}
-    assert by_name["pipeline/daily"].parameters["user_mode"] == "active"
-    assert by_name["pipeline/daily"].parameters["active_within_days"] == 1
+    assert by_name["pipeline/daily"].parameters["settings"]["users"] == {"mode": "active", "active_within_days": 1}
     assert not by_name["pipeline/ui"].schedules and not by_name["generate/ui"].schedules
     deployments = {d.name + "@" + d.entrypoint.rsplit(".", 1)[1]: d for d in build_deployments(config)}
     nightly = deployments["nightly@train_flow"].schedules[0].schedule
@@ -68,8 +67,8 @@ def test_the_packaged_set_has_the_scheduled_and_ui_deployments():
             "colour: unknown parameter of flow 'pipeline'",
         ),
         (
-            '[[deployments]]\nname = "a"\nflow = "pipeline"\nparameters = {ranker = "nope"}\n',
-            "ranker: Input should be",
+            '[[deployments]]\nname = "a"\nflow = "pipeline"\nparameters = {settings = {ranker = "nope"}}\n',
+            "unknown ranker 'nope'; valid names:",
         ),
         ('[[deployments]]\nname = "a"\nflow = "train"\n[[deployments]]\nname = "a"\nflow = "train"\n', "twice"),
         ('[[deployments]\nname = "a"\n', "invalid TOML"),
@@ -132,7 +131,7 @@ def test_a_served_flow_validates_its_parameters_after_pickling(name: str):
 
     served = served_flow(DeploymentConfig(name="a", flow=name))
     unpickled = cloudpickle.loads(cloudpickle.dumps(served))
-    assert unpickled.validate_parameters({"seed": 1})["seed"] == 1
+    assert unpickled.validate_parameters({"settings": {"seed": 1}})["settings"].seed == 1
 
 
 def test_json_and_yaml_configs_load(tmp_path: Path):
@@ -164,35 +163,46 @@ def test_serve_without_a_server_says_how_to_start_one(tmp_path: Path):
     assert "Traceback" not in done.stdout + done.stderr
 
 
+def toml_settings(toy_data: str, users: list[int], k: int) -> str:
+    generation = '{ text_generator = "template" }'
+    return (
+        f'{{ dataset = "{toy_data}", ranker = "popular", users = {{ mode = "ids", ids = {users} }}, k = {k}, '
+        f"generation = {generation} }}"
+    )
+
+
 def test_a_run_triggered_through_the_api_completes_and_writes_its_outputs(toy_data: str, tmp_path: Path):
     run_dir = tmp_path / "run"
     config = write(
         tmp_path / "deployments.toml",
         f'[[deployments]]\nname = "test"\nflow = "pipeline"\n'
-        f'parameters = {{dataset = "{toy_data}", run_dir = "{run_dir}", user_mode = "ids", users = [1, 2], k = 2}}\n',
+        f'parameters = {{ run_dir = "{run_dir}", settings = {toml_settings(toy_data, [1, 2], 2)} }}\n',
     )
     (deployment,) = load_deployments(config).deployments
+
+    settings = deployment.parameters["settings"]
 
     async def round_trip():  # what `genrec serve` does (serve_deployments), run once
         runner = Runner(name="genrec-test-runner")
         deployment_id = await runner.aadd_flow(served_flow(deployment), **deployment_options(deployment))
         async with get_client() as client:
-            with pytest.raises(PrefectHTTPStatusError, match=r"409|422"):  # enforced schema: rejected at creation
-                await client.create_flow_run_from_deployment(deployment_id, parameters={"k": 0})
-            with pytest.raises(PrefectHTTPStatusError, match=r"409|422"):
-                await client.create_flow_run_from_deployment(deployment_id, parameters={"ranker": "no-such"})
-            created = await client.create_flow_run_from_deployment(deployment_id, parameters={"seed": 1})
+            for bad in ({"k": 0}, {"ranker": "no-such"}):  # enforced schema: rejected at creation
+                with pytest.raises(PrefectHTTPStatusError, match=r"409|422"):
+                    await client.create_flow_run_from_deployment(deployment_id, parameters={"settings": settings | bad})
+            created = await client.create_flow_run_from_deployment(
+                deployment_id, parameters={"settings": settings | {"seed": 1}}
+            )
             await runner.start(run_once=True)
             return await client.read_flow_run(created.id)
 
     flow_run = asyncio.run(round_trip())
     assert flow_run.state.is_completed(), flow_run.state
-    assert flow_run.parameters["seed"] == 1 and flow_run.parameters["users"] == [1, 2]
+    assert flow_run.parameters["settings"]["seed"] == 1 and flow_run.parameters["settings"]["users"]["ids"] == [1, 2]
     recommendations = pd.read_parquet(run_dir / "recommendations.parquet")
     assert recommendations["user_id"].tolist() == [1, 1, 2, 2]
     assert len(pd.read_parquet(run_dir / "images.parquet")) == 4
     assert "ranking" in read_json(run_dir / "metrics.json")
-    assert read_json(run_dir / "config.json")["train"]["seed"] == 1
+    assert read_json(run_dir / "config.json")["settings"]["seed"] == 1
 
 
 def test_deployments_registered_with_a_work_pool_run_on_a_worker(toy_data: str, tmp_path: Path, monkeypatch):
@@ -200,7 +210,7 @@ def test_deployments_registered_with_a_work_pool_run_on_a_worker(toy_data: str, 
     config = write(
         tmp_path / "deployments.toml",
         f'[[deployments]]\nname = "pooled"\nflow = "recommend"\n'
-        f'parameters = {{dataset = "{toy_data}", run_dir = "{run_dir}", user_mode = "ids", users = [5], k = 1}}\n',
+        f'parameters = {{ run_dir = "{run_dir}", settings = {toml_settings(toy_data, [5], 1)} }}\n',
     )
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"no work pool 'genrec-test-pool'.*prefect work-pool create"):
@@ -211,7 +221,8 @@ def test_deployments_registered_with_a_work_pool_run_on_a_worker(toy_data: str, 
             await client.create_work_pool(WorkPoolCreate(name="genrec-test-pool", type="process"))
 
     asyncio.run(create_pool())
-    train_flow(dataset=toy_data, run_dir=str(run_dir))  # the deployment recommends from this model
+    settings = load_deployments(config).deployments[0].parameters["settings"]
+    train_flow(settings=settings, run_dir=str(run_dir))  # the deployment recommends from this model
     assert register_deployments(config, "genrec-test-pool") == ["recommend/pooled"]
 
     async def trigger():

@@ -25,19 +25,16 @@ def posters(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def pipeline_params(toy_data: str, posters: str, run_dir: Path) -> dict:
-    return {
+    generation = {"image_generator": "tiny", "text_generator": "template", "encoder": "tiny", "images": posters}
+    settings = {
         "dataset": toy_data,
-        "run_dir": str(run_dir),
         "ranker": "sasrec",
-        "overrides": SASREC,
-        "user_mode": "sample",
-        "sample": 5,
+        "ranker_overrides": SASREC,
+        "users": {"mode": "sample", "sample": 5},
         "k": 2,
-        "image_generator": "tiny",
-        "text_generator": "template",
-        "encoder": "tiny",
-        "images": posters,
+        "generation": generation,
     }
+    return {"settings": settings, "run_dir": str(run_dir)}
 
 
 def test_task_runner_config_rejects_ray_settings_without_ray_and_sizes_only_local_clusters():
