@@ -15,7 +15,7 @@ from genrec.cli_describe import check_descriptions_command
 from genrec.cli_encode import encode
 from genrec.cli_report import report
 from genrec.cli_run import demo, evaluate, generate, recommend, run, train
-from genrec.config import ConfigError, parse_overrides
+from genrec.config import ConfigError, parse_overrides, shown
 from genrec.data import DataValidationError, LoadOptions, list_datasets, list_formats, load_dataset
 from genrec.data.dataset import Policy, TieBreak
 from genrec.io import write_json
@@ -51,7 +51,7 @@ def parse_columns(pairs: list[str]) -> dict[str, str] | None:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key or not value:
-            raise ConfigError(f"--column expects GENREC_NAME=SOURCE_COLUMN (e.g. user_id=customer), got {pair!r}")
+            raise ConfigError(f"--column expects GENREC_NAME=SOURCE_COLUMN (e.g. user_id=customer), got {shown(pair)}")
         mapping[key] = value
     return mapping or None
 

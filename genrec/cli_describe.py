@@ -15,6 +15,7 @@ import pandas as pd
 import typer
 
 from genrec.cli_console import console, fail
+from genrec.config import shown
 from genrec.io import atomic_path
 
 CHECK_FIELDS = ("passed", "about_item", "fluent", "unsupported", "unverifiable", "blocked")
@@ -62,7 +63,7 @@ def _resolve_ids(path: Path, table: pd.DataFrame, column: str, dataset) -> list[
         match = next((candidate for candidate in candidates if candidate in known), None)
         if match is None:
             raise DescriptionFileError(
-                f"{path}, {_row_name(path, position)}, column {column!r}: unknown item id {raw!r} "
+                f"{path}, {_row_name(path, position)}, column {column!r}: unknown item id {shown(raw)} "
                 f"(not in data set {dataset.name})"
             )
         resolved.append(match)
@@ -89,7 +90,7 @@ def check_description_table(
     for position, text in enumerate(table[text_column].tolist()):
         if not isinstance(text, str):
             raise DescriptionFileError(
-                f"{path}, {_row_name(path, position)}, column {text_column!r}: expected text, got {text!r}"
+                f"{path}, {_row_name(path, position)}, column {text_column!r}: expected text, got {shown(text)}"
             )
     loaded = load_dataset(dataset)
     item_ids = _resolve_ids(path, table, item_column, loaded)

@@ -13,6 +13,22 @@ from typing import Annotated, Any, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 SEED_MAX = 2**32 - 1  # numpy's seeds are 0..2**32-1 (torch takes 64 bits): one range for every generator
+SHOWN_CHARS = 200  # an error echoes at most this much of a value: a 10 kB --set value must not flood the terminal
+
+
+def capped(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, with a note of how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` for an error message, :func:`capped` at ``limit`` characters.
+
+    Every error that echoes a value a user or a data file gave goes through this, so none prints it whole.
+    """
+    return capped(repr(value), limit)
 
 
 def check_seed(seed: int) -> int:
@@ -89,7 +105,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
+            raise ConfigError(f"--set expects key=value, got {shown(pair)}")
         try:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -108,10 +124,10 @@ def format_validation_error(
     """One line per problem, naming the field; an unknown top-level field lists ``valid_fields``."""
     lines = [f"{source}: invalid {model_name}:"]
     for problem in err.errors():
-        field = ".".join(str(part) for part in problem["loc"]) or "<root>"
+        field = capped(".".join(str(part) for part in problem["loc"]) or "<root>")  # an unknown key is the user's
         message = problem["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
         # a whole model's input (a check across its fields) is the user's settings themselves: not echoed
-        echoed = "" if isinstance(problem.get("input"), dict) else f" (got {problem.get('input')!r})"
+        echoed = "" if isinstance(problem.get("input"), dict) else f" (got {shown(problem.get('input'))})"
         if problem["type"] == "extra_forbidden" and len(problem["loc"]) == 1 and valid_fields:
             echoed += f"; valid fields: {', '.join(valid_fields)}"
         lines.append(f"  {field}: {message}{echoed}")

@@ -35,6 +35,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from genrec.config import shown
 from genrec.encoders.cache import default_cache_dir
 from genrec.hub import resolve_pretrained_dir
 from genrec.io import read_json, write_json
@@ -168,7 +169,7 @@ def resolve_dtype(dtype: DType, device: str | torch.device) -> torch.dtype:
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if dtype not in ("bfloat16", "float32"):
-        raise ValueError(f"dtype must be 'auto', 'bfloat16' or 'float32', got {dtype!r}")
+        raise ValueError(f"dtype must be 'auto', 'bfloat16' or 'float32', got {shown(dtype)}")
     return getattr(torch, dtype)
 
 

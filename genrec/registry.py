@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import Field
 
-from genrec.config import ConfigError, StrictModel, load_json_object
+from genrec.config import ConfigError, StrictModel, load_json_object, shown
 
 T = TypeVar("T")
 PRESETS_DIR = Path(__file__).parent / "presets"  # genrec/presets/<stage>/<name>.json
@@ -91,7 +91,8 @@ class Registry(Mapping[str, T], Generic[T]):
         try:
             return self._entries[name].value
         except KeyError:
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}") from None
+            valid = ", ".join(self.names())
+            raise UnknownNameError(f"unknown {self.kind} {shown(name)}; valid names: {valid}") from None
 
     def describe(self, name: str) -> str:
         self.get(name)

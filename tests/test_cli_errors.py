@@ -132,3 +132,15 @@ def test_an_invalid_cron_schedule(tmp_path: Path, cron: str):
 def test_encode_rejects_a_batch_size_below_one(toy_latest_dir, size: str):
     encode = ["encode", "--dataset", str(toy_latest_dir), "--no-progress", "--no-cache", "--batch-size", size]
     clean_error(runner.invoke(app, encode), "batch_size: Input should be greater than or equal to 1", f"(got {size})")
+
+
+def test_a_10_kb_set_value_is_echoed_cut_to_200_characters(recbole_dir):
+    huge = "x" * 10_000
+    for pair, expected in (
+        (f"device={huge}", "device: expected a torch device"),
+        (f"{huge}=1", "Extra inputs are not permitted"),
+        (huge, "--set expects key=value"),
+    ):
+        result = benchmark(recbole_dir, "--set", pair)
+        clean_error(result, expected, "more characters)")
+        assert len(result.output) < 1_000, result.output

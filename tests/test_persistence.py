@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -31,7 +32,17 @@ from genrec.generators.text_base import (
     TextGenerator,
     UserProfile,
 )
-from genrec.persistence import FORMAT_VERSION, LIBRARY_DIR, MANIFEST_FILE, library_dir, read_manifest
+from genrec.io import UnwritablePathError
+from genrec.persistence import (
+    FORMAT_VERSION,
+    LIBRARY_DIR,
+    MANIFEST_FILE,
+    WEIGHTS_FILE,
+    CorruptModelError,
+    library_dir,
+    read_manifest,
+    weight_files,
+)
 from genrec.rankers import NAMED_CONFIGS, RANKERS, Ranker, create_ranker, load_ranker
 
 
@@ -139,7 +150,8 @@ def test_unreadable_directories_fail_naming_the_file_and_what_to_do(toy_dataset,
         RANKERS.get("sasrec").from_pretrained(directory)
     manifest = json.loads((directory / MANIFEST_FILE).read_text())
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest | {"format_version": FORMAT_VERSION + 1}))
-    with pytest.raises(ConfigError, match=r"config\.json: format_version 2 was written by a newer genrec.*upgrade"):
+    newer = rf"config\.json: format_version {FORMAT_VERSION + 1} was written by a newer genrec.*upgrade"
+    with pytest.raises(ConfigError, match=newer):
         load_ranker(str(directory))
     (directory / MANIFEST_FILE).write_text(json.dumps({"weights": "somewhere"}))
     with pytest.raises(ConfigError, match=r"not a genrec save_pretrained directory \(.*config\.json has no format"):
@@ -151,6 +163,94 @@ def test_unreadable_directories_fail_naming_the_file_and_what_to_do(toy_dataset,
     directory.mkdir()
     with pytest.raises(ConfigError, match=r"not a genrec save_pretrained directory \(no config\.json\)"):
         TextGenerator.from_pretrained(directory)
+
+
+TINY_SASREC = {"max_len": 8, "hidden": 16, "inner": 32, "heads": 2, "layers": 2, "epochs": 1, "eval_batch_size": 4}
+
+
+@pytest.fixture(scope="module")
+def saved_sasrec(toy_split, tmp_path_factory: pytest.TempPathFactory) -> tuple[Ranker, Path]:
+    ranker = create_ranker("sasrec", TINY_SASREC)
+    ranker.fit(toy_split, progress=False)
+    return ranker, ranker.save_pretrained(tmp_path_factory.mktemp("saved") / "model")
+
+
+def damaged_copy(source: Path, tmp_path: Path) -> tuple[Path, Path]:
+    directory = shutil.copytree(source, tmp_path / "model")
+    return directory, directory / WEIGHTS_FILE
+
+
+def test_the_manifest_records_each_weight_file_and_an_untouched_save_reloads_bit_identically(saved_sasrec, toy_split):
+    ranker, directory = saved_sasrec
+    files = json.loads((directory / MANIFEST_FILE).read_text())["files"]
+    weights = directory / WEIGHTS_FILE
+    assert list(files) == [WEIGHTS_FILE] and files[WEIGHTS_FILE]["size"] == weights.stat().st_size
+    assert files[WEIGHTS_FILE]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    loaded = load_ranker(str(directory))
+    before, after = ranker.state_tensors(), loaded.state_tensors()
+    assert before.keys() == after.keys() and all(torch.equal(before[name], after[name]) for name in before)
+    history = toy_split.test.history
+    assert all(np.array_equal(a, b) for a, b in zip(ranker.rank(history, 3), loaded.rank(history, 3), strict=True))
+
+
+def test_flipped_bytes_in_a_weight_file_are_refused_naming_it(saved_sasrec, tmp_path: Path):
+    directory, weights = damaged_copy(saved_sasrec[1], tmp_path)
+    data = bytearray(weights.read_bytes())
+    assert len(data) > 8_000
+    middle = len(data) // 2 - 2_000
+    data[middle : middle + 4_000] = bytes(byte ^ 0xFF for byte in data[middle : middle + 4_000])
+    weights.write_bytes(bytes(data))  # same size, other bytes: what silently ranked with scores of 154,838
+    with pytest.raises(CorruptModelError) as err:
+        load_ranker(str(directory))
+    assert str(err.value) == (
+        f"{weights}: damaged saved model (its bytes differ from those save_pretrained wrote: sha256 mismatch with "
+        f"config.json); delete {directory} and save it again (a run whose model is deleted trains it again)"
+    )
+    assert isinstance(err.value, ConfigError)
+
+
+def test_a_truncated_weight_file_is_the_same_error_not_a_safetensors_traceback(saved_sasrec, tmp_path):
+    directory, weights = damaged_copy(saved_sasrec[1], tmp_path)
+    size = weights.stat().st_size
+    weights.write_bytes(weights.read_bytes()[: size // 2])
+    with pytest.raises(CorruptModelError, match=rf"{size // 2:,} bytes where save_pretrained wrote {size:,}"):
+        load_ranker(str(directory))
+    weights.unlink()  # a ranker's required file: refused before the manifest is read
+    with pytest.raises(FileNotFoundError, match=r"model: missing model\.safetensors; expected a save_pretrained"):
+        load_ranker(str(directory))
+
+
+def test_a_manifest_without_hashes_loads_unchecked_and_a_truncated_file_still_fails_in_one_line(saved_sasrec, tmp_path):
+    directory, weights = damaged_copy(saved_sasrec[1], tmp_path)
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    del manifest["files"]
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest | {"format_version": 1}))
+    assert load_ranker(str(directory)).n_items == saved_sasrec[0].n_items
+    weights.write_bytes(weights.read_bytes()[:100])
+    unreadable = r"model\.safetensors: damaged saved model \(unreadable: Error while deserializing"
+    with pytest.raises(CorruptModelError, match=unreadable):
+        load_ranker(str(directory))
+
+
+def test_nested_saves_record_their_own_files_and_library_weights_are_recorded(tmp_path: Path):
+    (tmp_path / "members" / "0").mkdir(parents=True)
+    (tmp_path / "members" / "0" / MANIFEST_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION}))
+    (tmp_path / "members" / "0" / WEIGHTS_FILE).write_bytes(b"member")
+    (tmp_path / "adapter").mkdir()
+    for name in ("adapter/adapter_model.safetensors", "adapter/adapter_config.json", WEIGHTS_FILE, "train.json"):
+        (tmp_path / name).write_text("x")
+    assert [path.relative_to(tmp_path).as_posix() for path in weight_files(tmp_path)] == [
+        WEIGHTS_FILE,
+        "adapter/adapter_model.safetensors",
+    ]
+    tiny = create_encoder("tiny", {"num_workers": 0})
+    assert list(read_manifest(tiny.save_pretrained(tmp_path / "encoder"))[0].files) == [WEIGHTS_FILE]
+
+
+def test_saving_under_a_file_is_one_line_naming_it(toy_dataset, tmp_path: Path):
+    (tmp_path / "FILE").write_text("x")
+    with pytest.raises(UnwritablePathError, match=r"cannot write .*FILE/model: .*FILE is a file, not a directory"):
+        fitted_popular(toy_dataset).save_pretrained(tmp_path / "FILE" / "model")
 
 
 def shipped_presets():

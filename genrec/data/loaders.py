@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genrec.config import shown
 from genrec.data.image_files import is_url
 from genrec.data.parsing import parse_ids, parse_interactions, read_delimited, require_columns
 from genrec.data.validation import (
@@ -90,7 +91,7 @@ def parse_item_ids(
         raise DataValidationError(
             located(
                 path,
-                f"expected {expected or 'a non-empty item id'}, got {value!r}",
+                f"expected {expected or 'a non-empty item id'}, got {shown(value)}",
                 line=int(table["line"].iloc[bad]),
                 column=column,
             )
@@ -128,7 +129,8 @@ def parse_years(
     if bad is not None:
         message = located(
             path,
-            f"expected a year (an integer of up to 4 digits) or an empty cell, got {value_at(table[column], bad)!r}; "
+            "expected a year (an integer of up to 4 digits) or an empty cell, "
+            f"got {shown(value_at(table[column], bad))}; "
             f"{int((~valid).sum())} such rows",
             line=int(table["line"].iloc[bad]),
             column=source_column or column,

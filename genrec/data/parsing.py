@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genrec.config import shown
 from genrec.data.validation import (
     DROP_INVALID_ROWS,
     MISSING_PATH,
@@ -204,7 +205,7 @@ class RowChecker:
         row = self.table.iloc[bad]
         message = located(
             self.path,
-            f"expected {expected}, got {row[column]!r}; {int((~ok).sum())} such rows",
+            f"expected {expected}, got {shown(row[column])}; {int((~ok).sum())} such rows",
             line=int(row["line"]),
             column=self.source_columns.get(column, column),
         )

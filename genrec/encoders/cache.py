@@ -4,7 +4,9 @@ One safetensors file per encoder identity under ``<cache dir>/embeddings/``, hol
 ``keys`` [N, 16] uint8, ``text`` and ``image`` [N, D] float32 and ``status`` [N] uint8. Vectors
 are stored before fusion, so changing the image/text weight needs no re-encoding. Every
 write replaces the whole file atomically (temp file + rename): a crash mid-write leaves the
-previous cache, never half of one.
+previous cache, never half of one. The file's metadata records a sha256 of the four arrays; a
+file whose bytes changed since (or that cannot be read) is rebuilt with a warning, never read as
+other vectors. Files written before the hash load unchecked.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from genrec.io import atomic_path
 
 CACHE_ENV = "GENREC_CACHE_DIR"
 FORMAT = "genrec-item-embeddings/1"
+ARRAYS = ("keys", "text", "image", "status")
 
 
 def default_cache_dir() -> Path:
@@ -57,19 +60,17 @@ class EmbeddingCache:
         try:
             with safe_open(str(self.path), framework="np") as handle:
                 metadata = handle.metadata() or {}
-                tensors = {name: handle.get_tensor(name) for name in ("keys", "text", "image", "status")}
+                tensors = {name: handle.get_tensor(name) for name in ARRAYS}
         except Exception as err:  # a cache is derived data: warn and rebuild rather than fail the run
             warnings.warn(f"{self.path}: unreadable embedding cache ({err}); it will be rebuilt", stacklevel=3)
             return
         if metadata.get("identity") != self.identity or tensors["text"].shape[1:] != (self.dim,):
             warnings.warn(f"{self.path}: cache written by another encoder; it will be rebuilt", stacklevel=3)
             return
-        self.keys, self.text, self.image, self.status = (
-            tensors["keys"],
-            tensors["text"],
-            tensors["image"],
-            tensors["status"],
-        )
+        if "sha256" in metadata and metadata["sha256"] != _digest(tensors):
+            warnings.warn(f"{self.path}: damaged embedding cache (sha256 mismatch); it will be rebuilt", stacklevel=3)
+            return
+        self.keys, self.text, self.image, self.status = (tensors[name] for name in ARRAYS)
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Cache row of each content key [n, 16], or -1 when absent: [n] int64."""
@@ -97,7 +98,16 @@ class EmbeddingCache:
             "status": np.concatenate([self.status, parts.status[fresh]]),
         }
         with atomic_path(self.path) as temporary:
-            save_file(tensors, str(temporary), metadata={"identity": self.identity, "format": FORMAT})
+            metadata = {"identity": self.identity, "format": FORMAT, "sha256": _digest(tensors)}
+            save_file(tensors, str(temporary), metadata=metadata)
         start = len(self.keys)
-        self.keys, self.text, self.image, self.status = (tensors[name] for name in ("keys", "text", "image", "status"))
+        self.keys, self.text, self.image, self.status = (tensors[name] for name in ARRAYS)
         self._rows.update({self.keys[row].tobytes(): row for row in range(start, len(self.keys))})
+
+
+def _digest(tensors: dict[str, np.ndarray]) -> str:
+    """sha256 of the cache's arrays (their bytes, in :data:`ARRAYS` order)."""
+    digest = hashlib.sha256()
+    for name in ARRAYS:
+        digest.update(np.ascontiguousarray(tensors[name]).data)
+    return digest.hexdigest()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genrec.config import ConfigError
+from genrec.config import ConfigError, shown
 from genrec.encoders.base import ENCODER_BACKENDS, Encoder, EncoderConfig
 from genrec.encoders.clip import OpenCLIPEncoder
 from genrec.encoders.text import HFTextEncoder
@@ -79,7 +79,7 @@ def create_encoder(
             f"unknown encoder {spec!r}; valid names: {', '.join(list_encoders())}, "
             "or 'hf:<hub id or directory>', or an open_clip (architecture, pretrained tag) pair"
         )
-    settings = backend.config_class.from_dict(fields | overrides, source=f"encoder {name!r}")
+    settings = backend.config_class.from_dict(fields | overrides, source=f"encoder {shown(name)}")
     return backend(settings, name)
 
 

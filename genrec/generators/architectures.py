@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from genrec.config import shown
 from genrec.registry import UnknownNameError
 
 MODEL_CONFIGS = Path(__file__).parent / "model_configs"
@@ -33,7 +34,7 @@ def architecture_config(name: str) -> dict[str, Any]:
     path = MODEL_CONFIGS / f"{name}.json"
     if not path.is_file():
         raise UnknownNameError(
-            f"unknown diffusion architecture {name!r}; valid names: {', '.join(list_architectures())}"
+            f"unknown diffusion architecture {shown(name)}; valid names: {', '.join(list_architectures())}"
         )
     return json.loads(path.read_text(encoding="utf-8"))
 

@@ -21,7 +21,7 @@ from typing import Any, Literal, Self
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from genrec.config import ConfigError, Device, Seed, StrictModel
+from genrec.config import ConfigError, Device, Seed, StrictModel, shown
 from genrec.encoders.base import Precision, batches, resolve_precision
 from genrec.generators.architectures import build_random_pipeline, random_ip_adapter_state_dict
 from genrec.generators.prompts import DEFAULT_NEGATIVE_PROMPT
@@ -79,7 +79,7 @@ class ImageGeneratorConfig(StrictModel):
         import diffusers
 
         if value is not None and not (value.endswith("Scheduler") and hasattr(diffusers, value)):
-            raise ValueError(f"{value!r} is not a diffusers scheduler class (e.g. 'EulerDiscreteScheduler')")
+            raise ValueError(f"{shown(value)} is not a diffusers scheduler class (e.g. 'EulerDiscreteScheduler')")
         return value
 
     @model_validator(mode="after")
@@ -296,5 +296,5 @@ def create_image_generator(
         fields, name = dict(IMAGE_GENERATORS.get(spec).config), spec
     if not pretrained:
         fields |= {"random_weights": True} | ({"ip_adapter": RANDOM_ADAPTER} if fields.get("ip_adapter") else {})
-    settings = ImageGeneratorConfig.from_dict(fields | (config or {}), source=f"image generator {name!r}")
+    settings = ImageGeneratorConfig.from_dict(fields | (config or {}), source=f"image generator {shown(name)}")
     return ImageGenerator(settings, name)

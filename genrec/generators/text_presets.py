@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from genrec.config import shown
 from genrec.data import Dataset
 from genrec.generators.template import TemplateGenerator  # noqa: F401  # importing registers the implementations
 from genrec.generators.text import LLMGenerator  # noqa: F401
@@ -30,7 +31,7 @@ def create_text_generator(
     implementation = TEXT_GENERATOR_TYPES.get(preset.type)
     if not isinstance(config, implementation.config_class):
         config = implementation.config_class.from_dict(
-            {**preset.config, **(config or {})}, source=f"text generator {name!r}"
+            {**preset.config, **(config or {})}, source=f"text generator {shown(name)}"
         )
     return implementation.create(config, dataset)
 

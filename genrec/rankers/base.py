@@ -17,13 +17,14 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import torch
 from pydantic import Field
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from genrec.config import ConfigError, Device, Seed, StrictModel
 from genrec.data.sequences import Sequences
 from genrec.evaluation.splits import Split
 from genrec.io import atomic_path
-from genrec.persistence import MANIFEST_FILE, WEIGHTS_FILE, Manifest, Pretrained
+from genrec.persistence import MANIFEST_FILE, WEIGHTS_FILE, Manifest, Pretrained, corrupt_model
 from genrec.progress import progress_bar
 from genrec.ranking_ops import exclude_seen, top_k
 from genrec.registry import Registry
@@ -212,7 +213,11 @@ class Ranker(Pretrained, ABC):
 
     @classmethod
     def from_saved(cls, config: RankerConfig, manifest: Manifest, directory: Path, **context: Any) -> Self:
-        tensors = load_file(str(directory / WEIGHTS_FILE))
+        path = directory / WEIGHTS_FILE
+        try:
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError) as err:  # a save without recorded hashes is checked only here
+            raise corrupt_model(path, directory, f"unreadable: {err}") from None
         features = tensors.pop("item_features", None)
         n_items = int(manifest.state["n_items"])
         ranker = cls.from_state(config, n_items, tensors, None if features is None else features.numpy())

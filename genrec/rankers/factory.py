@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from genrec.config import ConfigError, load_json_object
+from genrec.config import ConfigError, load_json_object, shown
 from genrec.rankers.base import RANKERS, Ranker, RankerConfig
 from genrec.registry import PRESETS_DIR, Preset, Registry
 
@@ -54,14 +54,14 @@ def resolve_ranker_config(
     elif str(config) in NAMED_CONFIGS:
         preset = NAMED_CONFIGS.get(str(config))
         if preset.type != ranker:
-            raise ConfigError(f"named config {config!r} is for ranker {preset.type!r}, not {ranker!r}")
+            raise ConfigError(f"named config {shown(config)} is for ranker {preset.type!r}, not {ranker!r}")
         settings = preset.config
-        source = f"named config {config!r}"
+        source = f"named config {shown(config)}"
     elif Path(config).suffix == ".json" or Path(config).exists():
         settings, source = load_json_object(config), str(config)
     else:
         raise ConfigError(
-            f"config {config!r} is neither a JSON file nor a named config; named configs for {ranker!r}: "
+            f"config {shown(config)} is neither a JSON file nor a named config; named configs for {ranker!r}: "
             f"{', '.join(list_named_configs(ranker)) or '(none)'}"
         )
     return config_class.from_dict({**settings, **(overrides or {})}, source=source)

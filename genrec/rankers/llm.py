@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 
-from genrec.config import StrictModel
+from genrec.config import StrictModel, shown
 from genrec.data.sequences import Sequences
 from genrec.evaluation.metrics import accuracy_metrics, hit_matrix
 from genrec.evaluation.splits import EvalSet, Split
@@ -452,7 +452,7 @@ class LLMRanker(Ranker):
             return retriever
         if not Path(name).is_dir():
             raise ValueError(
-                f"llm ranker: retriever {name!r} is neither a registered ranker ({', '.join(RANKERS.names())}) "
+                f"llm ranker: retriever {shown(name)} is neither a registered ranker ({', '.join(RANKERS.names())}) "
                 "nor a saved ranker directory"
             )
         retriever = load_ranker(name, device=self.config.device)

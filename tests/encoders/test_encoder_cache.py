@@ -120,3 +120,17 @@ def test_cache_false_touches_no_files(catalogue, tiny, make_dataset, tmp_path, m
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "unused"))
     encode_items(make_dataset(catalogue), tiny, progress=False, cache=False)
     assert not (tmp_path / "unused").exists()
+
+
+def test_flipped_bytes_in_the_cache_are_rebuilt_not_read_as_other_vectors(catalogue, tiny, make_dataset, tmp_path):
+    dataset = make_dataset(catalogue)
+    expected = encode_items(dataset, tiny, cache_dir=tmp_path, progress=False)
+    (path,) = (tmp_path / "embeddings").glob("*.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-200:-100] = bytes(byte ^ 0xFF for byte in data[-200:-100])  # inside the arrays, same size
+    path.write_bytes(bytes(data))
+    report = EncodeReport()
+    with pytest.warns(UserWarning, match="damaged embedding cache"):
+        vectors = encode_items(dataset, tiny, cache_dir=tmp_path, progress=False, report=report)
+    assert report.encoded == 6
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
