@@ -269,9 +269,11 @@ def _stage_settings(options: dict[str, Any], out: Path) -> Any:
 
 def _run_stages(names: tuple[str, ...], out: Path, settings: Any, progress: bool) -> None:
     from genrec.pipelines.stages import STAGES
+    from genrec.run_directory import RunDirectory
 
-    for name in names:
-        STAGES[name].run(out, settings, progress)
+    with RunDirectory(out).writing():
+        for name in names:
+            STAGES[name].run(out, settings, progress)
 
 
 @with_run_options
@@ -280,8 +282,7 @@ def run(options: dict[str, Any], out: OutOption, progress: ProgressOption = True
     from genrec.pipelines.stages import run_pipeline
 
     with clear_errors():
-        settings = settings_from_options(options)
-        run_pipeline(settings, out, progress)
+        run_pipeline(settings_from_options(options), out, progress)
     print_summary(out)
 
 

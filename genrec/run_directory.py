@@ -16,6 +16,7 @@ reader (the report, :mod:`genrec.evaluation.run_contents`) names files through t
     cache/                         the embedding cache (unless the run names another)
     batches/                       mapped batches of a flow run, removed by their merges
     .prefect/                      a flow run's persisted task results
+    .genrec-run.lock               the one-writer lock of the run in progress (:meth:`RunDirectory.writing`)
 
 Writes are atomic (a temporary file, then a rename) and stay inside the directory.
 """
@@ -23,6 +24,8 @@ Writes are atomic (a temporary file, then a rename) and stay inside the director
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from genrec.config import ConfigError
-from genrec.io import atomic_path, read_json, write_json
+from genrec.io import atomic_path, probe_writable, read_json, write_json
+from genrec.run_lock import LOCK_FILE, RunLock
 
 
 def json_ready(value: Any) -> Any:
@@ -74,7 +78,7 @@ class RunDirectory:
     RESULTS = ".prefect"  # a flow run's persisted task results and cache records
     # Left out of the input fingerprint of a stage that reads the whole directory (genrec.flows.tasks):
     # outputs no stage computes from, and config.json, which every stage rewrites with the settings it ran under.
-    NOT_INPUTS = frozenset({RESULTS, CACHE, CONFIG, METRICS, REPORT, REPORT_ASSETS})
+    NOT_INPUTS = frozenset({RESULTS, CACHE, CONFIG, METRICS, REPORT, REPORT_ASSETS, LOCK_FILE})
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -86,6 +90,19 @@ class RunDirectory:
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
+
+    @contextmanager
+    def writing(self) -> Iterator[RunLock]:
+        """Hold the run's one-writer lock (:class:`~genrec.run_lock.RunLock`) for a whole run, after a probe write.
+
+        A directory that cannot be written (read-only, under a file, no permission) fails here, in
+        the first second, with one line naming it; a second run into a directory held by another
+        process is refused at once, naming the holder. Re-entrant within the process that holds it
+        (a flow's tasks run in its threads).
+        """
+        probe_writable(self.path)
+        with RunLock(self.path) as lock:
+            yield lock
 
     # -- paths --------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from PIL import Image
 from safetensors.numpy import load_file
 
 RESULTS_DIR = ".prefect"  # Prefect's task results: keyed by inputs that name the run directory
+LOCK_FILE = ".genrec-run.lock"  # who holds (or last held) the run: a pid and a time
 # The report is rendered from the files compared here (metrics.json, the tables) and shows the fit's timings.
 REPORT = frozenset({"report.html", "report_assets"})
 TIMINGS = frozenset({"seconds", "fit_seconds", "seconds_per_epoch"})  # wall-clock fields of the fit report
@@ -48,7 +49,7 @@ def run_files(run_dir: str | Path) -> dict[str, Any]:
     files: dict[str, Any] = {}
     for path in sorted(run_dir.rglob("*")):
         relative = path.relative_to(run_dir)
-        if not path.is_file() or relative.parts[0] == RESULTS_DIR or relative.parts[0] in REPORT:
+        if not path.is_file() or relative.parts[0] in (RESULTS_DIR, LOCK_FILE) or relative.parts[0] in REPORT:
             continue
         if path.suffix in (".parquet", ".json"):
             text = pd.read_parquet(path).to_json(orient="records") if path.suffix == ".parquet" else path.read_text()

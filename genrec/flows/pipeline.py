@@ -57,22 +57,22 @@ def run_stages(
     With ``batches > 1`` the encode stage and the images + describe stages run as mapped batches.
     """
     send_genrec_logs_to_prefect()
-    RunDirectory(run_dir)
-    tasks = stage_tasks(run_dir)
-    futures: dict[str, PrefectFuture] = {}
-    previous: list[PrefectFuture] = []
-    for stage in PLAN:
-        if stage.name not in names or (batches > 1 and stage.name == "describe"):
-            continue
-        if batches > 1 and stage.name in BATCHED:
-            future = BATCHED[stage.name](run_dir, settings, batches, previous)
-        else:
-            # Submitted, not called: on Ray (genrec.flows.runners) every task runs on a worker.
-            future = tasks[stage.name].submit(stage.name, run_dir, settings, progress, wait_for=previous)
-        futures[stage.name] = future
-        previous = [future]
-    for future in futures.values():
-        future.result()  # in plan order: raises the first stage's failure
+    with RunDirectory(run_dir).writing():  # the flow's process writes; its tasks run in its threads or on Ray
+        tasks = stage_tasks(run_dir)
+        futures: dict[str, PrefectFuture] = {}
+        previous: list[PrefectFuture] = []
+        for stage in PLAN:
+            if stage.name not in names or (batches > 1 and stage.name == "describe"):
+                continue
+            if batches > 1 and stage.name in BATCHED:
+                future = BATCHED[stage.name](run_dir, settings, batches, previous)
+            else:
+                # Submitted, not called: on Ray (genrec.flows.runners) every task runs on a worker.
+                future = tasks[stage.name].submit(stage.name, run_dir, settings, progress, wait_for=previous)
+            futures[stage.name] = future
+            previous = [future]
+        for future in futures.values():
+            future.result()  # in plan order: raises the first stage's failure
     return futures
 
 

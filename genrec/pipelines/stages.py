@@ -258,11 +258,12 @@ STAGES = {stage.name: stage for stage in PLAN}
 def run_pipeline(settings: RunSettings, run_dir: str | Path, progress: bool = True) -> Path:
     """Every stage of :data:`PLAN`, in order, in this process; returns the run directory.
 
-    The settings were validated when built (every name and option); a rerun reuses what is finished.
+    The settings were validated when built (every name and option); the run holds the directory's
+    one-writer lock throughout (:meth:`RunDirectory.writing`); a rerun reuses what is finished.
     """
-    RunDirectory(run_dir)
-    for stage in PLAN:
-        stage.run(run_dir, settings, progress)
+    with RunDirectory(run_dir).writing():
+        for stage in PLAN:
+            stage.run(run_dir, settings, progress)
     return Path(run_dir)
 
 
