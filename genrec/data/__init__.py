@@ -127,7 +127,7 @@ def load_dataset(
     report = ValidationReport()
     if protocol is not None:
         report.note(f"protocol {protocol}: " + ", ".join(f"{key}={value}" for key, value in preset.items()))
-    tables = FORMATS.get(fmt)(path, report, options.invalid_rows, columns)
+    tables = FORMATS.get(fmt)(path, report, options, columns)
     match_id_types(tables.interactions, tables.items)
     items = attach_images(tables.items, report, images_dir=images, verify=options.verify_images)
     name = str(source) if str(source) in BUNDLED else f"{fmt}:{path}"

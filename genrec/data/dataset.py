@@ -44,6 +44,11 @@ class LoadOptions(StrictModel):
     unknown_items: Policy = Field(
         "raise", description="interactions on items absent from the item table: raise, or drop and report"
     )
+    strict_metadata: bool = Field(
+        False,
+        description="a malformed optional item field (year, title, genres, tags, image, price...) stops the load "
+        "instead of being left missing for that item and counted",
+    )
     verify_images: bool = Field(True, description="open every local image header; corrupt ones become text-only")
     min_item_interactions: int = Field(
         0,
