@@ -62,7 +62,7 @@ def write_recbole_ml100k(directory: Path, n_users: int = 30, n_items: int = 300,
     inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
     for user in range(1, n_users + 1):
         for step in range(per_user):
-            item = 267 if step == 0 else (user * 7 + step * 13) % n_items + 1
+            item = 267 if step == 0 else (user * 7 + step * 13) % 266 + 1  # never 267 again: no repeats
             inter.append(f"{user}\t{item}\t{1 + (user + step) % 5}\t{881250949 + 100 * user + step}")
     items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
     for item in range(1, n_items + 1):

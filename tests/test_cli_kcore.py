@@ -55,4 +55,4 @@ def test_benchmark_ranking_on_the_llamarec_protocol(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     saved = json.loads(out.read_text())
     assert (saved["n_users"], saved["n_items"]) == (610, 3650)
-    assert saved["preprocessing"] == {"protocol": "llamarec"}
+    assert saved["load_options"] == {"protocol": "llamarec", "k_core": 5, "tie_break": "item_id"}

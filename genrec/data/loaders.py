@@ -47,7 +47,7 @@ class RawTables:
     source_columns: dict[str, str] = field(default_factory=dict)
 
 
-Loader = Callable[[Path, ValidationReport, LoadOptions, "dict[str, str] | None"], RawTables]
+Loader = Callable[[Path, ValidationReport, LoadOptions], RawTables]
 FORMATS: Registry[Loader] = Registry(
     "data format", stage="data-formats", description="formats a path loads as (FORMAT:PATH, or detected)"
 )
@@ -159,7 +159,7 @@ def aggregate_tags(tags: pd.DataFrame, items: pd.DataFrame) -> None:
 
 
 @FORMATS.register("movielens-latest")
-def load_movielens_latest(path: Path, report: ValidationReport, options: LoadOptions, columns=None) -> RawTables:
+def load_movielens_latest(path: Path, report: ValidationReport, options: LoadOptions) -> RawTables:
     """``ratings.csv``, ``movies.csv`` and optional ``tags.csv`` (GroupLens "latest" layout)."""
     ratings_path, movies_path, tags_path = path / "ratings.csv", path / "movies.csv", path / "tags.csv"
     ratings = read_delimited(ratings_path, ",")
@@ -192,7 +192,7 @@ def load_movielens_latest(path: Path, report: ValidationReport, options: LoadOpt
 
 
 @FORMATS.register("movielens-1m")
-def load_movielens_1m(path: Path, report: ValidationReport, options: LoadOptions, columns=None) -> RawTables:
+def load_movielens_1m(path: Path, report: ValidationReport, options: LoadOptions) -> RawTables:
     """``ratings.dat`` and ``movies.dat``: ``::``-separated, latin-1 (GroupLens ML-1M layout)."""
     ratings_path, movies_path = path / "ratings.dat", path / "movies.dat"
     ratings = read_delimited(ratings_path, "::", "latin-1", names=["user_id", "item_id", "rating", "timestamp"])
@@ -208,7 +208,7 @@ def load_movielens_1m(path: Path, report: ValidationReport, options: LoadOptions
 
 
 @FORMATS.register("movielens-100k")
-def load_movielens_100k(path: Path, report: ValidationReport, options: LoadOptions, columns=None) -> RawTables:
+def load_movielens_100k(path: Path, report: ValidationReport, options: LoadOptions) -> RawTables:
     """``u.data`` (tab-separated) and ``u.item`` (``|``-separated, latin-1, 19 genre flags)."""
     data_path, item_path = path / "u.data", path / "u.item"
     ratings = read_delimited(data_path, "\t", names=["user_id", "item_id", "rating", "timestamp"])
@@ -264,7 +264,7 @@ def read_recbole(path: Path) -> pd.DataFrame:
 
 
 @FORMATS.register("recbole")
-def load_recbole(path: Path, report: ValidationReport, options: LoadOptions, columns=None) -> RawTables:
+def load_recbole(path: Path, report: ValidationReport, options: LoadOptions) -> RawTables:
     """RecBole atomic files ``<name>.inter`` and optional ``<name>.item`` in one directory."""
     if path.is_file():
         inter_path = path
@@ -351,20 +351,18 @@ def find_generic_file(path: Path, stem: str, suffixes: tuple[str, ...]) -> Path 
     return found[0] if found else None
 
 
-def load_generic(
-    path: Path, report: ValidationReport, options: LoadOptions, columns: dict[str, str] | None, format: str = "csv"
-) -> RawTables:
+def load_generic(path: Path, report: ValidationReport, options: LoadOptions, format: str = "csv") -> RawTables:
     """A file of interactions, or a directory with ``interactions.*`` and optional ``items.*``.
 
     In a directory, ``format`` picks the interaction file: ``interactions.csv``/``.tsv`` for
     ``csv``, ``interactions.parquet`` for ``parquet``; the item table may be either kind (the
     same kind first).
 
-    ``columns`` maps genrec's names (user_id, item_id, timestamp, rating, title, genres, tags,
+    ``options.columns`` maps genrec's names (user_id, item_id, timestamp, rating, title, genres, tags,
     year, image) to the source's column names; unmapped names are used as they are.
     Genres and tags are ``|``-separated lists.
     """
-    mapping = dict(columns or {})
+    mapping = dict(options.columns or {})
     unknown = set(mapping) - set(GENERIC_INTERACTION_COLUMNS) - set(GENERIC_ITEM_COLUMNS)
     if unknown:
         raise DataValidationError(
@@ -419,17 +417,17 @@ def load_generic(
 @FORMATS.register(
     "csv", description="interactions.csv/.tsv (or one such file) plus optional items.*; columns mapped by --column"
 )
-def load_csv(path: Path, report: ValidationReport, options: LoadOptions, columns=None) -> RawTables:
+def load_csv(path: Path, report: ValidationReport, options: LoadOptions) -> RawTables:
     """``interactions.csv``/``.tsv`` (or one such file) plus optional ``items.*``; see :func:`load_generic`."""
-    return load_generic(path, report, options, columns, "csv")
+    return load_generic(path, report, options, "csv")
 
 
 @FORMATS.register(
     "parquet", description="interactions.parquet (or one such file) plus optional items.*; columns mapped by --column"
 )
-def load_parquet(path: Path, report: ValidationReport, options: LoadOptions, columns=None) -> RawTables:
+def load_parquet(path: Path, report: ValidationReport, options: LoadOptions) -> RawTables:
     """``interactions.parquet`` (or one such file) plus optional ``items.*``; see :func:`load_generic`."""
-    return load_generic(path, report, options, columns, "parquet")
+    return load_generic(path, report, options, "parquet")
 
 
 DIRECTORY_LAYOUTS = [
