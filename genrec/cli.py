@@ -143,18 +143,19 @@ def benchmark_ranking(
 ) -> None:
     """Fit on the training split (early stopping on validation), evaluate on test, print metrics."""
     from genrec.pipelines import benchmark_ranking as run_benchmark
-    from genrec.rankers import RANKERS
+    from genrec.rankers import RANKERS, resolve_ranker_config
 
     try:
-        if item_features is not None:  # before loading or encoding anything
+        # before loading or encoding anything: a bad field or a device this machine lacks is known now
+        resolved = resolve_ranker_config(ranker, config, parse_overrides(set_ or []))
+        if item_features is not None:
             RANKERS.get(ranker).check_accepts_item_features()
         loaded = load_dataset(dataset, options=load)
         features = None if item_features is None else load_item_features(item_features, loaded, progress)
         result = run_benchmark(
             loaded,
             ranker,
-            config=config,
-            overrides=parse_overrides(set_ or []),
+            config=resolved.model_dump(),
             seed=seed,
             split_config=SplitConfig(allow_repeats=allow_repeats),
             item_features=features,

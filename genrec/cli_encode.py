@@ -35,13 +35,20 @@ def encode(
     load: LoadOptions,
 ) -> None:
     """Encode every item (image + text) into the embedding cache; unchanged items are not re-encoded."""
-    from genrec.config import ConfigError
+    from genrec.config import ConfigError, check_device
     from genrec.data import DataValidationError, load_dataset
+    from genrec.devices import DeviceUnavailableError
     from genrec.encoders import EncodeReport, ItemContentError, create_encoder
     from genrec.io import atomic_path, write_json
     from genrec.pipelines.encode import encode_items
     from genrec.registry import UnknownNameError
 
+    try:
+        check_device(device)  # before loading anything: a missing GPU is known now
+    except DeviceUnavailableError as err:  # its message names the device
+        raise fail(f"--device: {err}") from None
+    except ValueError as err:
+        raise fail(f"--device: {err} (got {device!r})") from None
     overrides = {"device": device} | ({"batch_size": batch_size} if batch_size is not None else {})
     report = EncodeReport()
     try:
