@@ -61,7 +61,8 @@ def test_every_command_applies_the_load_options(command: tuple[str, ...], ml100k
     assert result.exit_code == 2, result.output
     assert "ml-100k.item:268: column 'release_year': expected a year" in folded(result.output)
     result = invoke(command, ml100k, "--protocol", "bert4rec")
-    assert result.exit_code == 2 and "unknown data protocol 'bert4rec'; valid names: llamarec" in folded(result.output)
+    assert result.exit_code == 2
+    assert "unknown data protocol 'bert4rec'; valid names: amazon, llamarec" in folded(result.output)
     result = invoke(command, ml100k, "--column", "user_id")
     assert result.exit_code == 2 and "--column expects GENREC_NAME=SOURCE_COLUMN" in folded(result.output)
 

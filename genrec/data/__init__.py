@@ -13,6 +13,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
+from genrec.data import amazon  # noqa: F401  # registers the amazon format
 from genrec.data.dataset import PROTOCOLS, Dataset, LoadOptions, build_dataset
 from genrec.data.image_files import attach_images
 from genrec.data.loaders import FORMATS, detect_format

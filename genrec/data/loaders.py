@@ -439,6 +439,7 @@ DIRECTORY_LAYOUTS = [
     ("csv", ("interactions.csv",)),
     ("csv", ("interactions.tsv",)),
     ("parquet", ("interactions.parquet",)),
+    ("amazon", ("*.json*",)),  # .json, .jsonl, gzipped or not (genrec.data.amazon)
 ]
 
 
@@ -457,8 +458,10 @@ def detect_format(path: Path) -> str:
     the directory holds the files of more than one format."""
     if path.is_file():
         by_suffix = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".inter": "recbole"}
-        if path.suffix in by_suffix:
-            return by_suffix[path.suffix]
+        by_suffix |= {".json": "amazon", ".jsonl": "amazon"}
+        suffix = Path(path.stem).suffix if path.suffix == ".gz" else path.suffix  # reviews.json.gz: ".json"
+        if suffix in by_suffix and (path.suffix != ".gz" or by_suffix[suffix] == "amazon"):
+            return by_suffix[suffix]
     elif path.is_dir():
         found = formats_present(path)
         if len(found) == 1:

@@ -243,7 +243,7 @@ def test_undetectable_format_lists_formats(write: Write) -> None:
     message = error_of(lambda: load_dataset(root))
     assert message == (
         f"{root}: cannot detect the data format; give it as FORMAT:PATH with FORMAT one of "
-        "csv, movielens-100k, movielens-1m, movielens-latest, parquet, recbole"
+        "amazon, csv, movielens-100k, movielens-1m, movielens-latest, parquet, recbole"
     )
 
 
@@ -251,10 +251,10 @@ def test_unknown_format_names(ml_latest: MlLatest) -> None:
     root = ml_latest()
     message = error_of(lambda: load_dataset(f"movielens-2m:{root}"))
     assert message.startswith(
-        f"movielens-2m:{root}: unknown data format 'movielens-2m' in FORMAT:PATH; valid formats: csv"
+        f"movielens-2m:{root}: unknown data format 'movielens-2m' in FORMAT:PATH; valid formats: amazon, csv"
     )
     message = error_of(lambda: load_dataset(root, format="movielens"))
-    assert message.startswith(f"{root}: unknown data format 'movielens'; valid formats: csv, movielens-100k")
+    assert message.startswith(f"{root}: unknown data format 'movielens'; valid formats: amazon, csv, movielens-100k")
 
 
 def test_no_such_source(tmp_path: Path) -> None:
