@@ -251,16 +251,16 @@ def read_metadata(
 ) -> dict[str, dict[str, Any]]:
     """asin -> item fields for the reviewed items; malformed fields and records are counted (lenient)."""
     found: dict[str, dict[str, Any]] = {}
-    bad: dict[str, list[tuple[int, Any]]] = {}  # item field -> (line, value) of each malformed one
+    bad: dict[str, list[tuple[int, str, Any]]] = {}  # item field -> (line, key, value) of each malformed one
     for line, record in read_records(path, literal=True):
         if isinstance(record, str):
-            bad.setdefault("record", []).append((line, record))
+            bad.setdefault("record", []).append((line, "record", record))
             continue
         asin = record.get("parent_asin", record.get("asin"))
         if not isinstance(asin, str) or asin not in reviewed:
             continue
         if asin in found:  # the 2018 files list some items twice; the first record stands
-            bad.setdefault("record", []).append((line, f"asin {asin!r} again"))
+            bad.setdefault("record", []).append((line, "record", f"asin {asin!r} again"))
             continue
         item: dict[str, Any] = {}
         for item_field, keys in META_KEYS.items():
@@ -271,14 +271,14 @@ def read_metadata(
             if ok:
                 item[item_field] = value
             else:
-                bad.setdefault(item_field, []).append((line, record[key]))
+                bad.setdefault(item_field, []).append((line, key, record[key]))
         found[asin] = item
     for item_field, problems in bad.items():
-        lines = pd.Series([line for line, _ in problems])
-        values = pd.Series([value if isinstance(value, str) else repr(value) for _, value in problems])
-        malformed = pd.Series(False, index=lines.index)
+        lines = pd.Series([line for line, _, _ in problems])
+        values = pd.Series([value if isinstance(value, str) else repr(value) for _, _, value in problems])
+        malformed, key = pd.Series(False, index=lines.index), problems[0][1]  # messages name the file's key
         expected = EXPECTED[item_field]
-        check_metadata(malformed, values, lines, path, item_field, expected, report, options.strict_metadata)
+        check_metadata(malformed, values, lines, path, item_field, expected, report, options.strict_metadata, key)
     return found
 
 
