@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -13,11 +13,12 @@ from rich.table import Table
 from genrec.cli_console import console, fail
 from genrec.cli_describe import check_descriptions_command
 from genrec.cli_encode import encode
+from genrec.cli_load import with_load_options
 from genrec.cli_report import report
 from genrec.cli_run import demo, evaluate, generate, recommend, run, train
-from genrec.config import ConfigError, parse_overrides, shown
+from genrec.config import ConfigError, parse_overrides
 from genrec.data import DataValidationError, LoadOptions, list_datasets, list_formats, load_dataset
-from genrec.data.dataset import Policy, TieBreak
+from genrec.evaluation.splits import SplitConfig
 from genrec.io import write_json
 from genrec.registry import Preset, UnknownNameError, all_registries
 
@@ -28,75 +29,24 @@ app.add_typer(data_app, name="data")
 app.add_typer(benchmark_app, name="benchmark")
 
 
-def option_help(name: str) -> str:
-    """The help of a ``genrec data info`` option that sets a LoadOptions field."""
-    return LoadOptions.model_fields[name].description or ""
-
-
-ProtocolOption = Annotated[
-    str | None, typer.Option(help="a named preprocessing, e.g. llamarec (5-core, ties by item id); flags win")
-]
-KCoreOption = Annotated[int | None, typer.Option(min=1, help=option_help("k_core"))]
-TieBreakOption = Annotated[TieBreak | None, typer.Option(help=option_help("tie_break"))]
-
 DatasetArg = Annotated[
     str,
     typer.Argument(help="a bundled name (e.g. movielens-latest-small), a path, or FORMAT:PATH"),
 ]
 
 
-def parse_columns(pairs: list[str]) -> dict[str, str] | None:
-    """``--column user_id=customer`` pairs -> the column mapping of the csv/parquet formats."""
-    mapping = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key or not value:
-            raise ConfigError(f"--column expects GENREC_NAME=SOURCE_COLUMN (e.g. user_id=customer), got {shown(pair)}")
-        mapping[key] = value
-    return mapping or None
-
-
-def preprocessing(k_core: int | None, tie_break: str | None, min_item_interactions: int = 0) -> dict[str, Any]:
-    """The preprocessing flags given on the command line (unset ones leave a --protocol's values)."""
-    given = {"k_core": k_core, "tie_break": tie_break, "min_item_interactions": min_item_interactions or None}
-    return {name: value for name, value in given.items() if value is not None}
-
-
 @data_app.command("info")
+@with_load_options
 def data_info(
     dataset: DatasetArg = "movielens-latest-small",
     images: Annotated[Path | None, typer.Option(help="directory of <item_id>.<ext> images")] = None,
-    min_user_interactions: Annotated[
-        int, typer.Option(min=1, help="drop (and report) users with fewer; at least 1, 3 for leave-one-out")
-    ] = 3,
-    invalid_rows: Annotated[Policy, typer.Option(help=option_help("invalid_rows"))] = "raise",
-    duplicates: Annotated[Policy, typer.Option(help=option_help("duplicates"))] = "drop",
-    unknown_items: Annotated[Policy, typer.Option(help=option_help("unknown_items"))] = "raise",
-    verify_images: Annotated[bool, typer.Option(help=option_help("verify_images"))] = True,
-    min_item_interactions: Annotated[int, typer.Option(min=0, help=option_help("min_item_interactions"))] = 0,
-    k_core: KCoreOption = None,
-    tie_break: TieBreakOption = None,
-    protocol: ProtocolOption = None,
-    column: Annotated[
-        list[str] | None,
-        typer.Option(help="csv/parquet column mapping GENREC_NAME=SOURCE_COLUMN, e.g. user_id=customer (repeatable)"),
-    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    *,
+    load: LoadOptions,
 ) -> None:
     """Users, items, interactions, density, history lengths, images and the validation report."""
     try:
-        loaded = load_dataset(
-            dataset,
-            images=images,
-            columns=parse_columns(column or []),
-            min_user_interactions=min_user_interactions,
-            invalid_rows=invalid_rows,
-            duplicates=duplicates,
-            unknown_items=unknown_items,
-            verify_images=verify_images,
-            protocol=protocol,
-            **preprocessing(k_core, tie_break, min_item_interactions),
-        )
+        loaded = load_dataset(dataset, images=images, options=load)
     except DataValidationError as err:
         raise fail(err.cli_message()) from None
     except (ConfigError, UnknownNameError) as err:
@@ -127,6 +77,7 @@ def data_list() -> None:
 
 
 @benchmark_app.command("ranking")
+@with_load_options
 def benchmark_ranking(
     dataset: Annotated[str, typer.Option(help="bundled name, path, or FORMAT:PATH")] = "movielens-latest-small",
     ranker: Annotated[str, typer.Option(help="registered ranker name")] = "popular",
@@ -139,33 +90,39 @@ def benchmark_ranking(
         typer.Option(help="item vectors fused into the ranker: an encoder preset (e.g. minilm) or a .npy [n_items, D]"),
     ] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
-    protocol: ProtocolOption = None,
-    k_core: KCoreOption = None,
-    tie_break: TieBreakOption = None,
+    allow_repeats: Annotated[bool, typer.Option(help=SplitConfig.model_fields["allow_repeats"].description)] = False,
+    *,
+    load: LoadOptions,
 ) -> None:
     """Fit on the training split (early stopping on validation), evaluate on test, print metrics."""
     from genrec.pipelines import benchmark_ranking as run_benchmark
     from genrec.pipelines.encode import load_item_features
-    from genrec.rankers import RANKERS
+    from genrec.rankers import RANKERS, resolve_ranker_config
 
     try:
-        if item_features is not None:  # before loading or encoding anything
+        # before loading or encoding anything: a bad field or a device this machine lacks is known now
+        resolved = resolve_ranker_config(ranker, config, parse_overrides(set_ or []))
+        if item_features is not None:
             RANKERS.get(ranker).check_accepts_item_features()
-        loaded = load_dataset(dataset, protocol=protocol, **preprocessing(k_core, tie_break))
+        loaded = load_dataset(dataset, options=load)
         features = None if item_features is None else load_item_features(item_features, loaded, progress)
         result = run_benchmark(
             loaded,
             ranker,
-            config=config,
-            overrides=parse_overrides(set_ or []),
+            config=resolved.model_dump(),
             seed=seed,
+            split_config=SplitConfig(allow_repeats=allow_repeats),
             item_features=features,
             progress=progress,
         )
-    except (DataValidationError, ConfigError, UnknownNameError) as err:
+    except DataValidationError as err:
+        raise fail(err.cli_message()) from None
+    except (ConfigError, UnknownNameError) as err:
         raise fail(str(err)) from None
     result["item_features"] = item_features
-    result["preprocessing"] = {"protocol": protocol, **preprocessing(k_core, tie_break)}
+    result["load_options"] = load.model_dump(mode="json", exclude_unset=True)
+    result["allow_repeats"] = allow_repeats
+    result["validation_report"] = loaded.report.to_dict()
     table = Table(title=f"{result['ranker']} on {result['dataset']} ({result['split']}, full ranking)")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -178,6 +135,9 @@ def benchmark_ranking(
     )
     for name, value in result["extra"].items():
         console.print(f"{name}: {value:.4f}")
+    if loaded.report.invalid_metadata:  # the load went on without them: say so beside the figures
+        left = ", ".join(f"{field} {count}" for field, count in loaded.report.invalid_metadata.items())
+        console.print(f"invalid metadata left missing: {left} (genrec data info lists where)", highlight=False)
     console.print(
         f"users {result['n_users']}, items {result['n_items']}, epochs {result['epochs']} "
         f"(best {result['best_epoch']}), fit {result['fit_seconds']:.2f} s, eval {result['eval_seconds']:.2f} s"

@@ -42,14 +42,17 @@ def check_seed(seed: int) -> int:
 
 
 def check_device(device: str) -> str:
-    """``device`` if torch parses it as a device (``cpu``, ``cuda``, ``cuda:1``, ``mps``), else a ValueError."""
+    """``device`` if torch parses it as a device (``cpu``, ``cuda``, ``cuda:1``, ``mps``) and this machine
+    has it, else a ValueError (:class:`genrec.devices.DeviceUnavailableError` names the devices there are)."""
     import torch
+
+    from genrec.devices import check_device_available
 
     try:
         torch.device(device)
     except (RuntimeError, ValueError, TypeError):
         raise ValueError("expected a torch device such as 'cpu', 'cuda' or 'cuda:1'") from None
-    return device
+    return check_device_available(device)
 
 
 # Field types: the bound or the parse check runs wherever the field is set; the schema shows the range.

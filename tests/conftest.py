@@ -55,6 +55,25 @@ def write_toy_latest(directory: Path, n_users: int = 6, n_items: int = 8, per_us
     return directory
 
 
+def write_recbole_ml100k(directory: Path, n_users: int = 30, n_items: int = 300, per_user: int = 8) -> Path:
+    """RecBole's ml-100k atomic files in miniature, with the real file's quirk: ``release_year`` is
+    ``unkonwn`` for item 267 (line 268, ml-100k's "unknown" movie) and for one more item (the last)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    for user in range(1, n_users + 1):
+        for step in range(per_user):
+            item = 267 if step == 0 else (user * 7 + step * 13) % 266 + 1  # never 267 again: no repeats
+            inter.append(f"{user}\t{item}\t{1 + (user + step) % 5}\t{881250949 + 100 * user + step}")
+    items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
+    for item in range(1, n_items + 1):
+        known = item not in (267, n_items)
+        title, year = (f"Movie {item}", str(1950 + item % 50)) if known else ("unknown", "unkonwn")
+        items.append(f"{item}\t{title}\t{year}\t{'Drama Comedy' if known else 'unknown'}")
+    (directory / "ml-100k.inter").write_text("\n".join(inter) + "\n")
+    (directory / "ml-100k.item").write_text("\n".join(items) + "\n")
+    return directory
+
+
 def write_posters(directory: Path, item_ids, size: tuple[int, int] = (48, 72)) -> Path:
     """Synthetic posters ``<item_id>.jpg``: seeded noise over a per-item colour, so every item's image differs."""
     import zlib

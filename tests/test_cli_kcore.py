@@ -43,7 +43,7 @@ def test_data_info_protocol_and_flags(tmp_path: Path) -> None:
     assert "protocol llamarec: k_core=5, tie_break=item_id" in json.loads(result.output)["report"]["messages"]
     assert json.loads(result.output)["report"]["filter_rounds"] == 3  # --k-core 3 wins over the preset's 5
     result = runner.invoke(app, ["data", "info", str(root), "--protocol", "nope"])
-    assert result.exit_code == 2 and "valid names: llamarec" in result.output
+    assert result.exit_code == 2 and "valid names: amazon, llamarec" in result.output
     result = runner.invoke(app, ["data", "info", str(root), "--tie-break", "newest"])
     assert result.exit_code == 2
 
@@ -55,4 +55,4 @@ def test_benchmark_ranking_on_the_llamarec_protocol(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     saved = json.loads(out.read_text())
     assert (saved["n_users"], saved["n_items"]) == (610, 3650)
-    assert saved["preprocessing"] == {"protocol": "llamarec"}
+    assert saved["load_options"] == {"protocol": "llamarec", "k_core": 5, "tie_break": "item_id"}

@@ -13,6 +13,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
+from genrec.data import amazon  # noqa: F401  # registers the amazon format
 from genrec.data.dataset import PROTOCOLS, Dataset, LoadOptions, build_dataset
 from genrec.data.image_files import attach_images
 from genrec.data.loaders import FORMATS, detect_format
@@ -93,9 +94,7 @@ def load_dataset(
     source: str | Path = "movielens-latest-small",
     format: str | None = None,
     images: str | Path | None = None,
-    columns: dict[str, str] | None = None,
     options: LoadOptions | None = None,
-    protocol: str | None = None,
     **option_overrides,
 ) -> Dataset:
     """Load and validate a data set.
@@ -105,29 +104,34 @@ def load_dataset(
             whose format is detected from the files present.
         format: explicit format (see :func:`list_formats`); wins over detection.
         images: a directory of ``<item_id>.<ext>`` images; items without one are text-only.
-        columns: for ``csv``/``parquet``: genrec column name -> source column name.
-        options: validation policies; keyword overrides such as ``min_user_interactions=5``
-            are applied on top.
-        protocol: a named preprocessing (see :data:`PROTOCOLS`), e.g. ``"llamarec"``: 5-core
-            users and items repeated until stable, ties ordered by item id. Its settings
-            replace those of ``options``; keyword overrides still win.
+        options: the :class:`LoadOptions`; keyword overrides of its fields, such as
+            ``min_user_interactions=5``, ``columns={"user_id": "customer"}`` (``csv``/``parquet``:
+            genrec column name -> source column name) or ``protocol="llamarec"`` (a named
+            preprocessing, see :data:`PROTOCOLS`: 5-core users and items repeated until stable, ties
+            ordered by item id), are applied on top. A protocol's settings replace those of
+            ``options``; keyword overrides still win.
 
     Raises:
         DataValidationError: naming the file, line or column and what was expected.
     """
+    base = (options or LoadOptions()).model_dump(exclude_unset=True)
+    protocol = option_overrides.get("protocol")
+    if protocol is not None:  # a protocol given here replaces what ``options`` says about its fields
+        preset = PROTOCOLS.get(protocol).config
+        base = {name: value for name, value in base.items() if name not in preset}
     # Validate the merged settings: model_copy(update=...) would skip validation entirely.
-    preset = {} if protocol is None else PROTOCOLS.get(protocol).config
-    options = LoadOptions.model_validate({**(options or LoadOptions()).model_dump(), **preset, **option_overrides})
+    options = LoadOptions.model_validate({**base, **option_overrides})
     fmt, path = resolve_source(source, format)
-    if columns and fmt not in MAPPED_FORMATS:
+    if options.columns and fmt not in MAPPED_FORMATS:
         raise DataValidationError(
             f"{fmt}:{path}: a column mapping applies to the {' and '.join(MAPPED_FORMATS)} formats only; "
             f"{fmt} files have fixed column names"
         )
     report = ValidationReport()
-    if protocol is not None:
-        report.note(f"protocol {protocol}: " + ", ".join(f"{key}={value}" for key, value in preset.items()))
-    tables = FORMATS.get(fmt)(path, report, options.invalid_rows, columns)
+    if options.protocol is not None:
+        preset = PROTOCOLS.get(options.protocol).config
+        report.note(f"protocol {options.protocol}: " + ", ".join(f"{key}={value}" for key, value in preset.items()))
+    tables = FORMATS.get(fmt)(path, report, options)
     match_id_types(tables.interactions, tables.items)
     items = attach_images(tables.items, report, images_dir=images, verify=options.verify_images)
     name = str(source) if str(source) in BUNDLED else f"{fmt}:{path}"

@@ -13,11 +13,11 @@ as in LlamaRec's and BERT4Rec's preprocessing; :data:`PROTOCOLS` names such pres
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from genrec.config import StrictModel
 from genrec.data.sequences import Sequences
@@ -30,7 +30,12 @@ TieBreak = Literal["source_order", "item_id"]  # order of one user's interaction
 
 
 class LoadOptions(StrictModel):
-    """How loading treats imperfect input. Every choice is reported, none is silent."""
+    """How a data set is read and what loading does with imperfect input; every choice is reported, none is silent.
+
+    The one definition of the load options: :func:`genrec.data.load_dataset`, the ``genrec``
+    commands (``genrec.cli_load``) and run settings take these fields under these names.
+    ``protocol`` names a preprocessing whose fields fill those not given explicitly.
+    """
 
     min_user_interactions: int = Field(
         3, ge=1, description="users with fewer interactions are removed (reported); 3 = leave-one-out minimum"
@@ -43,6 +48,11 @@ class LoadOptions(StrictModel):
     )
     unknown_items: Policy = Field(
         "raise", description="interactions on items absent from the item table: raise, or drop and report"
+    )
+    strict_metadata: bool = Field(
+        False,
+        description="a malformed optional item field (year, title, genres, tags, image, price...) stops the load "
+        "instead of being left missing for that item and counted",
     )
     verify_images: bool = Field(True, description="open every local image header; corrupt ones become text-only")
     min_item_interactions: int = Field(
@@ -62,6 +72,23 @@ class LoadOptions(StrictModel):
         description="order of a user's interactions with equal timestamps: source_order (file order) or "
         "item_id (ascending item id, the LlamaRec protocol)",
     )
+    columns: dict[str, str] | None = Field(
+        None, description="csv/parquet column mapping: genrec name -> source column, e.g. {'user_id': 'customer'}"
+    )
+    protocol: str | None = Field(
+        None, description="a named preprocessing (e.g. llamarec: 5-core, ties by item id); explicit fields win"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def apply_protocol(cls, data: Any) -> Any:
+        """Fill the fields not given explicitly from the named protocol (validated after this)."""
+        if not isinstance(data, dict) or data.get("protocol") is None:
+            return data
+        name = data["protocol"]
+        if name not in PROTOCOLS:
+            raise ValueError(f"unknown data protocol {name!r}; valid names: {', '.join(PROTOCOLS.names())}")
+        return {**PROTOCOLS.get(name).config, **data}
 
     @property
     def user_minimum(self) -> int:

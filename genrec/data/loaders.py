@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 
 from genrec.config import shown
+from genrec.data.dataset import LoadOptions
 from genrec.data.image_files import is_url
 from genrec.data.parsing import parse_ids, parse_interactions, read_delimited, require_columns
 from genrec.data.validation import (
     DataValidationError,
-    Remedy,
     ValidationReport,
+    check_metadata,
     first_bad_row,
     located,
     path_problem,
@@ -27,7 +28,6 @@ from genrec.data.validation import (
 )
 from genrec.registry import Registry
 
-KEEP_ITEMS_WITHOUT_YEAR = Remedy("invalid_rows", "drop", "keep those items without a year and report them")
 YEAR = r"[+-]?\d{1,4}(?:\.0*)?"  # "1995" or "1995.0" (a Parquet float column)
 YEAR_IN_TITLE = re.compile(r"\s*\((\d{4})\)\s*$")
 MOVIELENS_LATEST_RATINGS = (0.5, 5.0)  # half stars
@@ -48,7 +48,7 @@ class RawTables:
     source_columns: dict[str, str] = field(default_factory=dict)
 
 
-Loader = Callable[[Path, ValidationReport, str, "dict[str, str] | None"], RawTables]
+Loader = Callable[[Path, ValidationReport, LoadOptions], RawTables]
 FORMATS: Registry[Loader] = Registry(
     "data format", stage="data-formats", description="formats a path loads as (FORMAT:PATH, or detected)"
 )
@@ -114,33 +114,39 @@ def parse_years(
     table: pd.DataFrame,
     column: str,
     path: Path,
-    policy: str,
+    options: LoadOptions,
     report: ValidationReport,
     source_column: str | None = None,
 ) -> pd.Series:
     """An item table's year column as nullable Int64 (reset index); an empty cell is a missing year.
 
-    A value that is not an integer raises, or, under ``invalid_rows='drop'``, leaves that
-    item without a year (the item stays) and is counted in ``report.invalid_years_cleared``.
+    A value that is not an integer (ml-100k's RecBole ``.item`` file says ``unkonwn``) leaves that
+    item without a year and is counted in ``report.invalid_metadata``, or raises under ``strict_metadata``.
     """
     stripped = table[column].str.strip()
     valid = (stripped == "") | stripped.str.fullmatch(YEAR)
-    bad = first_bad_row(valid)
-    if bad is not None:
-        message = located(
-            path,
-            "expected a year (an integer of up to 4 digits) or an empty cell, "
-            f"got {shown(value_at(table[column], bad))}; "
-            f"{int((~valid).sum())} such rows",
-            line=int(table["line"].iloc[bad]),
-            column=source_column or column,
-        )
-        if policy == "raise":
-            raise DataValidationError(message, KEEP_ITEMS_WITHOUT_YEAR)
-        report.invalid_years_cleared += int((~valid).sum())
-        report.note(message + " (kept the items without a year)")
+    expected = "a year (an integer of up to 4 digits) or an empty cell"
+    check_metadata(
+        valid,
+        table[column],
+        table["line"],
+        path,
+        "year",
+        expected,
+        report,
+        options.strict_metadata,
+        source_column or column,
+    )
     years = pd.to_numeric(stripped.where(valid & (stripped != ""))).astype("Int64")  # 4 digits: exact in float64
     return years.reset_index(drop=True)
+
+
+def check_titles(table: pd.DataFrame, column: str, path: Path, options: LoadOptions, report: ValidationReport) -> None:
+    """An empty title is a malformed optional field: counted (the item keeps an empty title), or fatal if strict."""
+    ok = table[column].str.strip() != ""
+    check_metadata(
+        ok, table[column], table["line"], path, "title", "a non-empty title", report, options.strict_metadata, column
+    )
 
 
 def aggregate_tags(tags: pd.DataFrame, items: pd.DataFrame) -> None:
@@ -154,7 +160,7 @@ def aggregate_tags(tags: pd.DataFrame, items: pd.DataFrame) -> None:
 
 
 @FORMATS.register("movielens-latest")
-def load_movielens_latest(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
+def load_movielens_latest(path: Path, report: ValidationReport, options: LoadOptions) -> RawTables:
     """``ratings.csv``, ``movies.csv`` and optional ``tags.csv`` (GroupLens "latest" layout)."""
     ratings_path, movies_path, tags_path = path / "ratings.csv", path / "movies.csv", path / "tags.csv"
     ratings = read_delimited(ratings_path, ",")
@@ -162,11 +168,12 @@ def load_movielens_latest(path: Path, report: ValidationReport, invalid_rows: st
     ratings = ratings.rename(columns={"userId": "user_id", "movieId": "item_id"})
     source_columns = {"user_id": "userId", "item_id": "movieId"}
     interactions = parse_interactions(
-        ratings, ratings_path, invalid_rows, report, True, source_columns, True, MOVIELENS_LATEST_RATINGS
+        ratings, ratings_path, options.invalid_rows, report, True, source_columns, True, MOVIELENS_LATEST_RATINGS
     )
 
     movies = read_delimited(movies_path, ",")
     require_columns(movies, movies_path, ["movieId", "title", "genres"])
+    check_titles(movies, "title", movies_path, options, report)
     items = item_table(
         parse_item_ids(movies, movies_path, "movieId", integer=True),
         movies["title"],
@@ -175,20 +182,26 @@ def load_movielens_latest(path: Path, report: ValidationReport, invalid_rows: st
     if tags_path.exists() or tags_path.is_symlink():
         tags = read_delimited(tags_path, ",")
         require_columns(tags, tags_path, ["movieId", "tag"])
-        tag_items = parse_item_ids(tags, tags_path, "movieId", unique=False, integer=True)
-        aggregate_tags(pd.DataFrame({"item_id": tag_items, "tag": tags["tag"]}), items)
+        # A tag row is optional metadata: one with a malformed movie id is left out and counted.
+        tag_items, ok = parse_ids(tags["movieId"], integer=True)
+        expected = "an integer movie id (this format's ids are integers)"
+        check_metadata(
+            ok, tags["movieId"], tags["line"], tags_path, "tags", expected, report, options.strict_metadata, "movieId"
+        )
+        aggregate_tags(pd.DataFrame({"item_id": tag_items, "tag": tags["tag"]}).loc[ok], items)
     return RawTables(interactions, items, str(ratings_path), source_columns)
 
 
 @FORMATS.register("movielens-1m")
-def load_movielens_1m(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
+def load_movielens_1m(path: Path, report: ValidationReport, options: LoadOptions) -> RawTables:
     """``ratings.dat`` and ``movies.dat``: ``::``-separated, latin-1 (GroupLens ML-1M layout)."""
     ratings_path, movies_path = path / "ratings.dat", path / "movies.dat"
     ratings = read_delimited(ratings_path, "::", "latin-1", names=["user_id", "item_id", "rating", "timestamp"])
     interactions = parse_interactions(
-        ratings, ratings_path, invalid_rows, report, True, integer_ids=True, rating_range=MOVIELENS_STARS
+        ratings, ratings_path, options.invalid_rows, report, True, integer_ids=True, rating_range=MOVIELENS_STARS
     )
     movies = read_delimited(movies_path, "::", "latin-1", names=["item_id", "title", "genres"])
+    check_titles(movies, "title", movies_path, options, report)
     items = item_table(
         parse_item_ids(movies, movies_path, integer=True), movies["title"], split_list(movies["genres"], "|")
     )
@@ -196,12 +209,12 @@ def load_movielens_1m(path: Path, report: ValidationReport, invalid_rows: str, c
 
 
 @FORMATS.register("movielens-100k")
-def load_movielens_100k(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
+def load_movielens_100k(path: Path, report: ValidationReport, options: LoadOptions) -> RawTables:
     """``u.data`` (tab-separated) and ``u.item`` (``|``-separated, latin-1, 19 genre flags)."""
     data_path, item_path = path / "u.data", path / "u.item"
     ratings = read_delimited(data_path, "\t", names=["user_id", "item_id", "rating", "timestamp"])
     interactions = parse_interactions(
-        ratings, data_path, invalid_rows, report, True, integer_ids=True, rating_range=MOVIELENS_STARS
+        ratings, data_path, options.invalid_rows, report, True, integer_ids=True, rating_range=MOVIELENS_STARS
     )
     flag_names = [f"genre_{i}" for i in range(len(ML100K_GENRES))]
     movies = read_delimited(
@@ -211,16 +224,16 @@ def load_movielens_100k(path: Path, report: ValidationReport, invalid_rows: str,
         names=["item_id", "title", "release_date", "video_release_date", "imdb_url", *flag_names],
     )
     flags = movies[flag_names]
-    bad = first_bad_row(flags.isin(["0", "1"]).all(axis=1))
-    if bad is not None:
-        raise DataValidationError(
-            located(
-                item_path,
-                f"expected 19 genre flags of 0/1, got {flags.iloc[bad].tolist()}",
-                line=int(movies["line"].iloc[bad]),
-            )
-        )
-    genres = [[ML100K_GENRES[i] for i, flag in enumerate(row) if flag == "1"] for row in flags.to_numpy()]
+    ok = flags.isin(["0", "1"]).all(axis=1)
+    shown = pd.Series([str(row) for row in flags.to_numpy().tolist()], index=flags.index)
+    check_metadata(
+        ok, shown, movies["line"], item_path, "genres", "19 genre flags of 0/1", report, options.strict_metadata
+    )
+    genres = [
+        [ML100K_GENRES[i] for i, flag in enumerate(row) if flag == "1"] if valid else []
+        for row, valid in zip(flags.to_numpy(), ok.tolist(), strict=True)
+    ]
+    check_titles(movies, "title", item_path, options, report)
     items = item_table(parse_item_ids(movies, item_path, integer=True), movies["title"], genres)
     return RawTables(interactions, items, str(data_path))
 
@@ -252,7 +265,7 @@ def read_recbole(path: Path) -> pd.DataFrame:
 
 
 @FORMATS.register("recbole")
-def load_recbole(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
+def load_recbole(path: Path, report: ValidationReport, options: LoadOptions) -> RawTables:
     """RecBole atomic files ``<name>.inter`` and optional ``<name>.item`` in one directory."""
     if path.is_file():
         inter_path = path
@@ -263,7 +276,9 @@ def load_recbole(path: Path, report: ValidationReport, invalid_rows: str, column
         inter_path = candidates[0]
     table = read_recbole(inter_path)
     require_columns(table, inter_path, ["user_id", "item_id", "timestamp"])
-    interactions = parse_interactions(table, inter_path, invalid_rows, report, has_rating="rating" in table.columns)
+    interactions = parse_interactions(
+        table, inter_path, options.invalid_rows, report, has_rating="rating" in table.columns
+    )
 
     item_path = inter_path.with_suffix(".item")
     if not item_path.exists():
@@ -275,10 +290,12 @@ def load_recbole(path: Path, report: ValidationReport, invalid_rows: str, column
     genre_field = next((name for name in RECBOLE_GENRE_FIELDS if name in items_raw.columns), None)
     year_field = next((name for name in RECBOLE_YEAR_FIELDS if name in items_raw.columns), None)
     titles = items_raw[title_field] if title_field else items_raw["item_id"]
+    if title_field:
+        check_titles(items_raw, title_field, item_path, options, report)
     genres = split_list(items_raw[genre_field], " ") if genre_field else [[] for _ in range(len(items_raw))]
     items = item_table(parse_item_ids(items_raw, item_path), titles, genres)
     if year_field:
-        years = parse_years(items_raw, year_field, item_path, invalid_rows, report)
+        years = parse_years(items_raw, year_field, item_path, options, report)
         items["year"] = items["year"].fillna(years)
     return RawTables(interactions, items, str(inter_path))
 
@@ -335,20 +352,18 @@ def find_generic_file(path: Path, stem: str, suffixes: tuple[str, ...]) -> Path 
     return found[0] if found else None
 
 
-def load_generic(
-    path: Path, report: ValidationReport, invalid_rows: str, columns: dict[str, str] | None, format: str = "csv"
-) -> RawTables:
+def load_generic(path: Path, report: ValidationReport, options: LoadOptions, format: str = "csv") -> RawTables:
     """A file of interactions, or a directory with ``interactions.*`` and optional ``items.*``.
 
     In a directory, ``format`` picks the interaction file: ``interactions.csv``/``.tsv`` for
     ``csv``, ``interactions.parquet`` for ``parquet``; the item table may be either kind (the
     same kind first).
 
-    ``columns`` maps genrec's names (user_id, item_id, timestamp, rating, title, genres, tags,
+    ``options.columns`` maps genrec's names (user_id, item_id, timestamp, rating, title, genres, tags,
     year, image) to the source's column names; unmapped names are used as they are.
     Genres and tags are ``|``-separated lists.
     """
-    mapping = dict(columns or {})
+    mapping = dict(options.columns or {})
     unknown = set(mapping) - set(GENERIC_INTERACTION_COLUMNS) - set(GENERIC_ITEM_COLUMNS)
     if unknown:
         raise DataValidationError(
@@ -366,7 +381,7 @@ def load_generic(
     require_columns(table, inter_path, [source[name] for name in required])
     table = table.rename(columns={source[name]: name for name in GENERIC_INTERACTION_COLUMNS})
     interactions = parse_interactions(
-        table, inter_path, invalid_rows, report, "rating" in table.columns, source_columns=source
+        table, inter_path, options.invalid_rows, report, "rating" in table.columns, source_columns=source
     )
 
     item_path = None
@@ -380,6 +395,7 @@ def load_generic(
     required = ["item_id", "title", *(name for name in ("genres", "tags", "year", "image") if name in mapping)]
     require_columns(raw, item_path, [source[name] for name in required])
     item_ids = parse_item_ids(raw, item_path, source["item_id"])
+    check_titles(raw, source["title"], item_path, options, report)
     raw = raw.rename(columns={source[name]: name for name in GENERIC_ITEM_COLUMNS})
     empty_lists = [[] for _ in range(len(raw))]
     items = item_table(
@@ -390,7 +406,7 @@ def load_generic(
     if "tags" in raw.columns:
         items["tags"] = split_list(raw["tags"], "|")
     if "year" in raw.columns:
-        items["year"] = items["year"].fillna(parse_years(raw, "year", item_path, invalid_rows, report, source["year"]))
+        items["year"] = items["year"].fillna(parse_years(raw, "year", item_path, options, report, source["year"]))
     if "image" in raw.columns:
         items["image_path"] = [image_location(value, item_path.parent) for value in raw["image"].tolist()]
     extra = [c for c in raw.columns if c not in GENERIC_ITEM_COLUMNS and c != "line"]
@@ -402,17 +418,17 @@ def load_generic(
 @FORMATS.register(
     "csv", description="interactions.csv/.tsv (or one such file) plus optional items.*; columns mapped by --column"
 )
-def load_csv(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
+def load_csv(path: Path, report: ValidationReport, options: LoadOptions) -> RawTables:
     """``interactions.csv``/``.tsv`` (or one such file) plus optional ``items.*``; see :func:`load_generic`."""
-    return load_generic(path, report, invalid_rows, columns, "csv")
+    return load_generic(path, report, options, "csv")
 
 
 @FORMATS.register(
     "parquet", description="interactions.parquet (or one such file) plus optional items.*; columns mapped by --column"
 )
-def load_parquet(path: Path, report: ValidationReport, invalid_rows: str, columns=None) -> RawTables:
+def load_parquet(path: Path, report: ValidationReport, options: LoadOptions) -> RawTables:
     """``interactions.parquet`` (or one such file) plus optional ``items.*``; see :func:`load_generic`."""
-    return load_generic(path, report, invalid_rows, columns, "parquet")
+    return load_generic(path, report, options, "parquet")
 
 
 DIRECTORY_LAYOUTS = [
@@ -424,6 +440,7 @@ DIRECTORY_LAYOUTS = [
     ("csv", ("interactions.csv",)),
     ("csv", ("interactions.tsv",)),
     ("parquet", ("interactions.parquet",)),
+    ("amazon", ("*.json*",)),  # .json, .jsonl, gzipped or not (genrec.data.amazon)
 ]
 
 
@@ -442,8 +459,10 @@ def detect_format(path: Path) -> str:
     the directory holds the files of more than one format."""
     if path.is_file():
         by_suffix = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".inter": "recbole"}
-        if path.suffix in by_suffix:
-            return by_suffix[path.suffix]
+        by_suffix |= {".json": "amazon", ".jsonl": "amazon"}
+        suffix = Path(path.stem).suffix if path.suffix == ".gz" else path.suffix  # reviews.json.gz: ".json"
+        if suffix in by_suffix and (path.suffix != ".gz" or by_suffix[suffix] == "amazon"):
+            return by_suffix[suffix]
     elif path.is_dir():
         found = formats_present(path)
         if len(found) == 1:

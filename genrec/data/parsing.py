@@ -223,14 +223,17 @@ class RowChecker:
 INTEGER_ID = r"[+-]?\d{1,18}(?:\.0*)?"  # "12" or "12.0" (ids written as floats); 18 digits fit int64
 
 
-def parse_ids(values: pd.Series, integer: bool = False) -> tuple[pd.Series, pd.Series]:
+def parse_ids(values: pd.Series, integer: bool = False, text: bool = False) -> tuple[pd.Series, pd.Series]:
     """Ids stay strings unless every one is an integer; returns (parsed, ok-mask).
 
-    With ``integer`` (formats whose ids are integers), a non-integer id is not ok instead.
+    With ``integer`` (formats whose ids are integers), a non-integer id is not ok instead; with
+    ``text`` (formats whose ids are codes, such as Amazon's ASIN ``0000013714``) ids stay strings.
     Integers are parsed from the text, never through float64, so long ids cannot collide.
     """
     stripped = values.str.strip()
     ok = stripped != ""
+    if text:
+        return stripped, ok
     if integer:
         ok &= stripped.str.fullmatch(INTEGER_ID)
     present = stripped[ok]
@@ -317,16 +320,18 @@ def parse_interactions(
     source_columns: dict[str, str] | None = None,
     integer_ids: bool = False,
     rating_range: tuple[float, float] | None = None,
+    text_ids: bool = False,
 ) -> pd.DataFrame:
     """Parse ``user_id``, ``item_id``, ``timestamp`` and (optionally) ``rating`` string columns.
 
     ``source_columns`` maps those names to the file's own column names, for messages.
-    ``integer_ids``: the format's ids are integers (MovieLens); ``rating_range``: its scale.
+    ``integer_ids``: the format's ids are integers (MovieLens); ``text_ids``: codes kept as strings
+    (Amazon); ``rating_range``: its scale.
     """
     report.rows_read[str(path)] = len(table)
     checker = RowChecker(table, path, policy, report, source_columns)
-    users, users_ok = parse_ids(table["user_id"], integer_ids)
-    items, items_ok = parse_ids(table["item_id"], integer_ids)
+    users, users_ok = parse_ids(table["user_id"], integer_ids, text_ids)
+    items, items_ok = parse_ids(table["item_id"], integer_ids, text_ids)
     for column, ok in (("user_id", users_ok), ("item_id", items_ok)):
         present = table[column].str.strip() != ""
         checker.check(column, present, f"a non-empty {column[:4]} id")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from genrec.config import shown
+
 
 @dataclass(frozen=True)
 class Remedy:
@@ -91,7 +93,7 @@ class ValidationReport:
     interactions_of_filtered_items: int = 0
     catalogue_items_removed: int = 0  # item-table rows dropped by an item minimum (incl. items never rated)
     filter_rounds: int = 0  # user/item filtering rounds that removed something (k-core iterates)
-    invalid_years_cleared: int = 0
+    invalid_metadata: dict[str, int] = field(default_factory=dict)  # item field -> values left missing
     items_with_image: int = 0
     items_without_image: int = 0  # no file in the image directory, no path in the image column
     items_missing_image: int = 0  # a path was given but no file is there
@@ -112,19 +114,63 @@ class ValidationReport:
     def to_dict(self) -> dict:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "max_messages"}
         data["rows_read"] = dict(self.rows_read)
+        data["invalid_metadata"] = dict(self.invalid_metadata)
         data["messages"] = list(self.messages)
         return data
 
     def lines(self) -> list[str]:
         out = [f"rows read: {path}: {count}" for path, count in self.rows_read.items()]
         for name, value in self.to_dict().items():
-            if name not in ("rows_read", "messages"):
+            if name == "invalid_metadata":
+                counts = ", ".join(f"{field} {count}" for field, count in value.items())
+                out.append(f"invalid metadata left missing: {counts or 0}")
+            elif name not in ("rows_read", "messages"):
                 out.append(f"{name.replace('_', ' ')}: {value}")
         out.extend(f"note: {message}" for message in self.messages)
         return out
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
+
+
+METADATA_EXAMPLES = 3  # located examples per malformed item field in the report
+
+
+def check_metadata(
+    ok: pd.Series,
+    values: pd.Series,
+    lines: pd.Series,
+    path: str | Path,
+    item_field: str,
+    expected: str,
+    report: ValidationReport,
+    strict: bool,
+    column: str | None = None,
+) -> None:
+    """Count the malformed values of an optional item field (``ok`` False), or raise when ``strict``.
+
+    Metadata is optional: a malformed value leaves that item without it (the caller clears it)
+    and never stops a load, unless ``LoadOptions(strict_metadata=True)``. The report keeps the
+    count per ``item_field`` and the first few ``file:line`` locations.
+    """
+    bad = (~ok.to_numpy(dtype=bool)).nonzero()[0]
+    if not len(bad):
+        return
+    first = int(bad[0])
+    message = located(
+        path,
+        f"expected {expected}, got {shown(value_at(values, first))}; {len(bad)} such rows",
+        line=int(lines.iloc[first]),
+        column=column or item_field,
+    )
+    if strict:
+        raise DataValidationError(
+            message + " (strict_metadata is on; without it such values are left missing and counted)"
+        )
+    report.invalid_metadata[item_field] = report.invalid_metadata.get(item_field, 0) + len(bad)
+    examples = ", ".join(str(int(lines.iloc[int(at)])) for at in bad[:METADATA_EXAMPLES])
+    more = ", ..." if len(bad) > METADATA_EXAMPLES else ""
+    report.note(f"{message} (left missing for those items, on lines {examples}{more})")
 
 
 def first_bad_row(valid: pd.Series) -> int | None:

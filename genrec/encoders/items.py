@@ -21,7 +21,7 @@ KEY_BYTES = 16  # blake2b digest size of an item content key
 
 
 def item_text(item: Mapping[str, Any] | pd.Series) -> str:
-    """The text an encoder sees for an item: ``"Title (year). Genres: a, b. Tags: x, y."``.
+    """The text an encoder sees for an item: ``"Title (year). Genres: a, b. Tags: x, y. Description text."``.
 
     Parts that are missing or empty are left out (no "Genres:" without genres), so an item
     with no title, genres or tags yields ``""``: text-less, which callers treat as such.
@@ -37,6 +37,9 @@ def item_text(item: Mapping[str, Any] | pd.Series) -> str:
         values = [value for value in values if value]
         if values:
             parts.append(f"{label}: {', '.join(values)}")
+    description = _clean(item.get("description"))  # a product's own words (Amazon), last: encoders truncate
+    if description:
+        parts.append(description.rstrip("."))
     return ". ".join(parts) + "." if parts else ""
 
 

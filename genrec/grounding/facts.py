@@ -51,6 +51,7 @@ class ItemFacts:
     genres: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     people: tuple[str, ...] = ()
+    description: str = ""  # the catalogue's own text about the item (Amazon's description and features)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], people_columns: Sequence[str] = ()) -> ItemFacts:
@@ -63,6 +64,7 @@ class ItemFacts:
             genres=tuple(g for g in _as_strings(row.get("genres")) if g != NO_GENRES),
             tags=tuple(_as_strings(row.get("tags"))),
             people=tuple(person for column in people_columns for person in _as_strings(row.get(column))),
+            description=" ".join(_as_strings(row.get("description"))),
         )
 
     @property

@@ -405,6 +405,8 @@ def facts_text(item: ItemFacts) -> str:
         parts.append(", ".join(item.genres))
     if item.tags:
         parts.append(", ".join(item.tags[:12]))
+    if item.description:
+        parts.append(item.description)
     return ". ".join(parts)
 
 

@@ -27,6 +27,7 @@ TAGS = """userId,movieId,tag,timestamp
 2,1,pixar,101
 2,1,fun,102
 1,2, ,103
+2,n/a,unrated,104
 """
 
 Files = dict[str, str | bytes]

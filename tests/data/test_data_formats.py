@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from genrec.data import Dataset, load_dataset, resolve_source
+from genrec.data import Dataset, DataValidationError, load_dataset, resolve_source
 from genrec.data.loaders import ML100K_GENRES, detect_format
+from tests.conftest import write_recbole_ml100k
 
 Write = Callable[..., Path]
 
@@ -25,6 +26,7 @@ RECBOLE_ITEM = (
     "item_id:token\tmovie_title:token_seq\trelease_year:token\tgenre:token_seq\n"
     "10\tToy Story\t1995\tAnimation Children's Comedy\n"
     "20\tGoldenEye\t1995\tAction Adventure Thriller\n"
+    "30\tunknown\tunkonwn\tunknown\n"  # RecBole's ml-100k.item spells item 267's year so
 )
 
 
@@ -36,14 +38,15 @@ def u_item_line(item: int, title: str, genres: list[str]) -> str:
 @pytest.fixture
 def ml100k(write: Write) -> Path:
     data = "196\t1\t3\t881250949\n196\t2\t4\t881250950\n22\t2\t1\t881250951\n"
-    items = "\n".join([u_item_line(1, "Café (1995)", ["Comedy", "Drama"]), u_item_line(2, "GoldenEye (1995)", [])])
+    bad_flag = u_item_line(2, "GoldenEye (1995)", [])[:-1] + "x"  # its last genre flag is not 0/1
+    items = "\n".join([u_item_line(1, "Café (1995)", ["Comedy", "Drama"]), bad_flag])
     return write("ml-100k", {"u.data": data, "u.item": (items + "\n").encode("latin-1")})
 
 
 @pytest.fixture
 def ml1m(write: Write) -> Path:
     ratings = "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n"
-    movies = "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n661::Amélie (2001)::Comedy|Romance\n"
+    movies = "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n661::Amélie (2001)::Comedy|Romance\n7:: ::Drama\n"
     return write("ml-1m", {"ratings.dat": ratings, "movies.dat": movies}, encoding="latin-1")
 
 
@@ -62,6 +65,7 @@ def generic_csv(write: Write) -> Path:
                 "sku,title,genres,tags,year,description,image\n"
                 "A1,Red Lamp (2019),home|light,cozy|red,,A lamp,img/A1.png\n"
                 "B2,Blue Chair,home,,2020,A chair,https://example.com/b2.jpg\n"
+                "C3,Green Rug,home,,n/a,A rug,\n"
             ),
         },
     )
@@ -82,9 +86,8 @@ def generic_parquet(tmp_path: Path) -> Path:
             "rating": [1.0, 2.5, 0.5],
         }
     ).to_parquet(root / "interactions.parquet")
-    pd.DataFrame({"item_id": ["x", "y"], "title": ["Ex", "Why (1999)"], "genres": [["a", "b"], []]}).to_parquet(
-        root / "items.parquet"
-    )
+    items = {"item_id": ["x", "y"], "title": ["Ex", "Why (1999)"], "genres": [["a", "b"], []], "year": ["20x1", None]}
+    pd.DataFrame(items).to_parquet(root / "items.parquet")
     return root
 
 
@@ -102,7 +105,7 @@ def test_movielens_100k(ml100k: Path) -> None:
     assert (ds.n_users, ds.n_items, ds.n_interactions) == (2, 2, 3)
     cafe = by_id(ds, 1)
     assert (cafe["title"], cafe["year"], cafe["genres"]) == ("Café", 1995, ["Comedy", "Drama"])
-    assert by_id(ds, 2)["genres"] == []
+    assert by_id(ds, 2)["genres"] == [] and ds.report.invalid_metadata == {"genres": 1}
     assert user_items(ds, 196) == [1, 2]
     assert ds.interactions["rating"].tolist() == [1.0, 3.0, 4.0]  # user 22 sorts first
 
@@ -112,12 +115,14 @@ def test_movielens_1m(ml1m: Path) -> None:
     amelie = by_id(ds, 661)
     assert (amelie["title"], amelie["year"], amelie["genres"]) == ("Amélie", 2001, ["Comedy", "Romance"])
     assert by_id(ds, 1193)["title"] == "One Flew Over the Cuckoo's Nest"
+    assert by_id(ds, 7)["title"] == "" and ds.report.invalid_metadata == {"title": 1}
     assert user_items(ds, 1) == [1193, 661]
     assert ds.interactions["timestamp"].dtype == np.int64
 
 
 def test_movielens_latest_with_tags(ml_latest: Callable[..., Path]) -> None:
     ds = load_dataset(ml_latest())
+    assert ds.report.invalid_metadata == {"tags": 1}  # the fixture's tag row on movie "n/a"
     assert (ds.n_users, ds.n_items, ds.n_interactions) == (2, 3, 6)
     heat = by_id(ds, 2)
     assert (heat["title"], heat["year"], heat["genres"]) == ("Heat, Part One", 1995, ["Action", "Crime"])
@@ -140,6 +145,21 @@ def test_recbole_atomic_files(recbole: Path) -> None:
     assert (toy["title"], toy["year"], toy["genres"]) == ("Toy Story", 1995, ["Animation", "Children's", "Comedy"])
     assert ds.interactions["timestamp"].tolist() == [881250949, 881250950, 881250951]
     assert ds.interactions["rating"].tolist() == [4.0, 3.0, 5.0]
+    assert pd.isna(by_id(ds, 30)["year"]) and ds.report.invalid_metadata == {"year": 1}
+
+
+def test_recbole_ml100k_with_unknown_years_loads_with_defaults(tmp_path: Path) -> None:
+    root = write_recbole_ml100k(tmp_path / "ml-100k")
+    ds = load_dataset(f"recbole:{root}")
+    assert ds.report.invalid_metadata == {"year": 2}
+    assert pd.isna(by_id(ds, 267)["year"]) and by_id(ds, 1)["year"] == 1951
+    [note] = [note for note in ds.report.messages if "release_year" in note]
+    assert note == (
+        f"{root / 'ml-100k.item'}:268: column 'release_year': expected a year (an integer of up to 4 digits) or an "
+        "empty cell, got 'unkonwn'; 2 such rows (left missing for those items, on lines 268, 301)"
+    )
+    with pytest.raises(DataValidationError, match=r"ml-100k\.item:268: column 'release_year'"):
+        load_dataset(f"recbole:{root}", strict_metadata=True)
 
 
 def test_recbole_inter_file_without_item_file(write: Write) -> None:
@@ -163,6 +183,7 @@ def test_generic_csv_with_column_mapping(generic_csv: Path) -> None:
     assert lamp["image_path"] == str(generic_csv / "img" / "A1.png")
     assert chair["image_path"] == "https://example.com/b2.jpg"
     assert ds.report.items_with_image == 2
+    assert pd.isna(by_id(ds, "C3")["year"]) and ds.report.invalid_metadata == {"year": 1}
 
 
 def test_generic_single_csv_file_and_iso_timestamps(write: Write) -> None:
@@ -192,6 +213,7 @@ def test_generic_parquet(generic_parquet: Path) -> None:
     assert by_id(ds, "x")["genres"] == ["a", "b"]  # Parquet list column
     why = by_id(ds, "y")
     assert (why["title"], why["year"], why["genres"]) == ("Why", 1999, [])
+    assert pd.isna(by_id(ds, "x")["year"]) and ds.report.invalid_metadata == {"year": 1}
     assert sorted(ds.interactions["rating"].tolist()) == [0.5, 1.0, 2.5]
 
 

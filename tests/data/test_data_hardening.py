@@ -43,9 +43,10 @@ def test_quoted_blank_line_keeps_the_next_row(ml_latest: MlLatest) -> None:
 def test_record_after_a_multiline_field_is_located_on_its_physical_line(ml_latest: MlLatest) -> None:
     tags = 'userId,movieId,tag,timestamp\n1,1,"a\nb\nc",100\n1,,heist,101\n'
     root = ml_latest(tags=tags)
-    assert error_of(lambda: load_dataset(root)) == (
-        f"{root / 'tags.csv'}:5: column 'movieId': expected a non-empty item id, got ''"
+    assert error_of(lambda: load_dataset(root, strict_metadata=True)).startswith(
+        f"{root / 'tags.csv'}:5: column 'movieId': expected an integer movie id"
     )
+    assert any("(left missing for those items, on lines 5)" in note for note in load_dataset(root).report.messages)
 
 
 def test_unclosed_quote_names_the_line_it_opens_on(ml_latest: MlLatest) -> None:
@@ -77,10 +78,14 @@ def test_movielens_user_ids_must_be_integers(ml_latest: MlLatest) -> None:
 
 def test_movielens_tag_item_ids_must_be_integers(ml_latest: MlLatest) -> None:
     root = ml_latest(tags="userId,movieId,tag,timestamp\n1,1,fun,100\n1,one,fun,101\n")
-    assert error_of(lambda: load_dataset(root)) == (
-        f"{root / 'tags.csv'}:3: column 'movieId': expected an integer item id (this format's ids are "
-        "integers), got 'one'"
+    expected = (
+        f"{root / 'tags.csv'}:3: column 'movieId': expected an integer movie id (this format's ids are "
+        "integers), got 'one'; 1 such rows"
     )
+    assert error_of(lambda: load_dataset(root, strict_metadata=True)).startswith(expected)
+    ds = load_dataset(root)  # a tag is optional metadata: the row is left out and counted
+    assert ds.report.invalid_metadata == {"tags": 1}
+    assert ds.items["tags"].tolist()[0] == ["fun"]
 
 
 @pytest.mark.parametrize("rating", ["1e300", "7", "0", "-1"])
@@ -116,14 +121,14 @@ def test_invalid_year_in_an_items_parquet(tmp_path: Path) -> None:
     pd.DataFrame(interactions).to_parquet(root / "interactions.parquet")
     items = {"item_id": ["x", "y", "z"], "title": ["X", "Y", "Z"], "year": ["1999", "soon", None]}
     pd.DataFrame(items).to_parquet(root / "items.parquet")
-    assert error_of(lambda: load_dataset(root)) == (
+    assert error_of(lambda: load_dataset(root, strict_metadata=True)) == (
         f"{root / 'items.parquet'}:2: column 'year': expected a year (an integer of up to 4 digits) or an empty "
-        "cell, got 'soon'; 1 such rows (use invalid_rows='drop' to keep those items without a year and report them)"
+        "cell, got 'soon'; 1 such rows (strict_metadata is on; without it such values are left missing and counted)"
     )
-    ds = load_dataset(root, invalid_rows="drop")
+    ds = load_dataset(root)
     assert ds.items["year"].tolist()[0] == 1999 and ds.items["year"].isna().tolist() == [False, True, True]
-    assert ds.report.invalid_years_cleared == 1
-    assert "invalid years cleared: 1" in str(ds.report)
+    assert ds.report.invalid_metadata == {"year": 1}
+    assert "invalid metadata left missing: year 1" in str(ds.report)
 
 
 def test_numeric_year_column_in_parquet_still_loads(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def test_protocol_presets_and_overrides(ml_latest: MlLatest) -> None:
     ds = load_dataset(root, protocol="llamarec", k_core=3)  # an explicit keyword wins over the preset
     assert ds.report.filter_rounds == 3
     assert "protocol llamarec: k_core=5, tie_break=item_id" in ds.report.messages
-    with pytest.raises(UnknownNameError, match="valid names: llamarec"):
+    with pytest.raises(UnknownNameError, match="valid names: amazon, llamarec"):
         load_dataset(root, protocol="bert4rec")
 
 

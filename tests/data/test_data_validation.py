@@ -88,8 +88,8 @@ def test_duplicates_dropped_by_default_and_reported(ml_latest: MlLatest) -> None
     assert ds.report.duplicate_rows_dropped == 2
     assert ds.n_interactions == 6
     assert ds.interactions["rating"].tolist().count(1.0) == 1  # the first of each duplicate is kept
-    assert ds.report.messages[0].startswith(f"{root / 'ratings.csv'}:8: duplicate")
-    assert ds.report.messages[0].endswith("(kept the first of each)")
+    [note] = [note for note in ds.report.messages if "duplicate (user, item" in note]
+    assert note.startswith(f"{root / 'ratings.csv'}:8: duplicate") and note.endswith("(kept the first of each)")
 
 
 def test_unknown_item_raises(ml_latest: MlLatest) -> None:
@@ -199,8 +199,11 @@ def test_ml100k_bad_genre_flags(write: Write) -> None:
     flags[3] = "2"
     item = "|".join(["1", "Café (1995)", "", "", "http://x", *flags]) + "\n"
     root = write("ml-100k", {"u.data": "1\t1\t5\t10\n", "u.item": item.encode("latin-1")})
-    message = error_of(lambda: load_dataset(root))
-    assert message.startswith(f"{root / 'u.item'}:1: expected 19 genre flags of 0/1, got ['0', '0', '0', '2'")
+    message = error_of(lambda: load_dataset(root, strict_metadata=True))
+    expected = f"{root / 'u.item'}:1: column 'genres': expected 19 genre flags of 0/1, got \"['0', '0', '0', '2'"
+    assert message.startswith(expected)
+    ds = load_dataset(root, min_user_interactions=1)
+    assert ds.items["genres"].tolist() == [[]] and ds.report.invalid_metadata == {"genres": 1}
 
 
 def test_unknown_column_mapping_keys(write: Write) -> None:
@@ -240,7 +243,7 @@ def test_undetectable_format_lists_formats(write: Write) -> None:
     message = error_of(lambda: load_dataset(root))
     assert message == (
         f"{root}: cannot detect the data format; give it as FORMAT:PATH with FORMAT one of "
-        "csv, movielens-100k, movielens-1m, movielens-latest, parquet, recbole"
+        "amazon, csv, movielens-100k, movielens-1m, movielens-latest, parquet, recbole"
     )
 
 
@@ -248,10 +251,10 @@ def test_unknown_format_names(ml_latest: MlLatest) -> None:
     root = ml_latest()
     message = error_of(lambda: load_dataset(f"movielens-2m:{root}"))
     assert message.startswith(
-        f"movielens-2m:{root}: unknown data format 'movielens-2m' in FORMAT:PATH; valid formats: csv"
+        f"movielens-2m:{root}: unknown data format 'movielens-2m' in FORMAT:PATH; valid formats: amazon, csv"
     )
     message = error_of(lambda: load_dataset(root, format="movielens"))
-    assert message.startswith(f"{root}: unknown data format 'movielens'; valid formats: csv, movielens-100k")
+    assert message.startswith(f"{root}: unknown data format 'movielens'; valid formats: amazon, csv, movielens-100k")
 
 
 def test_no_such_source(tmp_path: Path) -> None:
