@@ -1,8 +1,9 @@
 """The run commands: ``genrec run`` (the whole plan), a command per stage (``train``, ``recommend``,
 ``generate``, ``evaluate``) over a run directory, and ``genrec demo``.
 
-Their options come from one table, :data:`RUN_OPTIONS`, built on
-:class:`~genrec.pipelines.settings.RunSettings` (each option's help is the field's description):
+Their options come from one table, :func:`run_options`, built on
+:class:`~genrec.pipelines.settings.RunSettings` (each option's help is the field's description; the
+load options are :data:`genrec.cli_load.LOAD_OPTIONS`, the same as every command that loads data):
 every run command takes the same options, turns the given ones into settings
 (:func:`settings_from_options`) over a base (a ``--preset``, a ``--settings`` file, or the run
 directory's recorded settings), and calls the stages of :mod:`genrec.pipelines.stages`.
@@ -22,6 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from genrec.cli_console import console, fail
+from genrec.cli_load import LOAD_OPTIONS, parse_columns
 from genrec.encoders.cache import CACHE_ENV
 
 DEMO_OUT = Path("runs/demo")
@@ -86,11 +88,11 @@ def run_options() -> tuple[RunOption, ...]:
     users = "users"
     return (
         RunOption("dataset", _opt(str | None, help=_field_help("dataset")), _at("dataset")),
-        RunOption("protocol", _opt(str | None, help=_field_help("protocol")), _at("protocol")),
-        RunOption(
-            "load",
-            _opt(list[str] | None, help="a load option: key=value (e.g. invalid_rows=drop, k_core=5; repeatable)"),
-            _overrides("load"),
+        *(
+            RunOption(name, annotation, _at("load", "columns", parse=parse_columns))
+            if name == "column"
+            else RunOption(name, annotation, _at("load", name))
+            for name, annotation in LOAD_OPTIONS.items()
         ),
         RunOption(
             "users",
@@ -197,8 +199,8 @@ def settings_from_options(options: dict[str, Any], base: Any = None) -> Any:
         raise ConfigError(f"choose one user selection, got {flags}")
     values: dict[str, Any] = {}
     for option in run_options():
-        value = options.get(option.name)
-        if value is not None and value is not False and value != []:
+        value = options.get(option.name, option.default)
+        if value != option.default and value != []:
             values = merge_settings(values, option.to_settings(value))
     if "ranker" in values and "ranker_config" not in values:
         values["ranker_config"] = None  # another ranker: its own default config, not the base's

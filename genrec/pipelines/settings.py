@@ -240,8 +240,10 @@ class RunSettings(StrictModel):
     """Everything that defines a run: data, users, ranker, items per user, generation, seed."""
 
     dataset: str = Field("movielens-latest-small", min_length=1, description="a bundled name, a path, or FORMAT:PATH")
-    load: LoadOptions = Field(default_factory=LoadOptions, description="how loading treats imperfect input")
-    protocol: str | None = Field(None, description="a named data preprocessing, e.g. llamarec (5-core, ties by id)")
+    load: LoadOptions = Field(
+        default_factory=LoadOptions,
+        description="how loading treats imperfect input, column mapping and preprocessing (k-core, protocol)",
+    )
     users: UserSelection = Field(default_factory=UserSelection, description="which users the run is for")
     ranker: Ranker = Field(RankerName("hstu"), description="registered ranker (ID-driven or LLM)")
     ranker_config: str | None = Field(
@@ -266,11 +268,8 @@ class RunSettings(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        from genrec.data import PROTOCOLS
         from genrec.rankers import RANKERS
 
-        if self.protocol is not None:
-            PROTOCOLS.get(self.protocol)
         if self.items is not None:
             if not self.items:
                 raise ValueError("items is empty; give at least one item id, or leave it empty to rank")
@@ -298,7 +297,7 @@ class RunSettings(StrictModel):
 
     def load_dataset(self) -> Dataset:
         """The run's data set, loaded and validated with its load options, protocol and item images."""
-        return load_dataset(self.dataset, images=self.generation.images, options=self.load, protocol=self.protocol)
+        return load_dataset(self.dataset, images=self.generation.images, options=self.load)
 
     def with_values(self, values: dict[str, Any], source: str = "run settings") -> RunSettings:
         """These settings with ``values`` (nested dicts for nested fields) over them, validated."""

@@ -386,7 +386,7 @@ def load_run_dataset(settings: RunSettings) -> Dataset:
 
     The stages of one in-process run, or of a flow run's tasks in threads of one process, share it.
     """
-    data = [settings.dataset, settings.load.model_dump(mode="json"), settings.protocol, settings.generation.images]
+    data = [settings.dataset, settings.load.model_dump(mode="json"), settings.generation.images]
     key = json.dumps(
         [*data, _files_state(settings.dataset), _files_state(settings.generation.images)],
         sort_keys=True,

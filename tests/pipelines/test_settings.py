@@ -80,7 +80,7 @@ def test_user_selection_errors_are_clear(toy, selection, message):
         ({"generation": {"text_generator_overrides": {"grounding": {"x": 1}}}}, "text generator 'smollm2' overrides"),
         ({"generation": {"image_generator_overrides": {"stepz": 1}}}, "image generator 'tiny' overrides"),
         ({"generation": {"images": "/no/such/posters"}}, "no such directory"),
-        ({"protocol": "nope"}, "unknown data protocol 'nope'"),
+        ({"load": {"protocol": "nope"}}, "unknown data protocol 'nope'"),
         ({"ranker": "popular", "item_features": "minilm"}, "item features"),
         ({"seed": -1}, "seed"),
     ],
