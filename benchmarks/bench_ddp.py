@@ -31,13 +31,13 @@ DEFAULT_CONFIG = "sasrec-demo"
 
 def targets_per_epoch(dataset: str, named_config: str) -> int:
     """Training targets of one epoch of the named sasrec config."""
+    from genrec.data import load_dataset
     from genrec.pipelines.ranking import split
-    from genrec.pipelines.run import _load
     from genrec.rankers import resolve_ranker_config
     from genrec.rankers.training import training_windows
 
     config = resolve_ranker_config("sasrec", named_config)
-    tokens, _ = training_windows(split(_load(dataset)).train, config.max_len, config.train_windows == "all")
+    tokens, _ = training_windows(split(load_dataset(dataset)).train, config.max_len, config.train_windows == "all")
     return int(((tokens[:, 1:] > 0) & (tokens[:, :-1] > 0)).sum())
 
 

@@ -1,8 +1,8 @@
 """Prefect overhead: the `pipeline` flow against the same pipeline functions in a plain loop.
 
-Both sides run select_users -> train -> recommend -> generate -> evaluate of
-genrec.pipelines.run and write report.html, with the same inputs (tiny presets: tiny CLIP encoder, tiny diffusion model,
-template descriptions; the popular ranker so that generation, not a fit, dominates), each into a
+Both sides run the plan of genrec.pipelines.stages (select users -> encode -> train -> recommend ->
+images -> describe -> evaluate -> report), with the same settings (tiny presets: tiny CLIP encoder,
+tiny diffusion model, template descriptions; the popular ranker so that generation, not a fit, dominates), each into a
 fresh run directory (cold) and then again into the same one (warm: the plain loop reuses the
 finished outputs, the flow's tasks are all cached). Runs alternate between the two sides; the
 script prints the median of each and the flow's overhead in percent, and each run's CPU seconds
@@ -30,30 +30,16 @@ SERVER_STARTUP_SECONDS = 180
 
 
 def plain_loop(run_dir: str, settings: dict[str, Any]) -> None:
-    from genrec.pipelines import run as gr
+    from genrec.pipelines.settings import RunSettings
+    from genrec.pipelines.stages import run_pipeline
 
-    dataset = settings["dataset"]
-    users = gr.select_users(dataset, sample=settings["sample"], seed=settings["seed"])
-    model_dir = gr.train(dataset, settings["ranker"], run_dir, None, {}, settings["seed"])
-    recommendations = gr.recommend(model_dir, dataset, run_dir, users, settings["k"])
-    gr.generate(
-        recommendations,
-        dataset,
-        run_dir,
-        settings["image_generator"],
-        settings["text_generator"],
-        settings["encoder"],
-        settings["seed"],
-        None,
-    )
-    gr.evaluate(run_dir, dataset, settings["encoder"], None)
-    gr.write_report(run_dir)  # the flow's report task
+    run_pipeline(RunSettings.model_validate(settings), run_dir, progress=False)
 
 
 def flow(run_dir: str, settings: dict[str, Any]) -> None:
     from genrec.flows import pipeline_flow
 
-    state = pipeline_flow(run_dir=run_dir, user_mode="sample", **settings, return_state=True)
+    state = pipeline_flow(settings=settings, run_dir=run_dir, progress=False, return_state=True)
     if not state.is_completed():
         raise RuntimeError(f"the pipeline flow ended {state.name}: {state.message}")
 
@@ -95,11 +81,9 @@ def main() -> None:
     settings = {
         "dataset": args.dataset,
         "ranker": "popular",
-        "sample": args.sample,
+        "users": {"mode": "sample", "sample": args.sample},
         "k": args.k,
-        "image_generator": "tiny",
-        "text_generator": "template",
-        "encoder": "tiny",
+        "generation": {"image_generator": "tiny", "text_generator": "template", "encoder": "tiny"},
         "seed": 0,
     }
     from prefect.testing.utilities import prefect_test_harness

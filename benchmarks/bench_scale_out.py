@@ -135,50 +135,52 @@ def timed_ray_stage(run_stage: Any, *args: Any) -> dict[str, Any]:
     return {"seconds": seconds, "task_run_seconds": task_seconds, "cpu_seconds": cpu}
 
 
-def ray_encode(dataset: str, run_dir: str, batches: int) -> dict[str, list[float]]:
+def run_settings(dataset: str, users: int = 1, items: list[int] | None = None) -> Any:
+    """The settings of the measured stages: the tiny generators, given items (no ranker)."""
+    from genrec.pipelines.settings import RunSettings
+
+    generation = {"encoder": ENCODER, "image_generator": IMAGE_GENERATOR, "text_generator": TEXT_GENERATOR}
+    values = {"dataset": dataset, "users": {"mode": "sample", "sample": users}, "items": items or [1]}
+    return RunSettings.model_validate(values | {"generation": generation})
+
+
+def ray_encode(settings: Any, run_dir: str, batches: int) -> dict[str, list[float]]:
     import ray
 
     from genrec.pipelines import batches as gb
 
     remote = ray.remote(num_cpus=1)(timed_call)
-    parts = ray.get(
-        [remote.remote(gb.encode_items_batch, dataset, ENCODER, run_dir, b, batches) for b in range(batches)]
-    )
-    merged = timed_call(gb.merge_item_batches, ENCODER, run_dir, [path for path, _ in parts])
+    parts = ray.get([remote.remote(gb.encode_items_batch, run_dir, settings, b, batches) for b in range(batches)])
+    merged = timed_call(gb.merge_item_batches, run_dir, settings, [path for path, _ in parts])
     return {"encode-items-batch": [round(t, 2) for _, t in parts], "merge-item-batches": [round(merged[1], 2)]}
 
 
-def ray_generate(dataset: str, recommendations: str, run_dir: str, batches: int) -> dict[str, list[float]]:
+def ray_generate(settings: Any, run_dir: str, batches: int) -> dict[str, list[float]]:
     import ray
 
     from genrec.pipelines import batches as gb
 
-    seconds = ray_encode(dataset, run_dir, batches)
+    seconds = ray_encode(settings, run_dir, batches)
     remote = ray.remote(num_cpus=1)(timed_call)
-    args = (recommendations, dataset, run_dir, IMAGE_GENERATOR, TEXT_GENERATOR, ENCODER)
-    parts = ray.get([remote.remote(gb.generate_batch, *args, b, batches) for b in range(batches)])
-    merged = timed_call(gb.merge_generated_batches, recommendations, run_dir, [path for path, _ in parts])
+    parts = ray.get([remote.remote(gb.generate_batch, run_dir, settings, b, batches) for b in range(batches)])
+    merged = timed_call(gb.merge_generated_batches, run_dir, settings, [path for path, _ in parts])
     return seconds | {
         "generate-batch": [round(t, 2) for _, t in parts],
         "merge-generated-batches": [round(merged[1], 2)],
     }
 
 
-def encode_flow_fn(dataset: str, run_dir: str, batches: int) -> Path:
-    from genrec.flows.batches import batch_tasks
+def encode_flow_fn(settings: Any, run_dir: str, batches: int) -> Path:
+    from genrec.flows.batches import encode_in_batches
 
-    tasks = batch_tasks(run_dir)
-    encoded = tasks.encode_items.map(dataset, ENCODER, run_dir, list(range(batches)), batches, None)
-    return tasks.merge_items.submit(ENCODER, run_dir, encoded).result()
+    return encode_in_batches(run_dir, settings, batches, after=[]).result()
 
 
-def generate_flow_fn(dataset: str, recommendations: str, run_dir: str, batches: int) -> Any:
-    from genrec.flows.batches import generate_in_batches
+def generate_flow_fn(settings: Any, run_dir: str, batches: int) -> Any:
+    from genrec.flows.batches import encode_in_batches, generate_in_batches
 
-    future = generate_in_batches(
-        Path(recommendations), dataset, run_dir, IMAGE_GENERATOR, TEXT_GENERATOR, ENCODER, 0, None, batches
-    )
-    return future.result()
+    encoded = encode_in_batches(run_dir, settings, batches, after=[])
+    return generate_in_batches(run_dir, settings, batches, after=[encoded]).result()
 
 
 def measure(
@@ -189,7 +191,8 @@ def measure(
     from prefect import flow
 
     from genrec.flows.runners import RAY_WORKER_RUNTIME_ENV, TaskRunnerConfig, create_task_runner
-    from genrec.pipelines import run as gr
+    from genrec.pipelines import stages
+    from genrec.run_directory import RunDirectory
 
     # the runner joins this cluster, so it gets the runner's worker environment here
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, runtime_env=RAY_WORKER_RUNTIME_ENV)
@@ -205,21 +208,22 @@ def measure(
                 functools.partial(timed_ray_stage, ray_generate),
             )
 
+        settings = run_settings(dataset, users, items)
         encode_dir = root / f"encode-{workers}"
-        encoded = encode(dataset, str(encode_dir), batches)
+        encoded = encode(settings, str(encode_dir), batches)
 
         gen_dir = root / f"generate-{workers}"
         gen_dir.mkdir()
-        shutil.copytree(encode_dir / gr.CACHE_DIR, gen_dir / gr.CACHE_DIR)  # the catalogue is encoded already
-        chosen = gr.select_users(dataset, sample=users, seed=0)
-        recommendations = gr.recommend_items(dataset, gen_dir, chosen, items)
-        generated = generate(dataset, str(recommendations), str(gen_dir), batches)
+        shutil.copytree(encode_dir / RunDirectory.CACHE, gen_dir / RunDirectory.CACHE)  # the catalogue is encoded
+        stages.select_users(gen_dir, settings, progress=False)
+        stages.recommend(gen_dir, settings, progress=False)
+        generated = generate(settings, str(gen_dir), batches)
         images = len(pd.read_parquet(gen_dir / "images.parquet")) + len(
             pd.read_parquet(gen_dir / "images_baseline.parquet")
         )
     finally:
         ray.shutdown()
-    n_items = gr._load(dataset).n_items
+    n_items = stages.load_run_dataset(run_settings(dataset)).n_items
     return {
         "orchestration": orchestration,
         "workers": workers,

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from genrec.pipelines.run import run_pipeline
 
 from genrec.data import load_dataset
 from genrec.pipelines import evaluate_ranker, fit_ranker, split
-from genrec.pipelines.describe import DESCRIPTIONS_TABLE
+from genrec.pipelines.settings import RunSettings
+from genrec.pipelines.stages import run_pipeline
 from genrec.rankers import create_ranker
+from genrec.run_directory import RunDirectory
 from tests.data.amazon_files import NAMES, write_amazon
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -30,10 +31,20 @@ def test_each_release_splits_and_trains_hstu(release: str, tmp_path: Path) -> No
 
 
 def test_generation_uses_the_product_text_as_facts(tmp_path: Path) -> None:
-    dataset = load_dataset(write_amazon(tmp_path / "2023", "2023"))
-    user = dataset.user_ids[0]
-    out = run_pipeline(dataset, tmp_path / "run", "hstu", TINY_HSTU, users=[user], k=2, progress=False)
-    descriptions = pd.read_parquet(out / DESCRIPTIONS_TABLE)
+    data = write_amazon(tmp_path / "2023", "2023")
+    user = str(load_dataset(data).user_ids[0])
+    settings = RunSettings.model_validate(
+        {
+            "dataset": f"amazon:{data}",
+            "ranker": "hstu",
+            "ranker_overrides": TINY_HSTU,
+            "users": {"mode": "ids", "ids": [user]},
+            "k": 2,
+            "generation": {"text_generator": "template"},
+        }
+    )
+    out = run_pipeline(settings, tmp_path / "run", progress=False)
+    descriptions = pd.read_parquet(out / RunDirectory.DESCRIPTIONS)
     assert len(descriptions) >= 2
     for title, text in zip(descriptions["title"], descriptions["description"], strict=True):
         assert title.startswith("Moisturiser No.") and title in text  # written from the item's facts
