@@ -105,8 +105,8 @@ def _required(config_class) -> dict:
 def test_a_seed_out_of_range(recbole_dir, toy_latest_dir, tmp_path: Path, seed: int):
     expected = f"seed: a seed must lie in 0..{SEED_MAX} (2**32 - 1, numpy's range) (got {seed})"
     clean_error(benchmark(recbole_dir, "--seed", str(seed)), expected)
-    generate = ["generate", "--dataset", str(toy_latest_dir), "--users", "1", "--out", str(tmp_path / "run")]
-    clean_error(runner.invoke(app, [*generate, f"--seed={seed}"]), f"--seed: a seed must lie in 0..{SEED_MAX}")
+    run = ["run", "--dataset", str(toy_latest_dir), "--users", "1", "--out", str(tmp_path / "run")]
+    clean_error(runner.invoke(app, [*run, f"--seed={seed}"]), f"seed: a seed must lie in 0..{SEED_MAX}")
     assert not (tmp_path / "run").exists()  # refused before any work
     for config_class in (
         EncoderConfig,

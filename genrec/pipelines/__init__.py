@@ -1,12 +1,12 @@
-"""The stages as plain functions with typed inputs and outputs: load -> encode -> rank ->
-generate -> evaluate. Flows in genrec.flows only wire these; nothing here imports Prefect.
+"""The stages as plain functions with typed inputs and outputs (the plan: :mod:`genrec.pipelines.stages`, one
+run's settings: :mod:`genrec.pipelines.settings`) and the building blocks under them, exported here.
+Flows in genrec.flows only wire these; nothing here imports Prefect.
 """
 
 from genrec.data import load_dataset
 from genrec.pipelines.describe import (
     check_description,
     check_descriptions,
-    describe_recommendations,
     generate_descriptions,
 )
 from genrec.pipelines.encode import encode_histories, encode_items, preference_profile
@@ -27,7 +27,6 @@ __all__ = [
     "build_ranker",
     "check_description",
     "check_descriptions",
-    "describe_recommendations",
     "encode_histories",
     "encode_items",
     "evaluate_ranker",

@@ -309,43 +309,6 @@ def calibrate_guard(
     }
 
 
-def describe_recommendations(
-    generator: TextGenerator,
-    recommendations: pd.DataFrame,
-    profiles: Mapping[Any, Any] | None,
-    dataset: Dataset,
-    out_dir: str | Path | None = None,
-    progress: bool = True,
-    personalization_encoder: Any = "minilm",
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Personalised descriptions, their non-personalised baseline, and every description figure for metrics.json.
-
-    Runs :func:`generate_descriptions` twice (personalised, then ``personalize=False`` on the
-    same rows and seed) and returns the personalised table with a JSON-ready dict:
-    ``descriptions`` (:func:`~genrec.evaluation.text_metrics.description_metrics`: guard pass
-    rate, grounding rate, preference coverage, distinct-n, cross-user diversity, the baseline's
-    coverage and diversity, and the personalisation lift against the baseline measured with
-    ``personalization_encoder``, an encoder preset or object; None skips the lift),
-    ``grounding_report`` (the accumulated report with the LLM's own pass rate before any
-    fallback, regeneration, fallback and final rates apart) and ``baseline_grounding_report``.
-    NaN figures are written as None.
-    """
-    descriptions = generate_descriptions(generator, recommendations, profiles, dataset, out_dir, progress)
-    baseline = generate_descriptions(
-        generator, recommendations, profiles, dataset, out_dir, progress, personalize=False
-    )
-    figures = description_figures(
-        descriptions,
-        baseline,
-        descriptions.attrs["report"],
-        baseline.attrs["report"],
-        profiles,
-        dataset,
-        personalization_encoder,
-    )
-    return descriptions, figures
-
-
 def description_figures(
     descriptions: pd.DataFrame,
     baseline: pd.DataFrame,
@@ -357,7 +320,8 @@ def description_figures(
 ) -> dict[str, Any]:
     """metrics.json's ``descriptions``, ``grounding_report`` and ``baseline_grounding_report`` of a
     personalised table and its baseline (as :func:`generate_descriptions` returns or writes them,
-    with their reports); see :func:`describe_recommendations`."""
+    with their reports), measured with ``personalization_encoder`` (an encoder preset or object; None
+    skips the personalisation lift). NaN figures are written as None."""
     from genrec.evaluation.text_metrics import description_metrics
 
     requests = build_requests(descriptions, profiles, dataset)

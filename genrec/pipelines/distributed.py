@@ -1,4 +1,4 @@
-"""Training sasrec or hstu across processes: the entry point ``torchrun`` starts once per rank (issue 17).
+"""Training sasrec or hstu across processes: the entry point ``torchrun`` starts once per rank.
 
 ::
 

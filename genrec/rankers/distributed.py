@@ -1,4 +1,4 @@
-"""Data-parallel training of the sequential rankers (sasrec, hstu) across processes (issue 17).
+"""Data-parallel training of the sequential rankers (sasrec, hstu) across processes.
 
 One process is the default and the reference: every function here is the identity (or a no-op)
 unless a ``torch.distributed`` process group is initialised, e.g. by :func:`process_group` in a

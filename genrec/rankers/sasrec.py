@@ -62,8 +62,8 @@ from genrec.evaluation.splits import Split
 from genrec.persistence import Manifest
 from genrec.rankers.base import FitReport, Ranker
 from genrec.rankers.distributed import average_gradients, equal_shares, local_batch_size, shard_users
-from genrec.rankers.init import normal_init
 from genrec.rankers.training import TrainedRankerConfig, fit_with_early_stopping, training_windows
+from genrec.rankers.weight_init import normal_init
 
 
 class SASRecConfig(TrainedRankerConfig):
@@ -71,10 +71,9 @@ class SASRecConfig(TrainedRankerConfig):
 
     Windows of 50 over the whole history, a sampled softmax over 1,024 popularity-drawn negatives,
     batch 32, lr 2e-3 on a 15-epoch cosine schedule after 20 warm-up steps, dropout 0.1, item
-    embeddings scaled by sqrt(hidden): chosen for sasrec on mean validation NDCG@10 over seeds 0-2
-    among configs within the issue-16 time target (0.0663; fits of 114-127 s on one thread); the
-    previous default (max_len 200, full softmax, ~108 epochs, 2,724 s per fit) is the named config
-    ``sasrec-full-history``.
+    embeddings scaled by sqrt(hidden) (Kang & McAuley 2018, with the scaling of Vaswani et al. 2017);
+    chosen on mean validation NDCG@10 over seeds (the figures are in RESULTS.md). The full-history
+    recipe (max_len 200, full softmax) is the named config ``sasrec-full-history``.
     """
 
     block: Literal["sasrec", "hstu"] = Field("sasrec", description="transformer block type")
@@ -130,11 +129,10 @@ class HSTUConfig(SASRecConfig):
     """SASRecConfig with HSTU blocks: hstu's defaults (benchmarks/RESULTS.md, "Time to quality").
 
     sasrec's training recipe (windows of 50, 1,024 popularity-drawn logQ-corrected negatives, batch
-    32, lr 2e-3, 15-epoch cosine, dropout 0.1, item embeddings scaled by sqrt(hidden)): chosen on
-    mean validation NDCG@10 over seeds 0-2 among configs within the issue-16 time target (0.0724
-    with scaled ids, 0.0657 unscaled; ``time_bias="query"`` 0.0657 vs ``"next"`` 0.0644 unscaled;
-    fits of 106-127 s on one thread); the previous default (max_len 200, full softmax, ~120 epochs,
-    unscaled ids) is the named config ``hstu-full-history``.
+    32, lr 2e-3, 15-epoch cosine, dropout 0.1, item embeddings scaled by sqrt(hidden)) with the
+    blocks of Zhai et al. 2024; chosen on mean validation NDCG@10 over seeds (the figures, the
+    scaled-id and time-bias comparisons are in RESULTS.md). The full-history recipe (max_len 200,
+    full softmax, unscaled ids) is the named config ``hstu-full-history``.
     """
 
     block: Literal["sasrec", "hstu"] = Field("hstu", description="transformer block type")

@@ -33,7 +33,6 @@ from genrec.data.sequences import Sequences
 from genrec.encoders import create_encoder, encode_items
 from genrec.evaluation.splits import Split
 from genrec.rankers.base import FitReport, Ranker
-from genrec.rankers.init import normal_init
 from genrec.rankers.semantic_ids import (
     RQVAE,
     PrefixTrie,
@@ -43,6 +42,7 @@ from genrec.rankers.semantic_ids import (
     train_rqvae,
 )
 from genrec.rankers.training import TrainedRankerConfig, fit_with_early_stopping, training_windows
+from genrec.rankers.weight_init import normal_init
 from genrec.ranking_ops import exclude_seen, top_k
 from genrec.seeding import seed_everything
 
