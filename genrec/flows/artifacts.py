@@ -1,9 +1,15 @@
-"""Prefect artifacts of a run directory: a metrics table, each user's recommendations, the report link.
+"""Prefect artifacts of a run directory, readable in the Prefect UI itself: the results and a metrics table.
+
+- ``results`` (markdown): the headline figures, then each user's recommended items with their
+  description, its grounding status and the image's path, and where report.html lies (as text:
+  browsers refuse ``file://`` links from a web page);
+- ``metrics`` (table): the headline figures first, then every other number of metrics.json;
+  configuration (generator configs, reuse keys, fit records) is left out.
 
 The ``*_rows`` / ``*_markdown`` functions only read the run directory and build the content;
-:func:`publish_run_artifacts` creates the artifacts in the current flow run. Keys name the
-run directory (``genrec-<dir name>-<path hash>-metrics`` ...), so the Artifacts page keeps one history per run
-directory and each flow run adds a version.
+:func:`publish_run_artifacts` creates the artifacts in the current flow run. Keys name the run
+directory (``genrec-<dir name>-<path hash>-results`` ...), so the Artifacts page keeps one history
+per run directory and each flow run adds a version.
 """
 
 from __future__ import annotations
@@ -15,12 +21,28 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from genrec.io import read_json
 from genrec.run_directory import RunDirectory
 
-SKIPPED = frozenset({"fit", "key", "phase", "ranker"})  # metrics.json entries that are not metrics
+# metrics.json entries that are records or configuration, not figures
+SKIPPED = frozenset({"fit", "key", "phase", "ranker", "generator", "config", "blocked_outputs", "extra"})
+# (stage, metric) of the headline figures, in the order a reader looks for them
+HEADLINE = (
+    ("ranking", "NDCG@10"),
+    ("ranking", "HR@10"),
+    ("ranking", "MRR@10"),
+    ("ranking", "cold_start.HR@10"),
+    ("images", "clip_score"),
+    ("images", "personalization_lift"),
+    ("descriptions", "llm_pass_rate"),
+    ("descriptions", "final_pass_rate"),
+    ("descriptions", "template_share"),
+    ("descriptions", "guard_precision"),
+    ("descriptions", "personalization_lift"),
+    ("recommendations", "recommendations"),
+)
 
 
 def artifact_key(run_dir: str | Path, kind: str) -> str:
@@ -32,15 +54,21 @@ def artifact_key(run_dir: str | Path, kind: str) -> str:
     return f"genrec-{name}-{digest}-{kind}"
 
 
-def metrics_rows(metrics: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
-    """One row per numeric metric of metrics.json: stage (ranking, images, ...), metric, value."""
+def metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per numeric figure of metrics.json (stage, metric, value): the :data:`HEADLINE` ones first."""
+    rows = _figures(metrics)
+    order = {key: position for position, key in enumerate(HEADLINE)}
+    return sorted(rows, key=lambda row: order.get((row["stage"], row["metric"]), len(order)))
+
+
+def _figures(metrics: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
     rows = []
     for name, value in metrics.items():
         if name in SKIPPED:
             continue
         path = f"{prefix}.{name}" if prefix else name
         if isinstance(value, dict):
-            rows += metrics_rows(value, path)
+            rows += _figures(value, path)
         elif isinstance(value, bool) or not isinstance(value, int | float | None):
             continue
         else:
@@ -57,20 +85,57 @@ def cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def headline_markdown(metrics: dict[str, Any]) -> list[str]:
+    """The headline figures of metrics.json as a markdown table (those the run has)."""
+    rows = {(row["stage"], row["metric"]): row["value"] for row in _figures(metrics)}
+    lines = ["| figure | value |", "|---|---|"]
+    for stage, metric in HEADLINE:
+        if (stage, metric) in rows and rows[(stage, metric)] is not None:
+            value = rows[(stage, metric)]
+            lines.append(f"| {stage} {metric} | {value:.4f} |" if value % 1 else f"| {stage} {metric} | {value:g} |")
+    return lines if len(lines) > 2 else []
+
+
+def results_markdown(run_dir: str | Path) -> str:
+    """The run's results as one markdown page: headline figures, each user's items, where the report is."""
+    run = RunDirectory(run_dir)
+    lines = [f"# Results of `{run.path.resolve()}`", ""]
+    headline = headline_markdown(run.read_json(RunDirectory.METRICS, {}))
+    if headline:
+        lines += ["## Headline figures", "", *headline, ""]
+    if run.has(RunDirectory.RECOMMENDATIONS):
+        lines.append(recommendations_markdown(run.path))
+    if run.report.is_file():
+        lines += [
+            "## Report",
+            "",
+            f"`{run.report.resolve()}`: open it from the disk of the machine that ran the flow "
+            "(no browser opens a file link from a web page), "
+            f"or run `genrec report {run.path}` to render it again.",
+        ]
+    return "\n".join(lines)
+
+
 def recommendations_markdown(run_dir: str | Path) -> str:
-    """Each user's recommended items with their description and image path (relative to the run dir)."""
+    """Each user's recommended items with their description, its grounding status and the image path (relative)."""
     run_dir = Path(run_dir)
     table = pd.read_parquet(run_dir / RunDirectory.RECOMMENDATIONS)
     keys = ["user_id", "item_id"]
     if (run_dir / RunDirectory.DESCRIPTIONS).is_file():
-        descriptions = pd.read_parquet(run_dir / RunDirectory.DESCRIPTIONS, columns=[*keys, "description"])
+        columns = [
+            *keys,
+            "description",
+            *(["source"] if _has_column(run_dir / RunDirectory.DESCRIPTIONS, "source") else []),
+        ]
+        descriptions = pd.read_parquet(run_dir / RunDirectory.DESCRIPTIONS, columns=columns)
         table = table.merge(descriptions, on=keys, how="left")
     if (run_dir / RunDirectory.IMAGES).is_file():
         images = pd.read_parquet(run_dir / RunDirectory.IMAGES, columns=[*keys, "path", "flagged"])
         table = table.merge(images.drop_duplicates(keys), on=keys, how="left")
-    lines = [f"# Recommendations in `{run_dir}`", ""]
+    lines = []
     for user, rows in table.groupby("user_id", sort=False):
-        lines += [f"## User {user}", "", "| rank | item | title | description | image |", "|---|---|---|---|---|"]
+        header = "| rank | item | title | description | grounding | image |"
+        lines += [f"## User {user}", "", header, "|---|---|---|---|---|---|"]
         for row in rows.sort_values("rank").to_dict("records"):
             image = row.get("path")
             if isinstance(image, str):
@@ -78,7 +143,8 @@ def recommendations_markdown(run_dir: str | Path) -> str:
                 image += " (flagged)" if row.get("flagged") else ""
             lines.append(
                 f"| {row['rank']} | {cell(row['item_id'])} | {cell(row.get('title'))} "
-                f"| {cell(row.get('description'))} | {cell(image)} |"
+                f"| {cell(row.get('description'))} | {cell(GROUNDING.get(row.get('source'), row.get('source')))} "
+                f"| {cell(image)} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -88,21 +154,30 @@ def publish_run_artifacts(run_dir: str | Path) -> list[str]:
     """Create the run's artifacts in the current flow run (what exists of them); return their keys."""
     run_dir = Path(run_dir)
     keys = []
+    if (run_dir / RunDirectory.RECOMMENDATIONS).is_file() or (run_dir / RunDirectory.METRICS).is_file():
+        key = artifact_key(run_dir, "results")
+        description = f"Headline figures, each user's recommendations and descriptions, the report's path: {run_dir}"
+        create_markdown_artifact(results_markdown(run_dir), key=key, description=description)
+        keys.append(key)
     if (run_dir / RunDirectory.METRICS).is_file():
         key = artifact_key(run_dir, "metrics")
         rows = metrics_rows(read_json(run_dir / RunDirectory.METRICS))
         create_table_artifact(rows, key=key, description=f"Ranking and generation metrics of {run_dir}")
         keys.append(key)
-    if (run_dir / RunDirectory.RECOMMENDATIONS).is_file():
-        key = artifact_key(run_dir, "recommendations")
-        description = f"Each user's recommendations, descriptions and images in {run_dir}"
-        create_markdown_artifact(recommendations_markdown(run_dir), key=key, description=description)
-        keys.append(key)
-    report = run_dir / RunDirectory.REPORT
-    if report.is_file():
-        key = artifact_key(run_dir, "report")
-        create_link_artifact(
-            report.resolve().as_uri(), link_text=f"report of {run_dir}", key=key, description="The HTML report"
-        )
-        keys.append(key)
     return keys
+
+
+# a description row's source -> what its grounding status means for a reader
+GROUNDING = {
+    "llm": "passed the guard",
+    "llm_retry": "passed the guard (regenerated)",
+    "template": "template",
+    "fallback": "template (the LLM's texts were rejected)",
+    "blocked": "blocked by the output filter",
+}
+
+
+def _has_column(path: Path, column: str) -> bool:
+    import pyarrow.parquet as pq
+
+    return column in pq.read_schema(path).names

@@ -21,6 +21,7 @@ from genrec.flows.tasks import (
     gpu_tags,
     log,
     result_storage,
+    retryable,
     stage_cache,
 )
 from genrec.pipelines import batches as gb
@@ -49,6 +50,7 @@ def merge_item_batches_task(run_dir: str, settings: RunSettings, batch_dirs: lis
     cache_policy=stage_cache(RunDirectory.RECOMMENDATIONS),
     retries=GENERATION_RETRIES,
     retry_delay_seconds=GENERATION_RETRY_DELAYS,
+    retry_condition_fn=retryable,
 )
 def generate_batch_task(run_dir: str, settings: RunSettings, batch: int, n_batches: int) -> Path:
     out = gb.generate_batch(run_dir, settings, batch, n_batches)

@@ -6,7 +6,9 @@ Each flow submits stages of :data:`genrec.pipelines.stages.PLAN` as the tasks of
 :class:`~genrec.pipelines.settings.RunSettings`: in the Prefect UI form every registry-backed
 field is a dropdown, numbers are bounded, and every name and override is checked when the run is
 created (a typo in the ranker's overrides is refused there, listing the valid fields). Every flow
-publishes the run's artifacts (:mod:`genrec.flows.artifacts`).
+publishes the run's artifacts (:mod:`genrec.flows.artifacts`) and persists its result (the run
+directory, its metrics file and the stages found cached), so a client reads it back from the flow
+run's final state.
 """
 
 # No `from __future__ import annotations` here: the flows' parameter types must be objects, not
@@ -85,7 +87,7 @@ def finish(run_dir: str, futures: dict[str, PrefectFuture]) -> dict[str, str]:
     return {"run_dir": run_dir, "metrics": str(metrics) if metrics.is_file() else "", "cached": ", ".join(cached)}
 
 
-@flow(name="pipeline")
+@flow(name="pipeline", persist_result=True)
 def pipeline_flow(
     settings: RunSettings = RunSettings(),  # noqa: B008  # a frozen default: Prefect shows it in the form
     run_dir: RunDir = "runs/pipeline",
@@ -101,7 +103,7 @@ def pipeline_flow(
     return finish(run_dir, run_stages([stage.name for stage in PLAN], run_dir, settings, batches, progress))
 
 
-@flow(name="train")
+@flow(name="train", persist_result=True)
 def train_flow(
     settings: RunSettings = RunSettings(),  # noqa: B008
     run_dir: RunDir = "runs/pipeline",
@@ -114,7 +116,7 @@ def train_flow(
     return finish(run_dir, run_stages(["train"], run_dir, settings, progress=progress))
 
 
-@flow(name="recommend")
+@flow(name="recommend", persist_result=True)
 def recommend_flow(
     settings: RunSettings = RunSettings(),  # noqa: B008
     run_dir: RunDir = "runs/pipeline",
@@ -124,7 +126,7 @@ def recommend_flow(
     return finish(run_dir, run_stages(["select-users", "recommend"], run_dir, settings, progress=progress))
 
 
-@flow(name="generate")
+@flow(name="generate", persist_result=True)
 def generate_flow(
     settings: RunSettings = RunSettings(),  # noqa: B008
     run_dir: RunDir = "runs/pipeline",
@@ -134,7 +136,7 @@ def generate_flow(
     return finish(run_dir, run_stages(["encode", "images", "describe"], run_dir, settings, progress=progress))
 
 
-@flow(name="evaluate")
+@flow(name="evaluate", persist_result=True)
 def evaluate_flow(
     settings: RunSettings = RunSettings(),  # noqa: B008
     run_dir: RunDir = "runs/pipeline",

@@ -35,6 +35,7 @@ from prefect.settings import get_current_settings
 from prefect.tasks import exponential_backoff
 from prefect.utilities.hashing import hash_objects
 
+from genrec.config import ConfigError
 from genrec.pipelines.settings import RunSettings
 from genrec.pipelines.stages import STAGES, Stage
 from genrec.run_directory import RunDirectory
@@ -43,7 +44,7 @@ GPU_TAG = "gpu"  # `prefect concurrency-limit create gpu 1` serialises the tagge
 WHOLE_RUN = "*"  # a stage's `reads`: every entry of the run directory but RunDirectory.NOT_INPUTS
 GENERATION_RETRIES = 2
 GENERATION_RETRY_DELAYS = exponential_backoff(backoff_factor=10)(GENERATION_RETRIES)  # seconds: 10, 20
-GENERATION_STAGES = ("images", "describe")  # retried: an out-of-memory or a flaky model load can pass next time
+GENERATION_STAGES = ("images", "describe")  # retried (:func:`retryable`): an out-of-memory can pass next time
 
 
 def files_fingerprint(path: Path) -> list[tuple[str, int, int]]:
@@ -105,6 +106,16 @@ class StageInputs(CachePolicy):
 
 def stage_cache(*reads: str) -> CachePolicy:
     return (INPUTS - "progress") + TASK_SOURCE + StageInputs(reads=reads)
+
+
+def retryable(task: Task, task_run: Any, state: Any) -> bool:
+    """Whether a failed generation task may pass on a retry: an out-of-memory or a flaky model load may;
+    bad settings or a missing input (a ConfigError, a data or registry error) fail the same way again."""
+    from genrec.data import DataValidationError
+    from genrec.registry import UnknownNameError
+
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, ConfigError | DataValidationError | UnknownNameError)
 
 
 def cuda_available() -> bool:
@@ -209,7 +220,11 @@ def stage_task(stage: Stage, run_dir: str | Path) -> Task:
         **result_storage(run_dir),
     }
     if stage.name in GENERATION_STAGES:
-        options |= {"retries": GENERATION_RETRIES, "retry_delay_seconds": GENERATION_RETRY_DELAYS}
+        options |= {
+            "retries": GENERATION_RETRIES,
+            "retry_delay_seconds": GENERATION_RETRY_DELAYS,
+            "retry_condition_fn": retryable,
+        }
     tagged = task(run_stage).with_options(**options)
     return tagged.with_options(**gpu_tags(tagged))
 

@@ -18,11 +18,11 @@ def test_metrics_rows_keep_numbers_and_drop_records():
     }
     assert metrics_rows(metrics) == [
         {"stage": "ranking", "metric": "NDCG@10", "value": 0.25},
-        {"stage": "ranking", "metric": "cold_start.n_users", "value": 2.0},
         {"stage": "images", "metric": "clip_score", "value": None},
+        {"stage": "recommendations", "metric": "recommendations", "value": 6.0},
+        {"stage": "ranking", "metric": "cold_start.n_users", "value": 2.0},
         {"stage": "images", "metric": "flagged", "value": 1.0},
         {"stage": "grounding_report", "metric": "blocked", "value": 0.0},
-        {"stage": "recommendations", "metric": "recommendations", "value": 6.0},
     ]
 
 
@@ -40,8 +40,8 @@ def test_recommendations_markdown_lists_each_users_items_descriptions_and_images
     lines = recommendations_markdown(run_dir).splitlines()
     assert lines.index("## User 7") < lines.index("## User 9")
     user7 = lines[lines.index("## User 7") + 4 : lines.index("## User 7") + 6]
-    assert user7 == ["| 1 | 5 | E\\|x | e |  |", "| 2 | 3 | C | a b |  |"]
-    assert lines[lines.index("## User 9") + 4] == "| 1 | 3 | C | c | `images/blocked/user-9_item-3.png` (flagged) |"
+    assert user7 == ["| 1 | 5 | E\\|x | e |  |  |", "| 2 | 3 | C | a b |  |  |"]
+    assert lines[lines.index("## User 9") + 4] == "| 1 | 3 | C | c |  | `images/blocked/user-9_item-3.png` (flagged) |"
     key = artifact_key(run_dir, "metrics")
     assert key.startswith("genrec-my-run-") and key.endswith("-metrics")
     twin = tmp_path / "elsewhere" / "My Run"  # the same last name in another place: another history

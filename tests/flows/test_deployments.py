@@ -40,9 +40,11 @@ def write(path: Path, text: str) -> Path:
 def test_the_packaged_set_has_the_scheduled_and_ui_deployments():
     config = load_deployments()
     by_name = {f"{d.flow}/{d.name}": d for d in config.deployments}
-    assert set(by_name) == {"train/nightly", "pipeline/daily", "pipeline/ui", "generate/ui"}
+    manual = {"pipeline/run-from-ui", "train/train-from-ui", "recommend/recommend-from-ui", "generate/generate-from-ui"}
+    assert set(by_name) == {"train/nightly", "pipeline/daily", *manual}
+    assert len({d.name for d in config.deployments}) == len(config.deployments)  # no two share a name
     assert by_name["pipeline/daily"].parameters["settings"]["users"] == {"mode": "active", "active_within_days": 1}
-    assert not by_name["pipeline/ui"].schedules and not by_name["generate/ui"].schedules
+    assert not any(by_name[name].schedules for name in manual)
     deployments = {d.name + "@" + d.entrypoint.rsplit(".", 1)[1]: d for d in build_deployments(config)}
     nightly = deployments["nightly@train_flow"].schedules[0].schedule
     assert (nightly.cron, nightly.timezone) == ("0 2 * * *", "UTC")

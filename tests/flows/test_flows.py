@@ -78,7 +78,7 @@ def test_pipeline_rerun_runs_no_finished_task_and_publishes_artifacts(toy_data: 
     assert not any("gpu" in run.tags for run in second_runs)  # no CUDA device: no task waits on the tag's limit
     assert first.result()["cached"] == "" and second.result()["cached"] == ", ".join(PLAN)
     keys = artifact_keys(second.state_details.flow_run_id)
-    assert {key.rsplit("-", 1)[1] for key in keys} == {"metrics", "recommendations", "report"}
+    assert {key.rsplit("-", 1)[1] for key in keys if key} == {"results", "metrics"}  # unkeyed: the result record
     assert (Path(run_dir) / "report.html").is_file()
     messages = flow_run_logs(first.state_details.flow_run_id)
     assert any(message.startswith("images: 6 images (6 new, 0 reused") for message in messages)
@@ -177,6 +177,43 @@ def test_training_epochs_reach_the_run_logs(toy_data: str, tmp_path: Path):
     assert [message.split(":")[0] for message in epochs] == ["sasrec epoch 1", "sasrec epoch 2"]
     assert "valid NDCG@10" in epochs[0] and epochs[0].endswith(" s")
     assert any(message.startswith("train: sasrec in ") and "2 epochs" in message for message in messages)
+
+
+def test_a_missing_input_is_not_retried_and_the_flow_result_is_read_back(toy_data: str, tmp_path: Path):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    state = generate_flow(settings=settings(toy_data), run_dir=str(tmp_path / "fresh"), return_state=True)
+    assert state.is_failed() and "recommendations.parquet: not found; run the recommend stage first" in state.message
+    runs = {run.name.rsplit("-", 1)[0]: run for run in task_runs(state.state_details.flow_run_id)}
+    assert runs["images"].run_count == 1  # an error a retry cannot change is not retried
+
+    finished = pipeline_flow(settings=settings(toy_data), run_dir=str(tmp_path / "run"), return_state=True)
+
+    async def read_back():
+        async with get_client() as client:
+            flow_run = await client.read_flow_run(finished.state_details.flow_run_id)
+            return await flow_run.state.aresult()
+
+    result = asyncio.run(read_back())  # from the server's record, as a client of a served deployment reads it
+    assert result["run_dir"] == str(tmp_path / "run") and result["metrics"].endswith("metrics.json")
+
+
+def test_the_results_artifact_shows_headline_figures_items_descriptions_and_the_report_path(
+    toy_data: str, tmp_path: Path
+):
+    from genrec.flows.artifacts import metrics_rows, results_markdown
+
+    run_dir = tmp_path / "run"
+    stages.run_pipeline(settings(toy_data, users={"mode": "ids", "ids": [1]}), run_dir, progress=False)
+    page = results_markdown(run_dir)
+    assert "| ranking NDCG@10 |" in page and page.index("Headline figures") < page.index("## User 1")
+    assert "| 1 |" in page and "template" in page and str((run_dir / "report.html").resolve()) in page
+    assert "file://" not in page
+    rows = metrics_rows(read_json(run_dir / "metrics.json"))
+    assert (rows[0]["stage"], rows[0]["metric"]) == ("ranking", "NDCG@10")
+    assert not any("generator" in row["metric"] or "config" in row["metric"] for row in rows)
 
 
 def test_tasks_are_gpu_tagged_only_where_they_reach_a_gpu(monkeypatch, tmp_path: Path):
