@@ -176,6 +176,10 @@ class LLMGenerator(TextGenerator):
     def prompt(self, request: DescriptionRequest) -> str:
         return self.tokenizer.apply_chat_template(self.messages(request), tokenize=False, add_generation_prompt=True)
 
+    def write(self, requests: Sequence[DescriptionRequest], attempt: int) -> list[str]:
+        """One text per request for try ``attempt`` (0 is the first); subclasses write differently."""
+        return self.sample([self.prompt(request) for request in requests])
+
     @torch.inference_mode()
     def sample(self, prompts: Sequence[str]) -> list[str]:
         """One sampled completion per prompt (one left-padded batch); seed torch's RNG before calling."""
@@ -191,7 +195,6 @@ class LLMGenerator(TextGenerator):
     ) -> tuple[list[Description], GroundingReport]:
         """Generate, check, regenerate the rejected (bounded), fall back to the template; see the module docstring."""
         requests = list(requests)
-        prompts = [self.prompt(request) for request in requests]
         report = GroundingReport(descriptions=len(requests))
         results: list[Description | None] = [None] * len(requests)
         attempts = [0] * len(requests)
@@ -208,7 +211,7 @@ class LLMGenerator(TextGenerator):
                 still_pending = []
                 for rows in batches(len(pending), self.config.batch_size):
                     chunk = pending[rows]
-                    for index, text in zip(chunk, self.sample([prompts[i] for i in chunk]), strict=True):
+                    for index, text in zip(chunk, self.write([requests[i] for i in chunk], attempt), strict=True):
                         request = requests[index]
                         attempts[index] += 1
                         verdict = self.checker.check(text, request.item, request.profile, self.special_tokens)
