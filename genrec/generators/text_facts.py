@@ -21,6 +21,10 @@ with a repetition penalty over the generated tokens only, and samples one at ``t
 batching. Every word that can state a fact comes from the facts, so the text cannot invent a
 person, place or plot; the guard still checks it, and the parent's loop regenerates or falls
 back to the template.
+
+Presets: ``smollm2-facts`` (SmolLM2-135M-Instruct, offline) and ``tiny-facts`` (a random-weight
+tiny Llama: its choices are random, its text still true; for tests). Profiles should come from
+real signals, e.g. :func:`genrec.grounding.facts.profile_from_history` (plain counts).
 """
 
 from __future__ import annotations
@@ -294,7 +298,7 @@ class FactGenerator(LLMGenerator):
         return sorted(usable, key=lambda tag: tag.lower() not in liked)[: self.config.tag_choices]
 
     def tag_sentence(self, decoder: PhraseDecoder, item: ItemFacts, profile: UserProfile) -> list:
-        """Options (frame text, finish) of the tags sentence; the model picks which tags, their order and case."""
+        """Options (frame text, finish) of the tags sentence; the model picks the frame, which tags and their order."""
         tags = self.tags(item, profile)
         if not tags or self.config.max_tags == 0:
             return []
