@@ -28,7 +28,8 @@ from genrec.data import load_dataset
 from genrec.evaluation import split
 from genrec.generators import create_text_generator
 from genrec.generators.text_base import DescriptionRequest
-from genrec.grounding.facts import ItemFacts, profile_from_history
+from genrec.generators.text_facts import LINK_FRAMES, TASTE_FRAMES
+from genrec.grounding.facts import ItemFacts, display_title, profile_from_history
 from genrec.pipelines import check_descriptions
 
 
@@ -78,10 +79,18 @@ def main() -> None:
         dataset, [r.item.item_id for r in requests], texts, profiles=[r.profile for r in requests]
     )
     accepted = sum(check.passed for check in checks)
+    # The reason uses the profile when it links a liked title or names a taste the profile and the item share
+    # (not "a change from <liked title>", which is honest but no reason).
+    personal = sum(
+        any(frame.format(liked=display_title(t)).strip() in text for t in r.profile.titles for frame, _ in LINK_FRAMES)
+        or any(frame.strip() in text for frame in TASTE_FRAMES)
+        for r, text in zip(requests, texts, strict=True)
+    )
     openings = {" ".join(text.split()[:3]) for text in texts}
     bigrams = [tuple(pair) for text in texts for pair in zip(text.split(), text.split()[1:], strict=False)]
     print(f"preset {args.preset} {args.overrides} on {len(requests)} {args.part} pairs")
     print(f"first-try guard acceptance {accepted}/{len(requests)} = {accepted / len(requests):.2f}")
+    print(f"reason from the profile (a liked title sharing genres, or a shared taste) {personal}/{len(requests)}")
     print(f"seconds per text: mean {sum(seconds) / len(seconds):.2f}, max {max(seconds):.2f}")
     print(f"distinct openings (first 3 words) {len(openings)}, distinct bigrams {len(set(bigrams)) / len(bigrams):.2f}")
     for text, check in zip(texts, checks, strict=True):
@@ -94,7 +103,8 @@ def main() -> None:
             for r, text, check, s in zip(requests, texts, checks, seconds, strict=True)
         ]  # fmt: skip
         summary = {"preset": args.preset, "overrides": json.loads(args.overrides), "part": args.part,
-                   "acceptance": accepted / len(requests), "seconds_per_text": sum(seconds) / len(seconds)}  # fmt: skip
+                   "acceptance": accepted / len(requests), "personal": personal / len(requests),
+                   "seconds_per_text": sum(seconds) / len(seconds)}  # fmt: skip
         with open(args.json_out, "w", encoding="utf-8") as handle:
             json.dump({**summary, "texts": rows}, handle, indent=1, default=str)
 
