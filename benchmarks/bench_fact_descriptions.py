@@ -56,6 +56,17 @@ def pairs(dataset, part: str, count: int) -> list[DescriptionRequest]:
     return requests
 
 
+def variety(requests: list[DescriptionRequest], texts: list[str]) -> tuple[int, float]:
+    """(distinct three-word openings once titles and year are masked: frames, not films; share of distinct bigrams)."""
+    frames = set()
+    for request, text in zip(requests, texts, strict=True):
+        for title in (request.item.display_title, *map(display_title, request.profile.titles)):
+            text = text.replace(title, "<title>")
+        frames.add(" ".join(text.replace(str(request.item.year), "<year>").split()[:3]))
+    bigrams = [pair for text in texts for pair in zip(text.split(), text.split()[1:], strict=False)]
+    return len(frames), len(set(bigrams)) / len(bigrams)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("validation", "test"), default="test")
@@ -86,13 +97,12 @@ def main() -> None:
         or any(frame.strip() in text for frame in TASTE_FRAMES)
         for r, text in zip(requests, texts, strict=True)
     )
-    openings = {" ".join(text.split()[:3]) for text in texts}
-    bigrams = [tuple(pair) for text in texts for pair in zip(text.split(), text.split()[1:], strict=False)]
     print(f"preset {args.preset} {args.overrides} on {len(requests)} {args.part} pairs")
     print(f"first-try guard acceptance {accepted}/{len(requests)} = {accepted / len(requests):.2f}")
     print(f"reason from the profile (a liked title sharing genres, or a shared taste) {personal}/{len(requests)}")
     print(f"seconds per text: mean {sum(seconds) / len(seconds):.2f}, max {max(seconds):.2f}")
-    print(f"distinct openings (first 3 words) {len(openings)}, distinct bigrams {len(set(bigrams)) / len(bigrams):.2f}")
+    openings, bigrams = variety(requests, texts)
+    print(f"distinct opening frames {openings}, distinct bigrams {bigrams:.2f}")
     for text, check in zip(texts, checks, strict=True):
         if not check.passed:
             print("REJECTED", check.reasons(), text)
