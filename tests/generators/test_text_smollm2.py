@@ -33,3 +33,15 @@ def test_smollm2_describes_three_items_and_every_accepted_description_passes_the
     for row, request in zip(table.to_dict("records"), requests, strict=True):
         check = check_description(movielens_small, row["item_id"], row["description"], profile=request.profile)
         assert check.passed, (row["source"], row["description"], check.reasons())
+
+
+def test_smollm2_facts_first_tries_open_with_the_item_and_pass_the_guard(movielens_small):
+    from genrec.grounding.facts import profile_from_history
+
+    generator = create_text_generator("smollm2-facts", dataset=movielens_small)
+    recommendations = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [2571, 318, 1]})
+    profiles = {user: profile_from_history(movielens_small, user) for user in (1, 2)}
+    for request in build_requests(recommendations, profiles, movielens_small):
+        text = generator.write([request], attempt=0)[0]
+        check = check_description(movielens_small, request.item.item_id, text, profile=request.profile)
+        assert check.passed and text.startswith(("Released in", request.item.display_title)), (text, check.reasons())
