@@ -229,33 +229,3 @@ def _attribute_centroids(values: list, item_embeddings: np.ndarray, min_items: i
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
-
-def count_profiles(
-    dataset: Dataset, users: list | np.ndarray, top_k: int = 5, config: HistoryConfig | None = None
-) -> list[PreferenceProfile]:
-    """Each user's most frequent genres and tags, weighted like :func:`encode_histories` pools (recency by default).
-
-    A profile without embeddings: what a run personalises with when its encoder has random
-    weights, whose vectors would make :func:`preference_profile` noise. A score is the share of
-    the user's history weight on items carrying the attribute; ties keep alphabetical order.
-    """
-    config = config or HistoryConfig()
-    user_idx = dataset.user_index(list(users))
-    rows = dataset.histories().rows(user_idx)
-    weights = history_weights(rows, config, [str(user) for user in dataset.user_ids[user_idx]])  # [nnz]
-    profiles = []
-    for row, user_id in enumerate(dataset.user_ids[user_idx].tolist()):
-        span = slice(rows.offsets[row], rows.offsets[row + 1])
-        items, item_weights = rows.items[span], weights[span]
-        total = max(float(item_weights.sum()), 1e-12)
-        profile = PreferenceProfile(user_id=user_id)
-        for column in ("genres", "tags"):
-            scores: dict[str, float] = {}
-            for item, weight in zip(items.tolist(), item_weights.tolist(), strict=True):
-                for name in dict.fromkeys(dataset.items[column].iat[item]):
-                    if name:
-                        scores[name] = scores.get(name, 0.0) + weight
-            best = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))[:top_k]
-            setattr(profile, column, [(name, round(score / total, 4)) for name, score in best])
-        profiles.append(profile)
-    return profiles

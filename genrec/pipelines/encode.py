@@ -13,10 +13,9 @@ import numpy as np
 from genrec.config import ConfigError
 from genrec.data import Dataset
 from genrec.encoders.catalogue import encode_items
-from genrec.encoders.users import count_profiles, encode_histories, preference_profile
+from genrec.encoders.users import encode_histories, preference_profile
 
 __all__ = [
-    "count_profiles",
     "encode_histories",
     "encode_items",
     "load_item_features",

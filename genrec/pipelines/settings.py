@@ -201,7 +201,7 @@ class GenerationSettings(StrictModel):
     )
     image_generator: ImageGenerator = Field(ImageGeneratorName("tiny"), description="registered image generator")
     text_generator: TextGenerator = Field(
-        TextGeneratorName("smollm2"), description="registered description generator"
+        TextGeneratorName("smollm2-facts"), description="registered description generator"
     )
     image_generator_overrides: dict[str, Any] = Field(
         default_factory=dict, description='image generator config fields over its preset\'s, e.g. {"steps": 2}'

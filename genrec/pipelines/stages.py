@@ -25,7 +25,7 @@ submits the same plan as Prefect tasks. Each stage records the settings it ran w
 inputs in config.json. Nothing here imports Prefect.
 
 User profiles (what personalises images and descriptions) come from the run's encoder when it has
-trained weights, else from plain counts of each user's history (:func:`~genrec.encoders.users.count_profiles`):
+trained weights, else from plain counts of each user's history (:func:`~genrec.grounding.facts.profile_from_history`):
 a random-weight encoder's vectors would make them noise.
 """
 
@@ -340,17 +340,18 @@ def run_profiles(
     """The run's encoder and each user's preference profile (user -> profile).
 
     Profiles come from the encoder's vectors when it has trained weights, else from counts of the
-    history's genres and tags.
+    history (:func:`~genrec.grounding.facts.profile_from_history`: most frequent genres and tags,
+    most recent liked titles).
     """
-    from genrec.pipelines.encode import count_profiles, encode_histories, preference_profile
+    from genrec.grounding.facts import profile_from_history
+    from genrec.pipelines.encode import encode_histories, preference_profile
 
     encoder = run_encoder(settings)
     if encoder.config.random_weights:
-        profiles = count_profiles(dataset, users)
-    else:
-        vectors = _item_vectors(dataset, encoder, run, settings, progress)
-        histories = encode_histories(dataset, vectors, users=users)
-        profiles = preference_profile(dataset, histories, vectors, encoder=encoder)
+        return encoder, {user: profile_from_history(dataset, user) for user in users}
+    vectors = _item_vectors(dataset, encoder, run, settings, progress)
+    histories = encode_histories(dataset, vectors, users=users)
+    profiles = preference_profile(dataset, histories, vectors, encoder=encoder)
     return encoder, {profile.user_id: profile for profile in profiles}
 
 

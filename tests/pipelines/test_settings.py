@@ -77,7 +77,7 @@ def test_user_selection_errors_are_clear(toy, selection, message):
         ({"k": 0}, "greater than or equal to 1"),
         ({"items": [3, 3]}, "item id 3 is given twice"),
         ({"generation": {"text_generator": "tiny", "text_generator_overrides": {"max_retriez": 1}}}, "max_retriez"),
-        ({"generation": {"text_generator_overrides": {"grounding": {"x": 1}}}}, "text generator 'smollm2' overrides"),
+        ({"generation": {"text_generator_overrides": {"grounding": {"x": 1}}}}, "text generator 'smollm2-facts' overrides"),
         ({"generation": {"image_generator_overrides": {"stepz": 1}}}, "image generator 'tiny' overrides"),
         ({"generation": {"images": "/no/such/posters"}}, "no such directory"),
         ({"load": {"protocol": "nope"}}, "unknown data protocol 'nope'"),
@@ -96,8 +96,8 @@ def test_defaults_are_the_fast_generative_ranker_and_presets_hold_the_demo():
     assert RunSettings(ranker="sasrec").ranker_config_name == "sasrec-demo"
     assert {"demo", "demo-standard"} <= set(list_run_presets())
     demo = load_run_preset("demo", {"k": 5})
-    assert demo.k == 5 and demo.users.sample == 4 and demo.generation.text_generator == "smollm2"
-    assert demo.generation.text_generator_overrides == {"grounding": {"max_retries": 1}}
+    assert demo.k == 5 and demo.users.sample == 4 and demo.generation.text_generator == "smollm2-facts"
+    assert RunSettings().generation.text_generator == "smollm2-facts"  # descriptions from the facts by default
     assert load_run_preset("demo-standard").generation.encoder == "standard"
     with pytest.raises(KeyError, match="unknown run preset 'huge'; valid names: demo"):
         load_run_preset("huge")
@@ -107,4 +107,4 @@ def test_settings_round_trip_through_json_and_nested_values_merge():
     settings = load_run_preset("demo")
     assert RunSettings.model_validate_json(settings.model_dump_json()) == settings
     changed = settings.with_values({"users": {"mode": "ids", "ids": [1]}, "generation": {"encoder": "tiny"}})
-    assert changed.users.ids == [1] and changed.generation.text_generator == "smollm2"
+    assert changed.users.ids == [1] and changed.generation.text_generator == "smollm2-facts"
