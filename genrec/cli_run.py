@@ -242,6 +242,50 @@ def with_run_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 @contextmanager
+def stop_cleanly(out: Path, watch_server: bool = False) -> Iterator[None]:
+    """Ctrl-C (and, with ``watch_server``, a Prefect server that stops answering) end the command at once with
+    one line saying what is kept and how to resume: exit 130 (interrupted) or 1 (server lost), no traceback.
+
+    Finished outputs stay valid (every write is atomic; an interrupted one leaves only a hidden
+    temporary file) and the run directory's lock dies with the process, so the same command resumes.
+    The exit skips the clean-up a traceback would run (Prefect reporting the crash to a server, which
+    retries for minutes when the server died with the same Ctrl-C).
+    """
+    import os
+    import signal
+
+    from genrec.temporary_server import stop_temporary_server, watch_api
+
+    def stop(message: str, code: int) -> None:
+        console.print(message, highlight=False, soft_wrap=True)
+        stop_temporary_server()
+        os._exit(code)
+
+    def interrupted(*_: Any) -> None:
+        stop(f"interrupted: the outputs finished so far are kept in {out}; run the same command again to resume", 130)
+
+    def lost(url: str) -> None:
+        stop(
+            f"error: the Prefect server at {url} stopped answering during the run; the outputs finished so far are "
+            f"kept in {out}; run the same command again to resume from them",
+            1,
+        )
+
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()  # only the main thread may set a handler
+    previous = signal.signal(signal.SIGINT, interrupted) if main else None
+    watching = watch_api(lost) if watch_server else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+        if watching is not None:
+            watching.set()
+
+
+@contextmanager
 def clear_errors() -> Iterator[None]:
     """Turns the errors bad input raises into ``error: ...`` and exit code 2 (no traceback)."""
     from genrec.config import ConfigError
@@ -273,7 +317,7 @@ def _run_stages(names: tuple[str, ...], out: Path, settings: Any, progress: bool
     from genrec.pipelines.stages import STAGES
     from genrec.run_directory import RunDirectory
 
-    with RunDirectory(out).writing():
+    with RunDirectory(out).writing(), stop_cleanly(out):
         for name in names:
             STAGES[name].run(out, settings, progress)
 
@@ -283,7 +327,7 @@ def run(options: dict[str, Any], out: OutOption, progress: ProgressOption = True
     """The whole run into OUT: select users, encode, train, recommend, images, descriptions, evaluate, report."""
     from genrec.pipelines.stages import run_pipeline
 
-    with clear_errors():
+    with clear_errors(), stop_cleanly(out):
         run_pipeline(settings_from_options(options), out, progress)
     print_summary(out)
 
@@ -383,7 +427,7 @@ def demo(
 
     with no_server_settings():
         starting = start_temporary_server()  # its subprocess boots while the pipeline's modules import
-        with clear_errors():
+        with clear_errors(), stop_cleanly(out, watch_server=True):
             from genrec.flows.demo import run_demo_flow
 
             if starting is not None:

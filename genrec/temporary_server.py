@@ -14,14 +14,15 @@ process only and unless set by the user:
 
 :func:`start_temporary_server` starts that server in a background thread, so that its subprocess
 boots while the pipeline's modules import (each takes ~15 s; benchmarks/RESULTS.md, "genrec demo").
-This module imports only Prefect's settings: importing it starts nothing heavy.
+:func:`watch_api` notices a server that stops answering during a run (seconds, where Prefect's client
+retries for minutes). This module imports only Prefect's settings: importing it starts nothing heavy.
 """
 
 from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -83,3 +84,53 @@ def start_temporary_server() -> threading.Thread | None:
     thread = threading.Thread(target=contextvars.copy_context().run, args=(start,), name="prefect-server-start")
     thread.start()
     return thread
+
+
+def api_url() -> str | None:
+    """The API the flow runs of this process talk to: the configured one, or the temporary server's once started."""
+    configured = get_current_settings().api.url
+    if configured:
+        return str(configured)
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    return server.api_url if server.running else None
+
+
+def stop_temporary_server() -> None:
+    """Stop the temporary server if this process started one (exit paths that skip Prefect's own clean-up)."""
+    if uses_temporary_server():
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()
+        if server.running:
+            server.stop()
+
+
+def watch_api(on_lost: Callable[[str], None], interval: float = 1.0, misses: int = 2) -> threading.Event:
+    """Call ``on_lost(url)`` from a daemon thread once the Prefect API fails ``misses`` health checks in a row.
+
+    Prefect's client retries a lost server for minutes before a flow run gives up; this notices it
+    within ``interval * misses`` seconds (plus the check's own timeout). Set the returned event to stop watching.
+    """
+    import httpx
+
+    stopped = threading.Event()
+
+    def watch() -> None:
+        failed = 0
+        while not stopped.wait(interval):
+            url = api_url()
+            if url is None:
+                continue
+            try:
+                httpx.get(f"{url}/health", timeout=interval).raise_for_status()
+                failed = 0
+            except httpx.HTTPError:
+                failed += 1
+                if failed >= misses and not stopped.is_set():
+                    on_lost(url)
+                    return
+
+    threading.Thread(target=watch, name="prefect-api-watch", daemon=True).start()
+    return stopped
