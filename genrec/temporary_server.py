@@ -108,7 +108,8 @@ def stop_temporary_server() -> None:
 
 
 def watch_api(on_lost: Callable[[str], None], interval: float = 1.0, misses: int = 2) -> threading.Event:
-    """Call ``on_lost(url)`` from a daemon thread once the Prefect API fails ``misses`` health checks in a row.
+    """Call ``on_lost(url)`` from a daemon thread once the Prefect API, having answered, fails ``misses`` health
+    checks in a row.
 
     Prefect's client retries a lost server for minutes before a flow run gives up; this notices it
     within ``interval * misses`` seconds (plus the check's own timeout). Set the returned event to stop watching.
@@ -118,17 +119,17 @@ def watch_api(on_lost: Callable[[str], None], interval: float = 1.0, misses: int
     stopped = threading.Event()
 
     def watch() -> None:
-        failed = 0
+        failed, answered = 0, False
         while not stopped.wait(interval):
             url = api_url()
             if url is None:
                 continue
             try:
                 httpx.get(f"{url}/health", timeout=interval).raise_for_status()
-                failed = 0
+                failed, answered = 0, True
             except httpx.HTTPError:
-                failed += 1
-                if failed >= misses and not stopped.is_set():
+                failed += 1  # counted once the server has answered: a booting server is not a lost one
+                if answered and failed >= misses and not stopped.is_set():
                     on_lost(url)
                     return
 

@@ -17,15 +17,32 @@ from tests.conftest import REPO_ROOT, write_toy_latest
 
 
 def test_a_server_that_stops_answering_is_noticed_within_seconds(monkeypatch):
+    import http.server
     import socket
+    import threading
 
-    with socket.socket() as probe:  # a port nothing listens on: the server is gone
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # the name http.server calls
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    with socket.socket() as probe:  # a port nothing listens on yet: a server still booting
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setattr(temporary_server, "api_url", lambda: f"http://127.0.0.1:{port}/api")
     lost: list[str] = []
-    start = time.monotonic()
     stop = temporary_server.watch_api(lost.append, interval=0.2)
+    time.sleep(1.0)
+    assert lost == []  # not yet answered: booting, not lost
+    server = http.server.HTTPServer(("127.0.0.1", port), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    time.sleep(1.0)
+    server.shutdown()
+    server.server_close()
+    start = time.monotonic()
     while not lost and time.monotonic() - start < 10:
         time.sleep(0.05)
     stop.set()
