@@ -85,11 +85,18 @@ class UserProfile:
         """A :class:`UserProfile` from the encoders' preference profile (attributes) or a mapping with the same keys.
 
         Keys: ``genres``/``top_genres``, ``tags``/``top_tags``, ``titles``/``liked_titles``, ``visual``.
+        A sequence of strings is the user's liked titles alone.
         """
         if isinstance(profile, UserProfile):
             return profile
         if profile is None:
             return cls(user_id=user_id)
+        if isinstance(profile, str):
+            raise TypeError(
+                f"profile: expected a profile, a mapping or a list of liked titles, got the string {profile!r}"
+            )
+        if isinstance(profile, Sequence):
+            return cls(user_id=user_id, titles=tuple(str(title) for title in profile))
 
         def get(*names: str) -> tuple[str, ...]:
             for name in names:
