@@ -1,10 +1,17 @@
 """Regenerate the raw SmolLM2 descriptions of the labelled set (tests/data/descriptions_labelled.jsonl).
 
-The set is the ground truth the grounding guard is measured on (docs/descriptions.md). Each row
-is one raw first try of the ``smollm2`` preset: the text the generator hands the guard on its
-first attempt (``LLMGenerator.sample``: sampled with the preset's settings and seed, cut to its
-last full sentence), before any regeneration or template fallback. Pairs are (user, item) of the
-bundled ml-latest-small:
+The set is the ground truth the grounding guard is measured on (docs/descriptions.md). Every row
+is real SmolLM2-135M-Instruct output, from one of two sources (``--source``):
+
+- ``smollm2``: one raw first try of the ``smollm2`` preset: the text the generator hands the
+  guard on its first attempt (``LLMGenerator.sample``: sampled with the preset's settings and
+  seed, cut to its last full sentence), before any regeneration or template fallback;
+- ``smollm2-fewshot``: the same model, prompt and cut, with three worked examples (films outside
+  the set) as earlier chat turns and greedy decoding. The preset's own output is faithful about
+  one time in a hundred, too rarely to measure a guard's recall on; this source is faithful more
+  often and is still the model's own text.
+
+Pairs are (user, item) of the bundled ml-latest-small:
 
 - items: ``--items`` films spread evenly (by item id, roughly release order) over the
   ``--popular`` most-rated films, so that a reader can judge the texts against what they know;
@@ -12,13 +19,15 @@ bundled ml-latest-small:
   ratings who have not rated it (as a recommendation would be);
 - profiles: :func:`genrec.pipelines.describe.history_profile`, plain counts of the history
   (most recent liked titles, most frequent genres and tags), never an encoder's;
-- split: by item, alternately ``calibration`` and ``test`` along the spread.
+- split: by item, alternately ``calibration`` and ``test`` along the spread (the same for both sources).
 
-Labels and reasons are hand-written and kept by (user_id, item_id): a row whose regenerated text
+Labels and reasons are hand-written and kept by (user_id, item_id, source): a row whose regenerated text
 differs from the labelled one loses its label (``label`` empty) and is reported, so the set never
 pairs a label with a text nobody read. Run it with one thread; progress goes to ``--log``.
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/make_description_set.py --log gen.log
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/make_description_set.py \
+        --source smollm2-fewshot --users-per-item 1 --log gen.log
 """
 
 from __future__ import annotations
@@ -35,11 +44,25 @@ from genrec.data import load_dataset
 from genrec.encoders.base import batches
 from genrec.generators import create_text_generator
 from genrec.generators.text_base import DescriptionRequest
-from genrec.grounding.facts import ItemFacts
+from genrec.grounding.facts import ItemFacts, UserProfile
 from genrec.pipelines.describe import history_profile
 
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "data" / "descriptions_labelled.jsonl"
 MIN_HISTORY = 20  # users with shorter histories give thin profiles
+SOURCES = ("smollm2", "smollm2-fewshot")
+# The few-shot source's worked examples: (item id, the reader's genres, tags, liked titles, the answer).
+# Films outside the set (the script checks); each answer names the title and year and uses only the facts.
+EXAMPLES = (
+    (6, ("Crime", "Drama"), (), ("The Godfather",),
+     "Heat (1995) is a crime thriller with plenty of action. Since you liked The Godfather, its crime story "
+     "may be one for you."),
+    (480, ("Adventure", "Sci-Fi"), (), ("Back to the Future",),
+     "Jurassic Park (1993) is a sci-fi adventure with dinosaurs and thrills. If you enjoyed Back to the Future, "
+     "you may like this one too."),
+    (6377, ("Animation", "Children"), ("disney",), ("The Lion King",),
+     "Finding Nemo (2003) is a heartwarming animated comedy adventure about fish. As a fan of The Lion King, "
+     "you may enjoy it."),
+)  # fmt: skip
 
 
 def pairs(dataset, n_items: int, popular: int, users_per_item: int, seed: int) -> list[tuple[int, int, str]]:
@@ -61,12 +84,27 @@ def pairs(dataset, n_items: int, popular: int, users_per_item: int, seed: int) -
     return rows
 
 
+def facts(dataset, item_id: int) -> ItemFacts:
+    return ItemFacts.from_row(dataset.items.iloc[int(dataset.item_index([item_id])[0])].to_dict())
+
+
+def few_shot_prompt(generator, dataset, request: DescriptionRequest) -> str:
+    """The preset's chat with :data:`EXAMPLES` as earlier turns: same system prompt, same user-turn format."""
+    turns = []
+    for item_id, genres, tags, titles, answer in EXAMPLES:
+        example = DescriptionRequest(0, facts(dataset, item_id), UserProfile(0, genres, tags, titles))
+        turns += [generator.messages(example)[1], {"role": "assistant", "content": answer}]
+    system, user = generator.messages(request)
+    return generator.tokenizer.apply_chat_template([system, *turns, user], tokenize=False, add_generation_prompt=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=110, help="films in the set")
     parser.add_argument("--popular", type=int, default=600, help="the films are spread over this many most-rated")
     parser.add_argument("--users-per-item", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="draws the users")
+    parser.add_argument("--source", choices=SOURCES, default=SOURCES[0], help="see the module docstring")
     parser.add_argument("--out", type=Path, default=LABELLED)
     parser.add_argument("--log", type=Path, default=None, help="progress lines go here (default: stdout)")
     args = parser.parse_args()
@@ -81,14 +119,13 @@ def main() -> None:
 
     dataset = load_dataset("movielens-latest-small")
     rows = pairs(dataset, args.items, args.popular, args.users_per_item, args.seed)
-    generator = create_text_generator("smollm2", None, dataset)
-    items = dataset.items.set_index("item_id")
-    requests = [
-        DescriptionRequest(user, ItemFacts.from_row({"item_id": item, **items.loc[item].to_dict()}),
-                           history_profile(dataset, user))
-        for user, item, _ in rows
-    ]  # fmt: skip
-    prompts = [generator.prompt(request) for request in requests]
+    overlap = {item for item, *_ in EXAMPLES} & {item for _, item, _ in rows}
+    if overlap:
+        raise ValueError(f"the few-shot examples {sorted(overlap)} are in the set; choose other example films")
+    few_shot = args.source == "smollm2-fewshot"
+    generator = create_text_generator("smollm2", {"do_sample": False} if few_shot else None, dataset)
+    requests = [DescriptionRequest(u, facts(dataset, item), history_profile(dataset, u)) for u, item, _ in rows]
+    prompts = [few_shot_prompt(generator, dataset, r) if few_shot else generator.prompt(r) for r in requests]
     # As LLMGenerator.describe samples its first attempt: the config's seed, then batches in order.
     torch.manual_seed(generator.config.seed)
     texts: list[str] = []
@@ -97,20 +134,23 @@ def main() -> None:
         texts += generator.sample(prompts[chunk])
         log(f"{len(texts)}/{len(prompts)} texts, {time.perf_counter() - start:.0f} s")
 
-    labels = {}
+    labels, lines = {}, []
     if args.out.exists():
         for line in args.out.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
-            labels[(row["user_id"], row["item_id"])] = row
-    lines, unlabelled = [], 0
+            labels[(row["user_id"], row["item_id"], row["source"])] = row
+            if row["source"] != args.source:
+                lines.append(line)  # the other source's rows stay as they are
+    unlabelled = 0
     for (user, item, split), request, text in zip(rows, requests, texts, strict=True):
-        old = labels.get((user, item))
+        old = labels.get((user, item, args.source))
         kept = old is not None and old["text"] == text
         unlabelled += not kept
         profile = request.profile
         record = {
             "user_id": user,
             "item_id": item,
+            "source": args.source,
             "title": request.item.display_title,
             "profile": {"genres": list(profile.genres), "tags": list(profile.tags), "titles": list(profile.titles)},
             "text": text,
