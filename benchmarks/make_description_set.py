@@ -21,13 +21,17 @@ Pairs are (user, item) of the bundled ml-latest-small:
   (most recent liked titles, most frequent genres and tags), never an encoder's;
 - split: by item, alternately ``calibration`` and ``test`` along the spread (the same for both sources).
 
+The set holds the ``smollm2`` rows of ``--seed 0`` (two users per item) and the
+``smollm2-fewshot`` rows of ``--seed 0`` and ``--seed 1`` (one user per item each); a run
+replaces only the rows it generates.
+
 Labels and reasons are hand-written and kept by (user_id, item_id, source): a row whose regenerated text
 differs from the labelled one loses its label (``label`` empty) and is reported, so the set never
 pairs a label with a text nobody read. Run it with one thread; progress goes to ``--log``.
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/make_description_set.py --log gen.log
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/make_description_set.py \
-        --source smollm2-fewshot --users-per-item 1 --log gen.log
+        --source smollm2-fewshot --users-per-item 1 --seed 0 --log gen.log   # and again with --seed 1
 """
 
 from __future__ import annotations
@@ -135,12 +139,14 @@ def main() -> None:
         log(f"{len(texts)}/{len(prompts)} texts, {time.perf_counter() - start:.0f} s")
 
     labels, lines = {}, []
+    made = {(user, item, args.source) for user, item, _ in rows}
     if args.out.exists():
         for line in args.out.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
-            labels[(row["user_id"], row["item_id"], row["source"])] = row
-            if row["source"] != args.source:
-                lines.append(line)  # the other source's rows stay as they are
+            key = (row["user_id"], row["item_id"], row["source"])
+            labels[key] = row
+            if key not in made:
+                lines.append(line)  # rows of other sources and other draws (--seed) stay as they are
     unlabelled = 0
     for (user, item, split), request, text in zip(rows, requests, texts, strict=True):
         old = labels.get((user, item, args.source))

@@ -141,7 +141,7 @@ _OPINION_TEXT = (
     "fun funny gorgeous heartwarming hilarious interesting masterpiece moving must nice original overrated "
     "underrated quotable stylish stylized stunning touching visually watch see boring slow acting cast "
     "soundtrack dialogue music cinematography ending plot story scenery visuals effects special performance "
-    "performances storytelling pacing atmospheric big"
+    "performances storytelling pacing atmospheric big provoking gritty"
 )
 OPINION_WORDS = frozenset(_OPINION_TEXT.split())
 # Words a description may use when the item has the genre: they restate it, they add no fact.
@@ -941,10 +941,14 @@ class GroundingChecker:
         return sentences
 
     def fact_words(self, item: ItemFacts, profile: UserProfile | None = None) -> frozenset[str]:
-        """Stems of every word the item's facts and the user's profile hold, and the words its genres imply."""
+        """Stems of every word the item's facts and the user's liked titles hold, and the words its genres imply.
+
+        The user's favourite genres and tags are not among them: they are true of the reader, not of
+        the film, and a small model's commonest error is to give the film the reader's tastes.
+        """
         profile = profile or UserProfile()
         genre_words = (word for genre in item.genres for word in GENRE_WORDS.get(genre, ()))
-        texts = (item.title, *item.genres, *item.tags, *item.people, *profile.titles, *profile.genres, *profile.tags)
+        texts = (item.title, *item.genres, *item.tags, *item.people, *profile.titles)
         forms = (form for genre in item.genres for form in GENRE_FORMS.get(genre, ()))
         return frozenset(
             [stem(word) for text in (*texts, *forms) for word in _lower_words(text) if word[:1].isalpha()]

@@ -378,7 +378,8 @@ def calibrate_guard(
                     "accepted": int(sum(passed)),
                 }
             )
-    eligible = [row for row in grid if row["accepted"] and row["precision"] >= min_precision]
+    # A setting that accepts nothing is precise by default (it shows only the template): eligible, recall 0.
+    eligible = [row for row in grid if not row["accepted"] or row["precision"] >= min_precision]
     if not eligible:
         raise ValueError(f"no setting reaches precision {min_precision} on these {len(texts)} labelled texts")
     best = max(eligible, key=lambda row: row["faithful_recall"])
