@@ -12,12 +12,14 @@ from genrec.cli import app
 from genrec.encoders.users import PreferenceProfile
 from genrec.generators import create_text_generator
 from genrec.grounding.facts import UserProfile
+from genrec.grounding.guard import measured_precision
 from genrec.pipelines import generate_descriptions
 from genrec.pipelines.describe import (
     BASELINE_TABLE,
     DESCRIPTIONS_REPORT,
     DESCRIPTIONS_TABLE,
     build_requests,
+    description_figures,
     history_texts,
 )
 
@@ -94,6 +96,22 @@ def test_reports_and_blocked_outputs_accumulate_across_resumed_runs(movielens_sm
     assert saved["blocked_outputs"] == report["blocked_outputs"] and saved["generator"]["noise"] is True
 
 
+def test_figures_of_an_all_template_run_say_so(movielens_small):
+    generator = create_text_generator("template")
+    table = generate_descriptions(generator, RECS, None, movielens_small, progress=False)
+    baseline = generate_descriptions(generator, RECS, None, movielens_small, progress=False, personalize=False)
+    figures = description_figures(
+        table, baseline, table.attrs["report"], baseline.attrs["report"], None, movielens_small, None
+    )
+    text = figures["descriptions"]
+    # No language model wrote anything: no LLM pass rate, and every shown text is the template's.
+    assert text["llm_pass_rate"] is None and text["template_share"] == 1.0
+    # What "accepted" is worth, measured on labelled real output, with where the figure comes from.
+    measured = measured_precision()
+    assert text["guard_precision"] == measured["guard_precision"] and 0.0 <= text["guard_precision"] <= 1.0
+    assert "descriptions_labelled.jsonl" in figures["guard_precision"]["provenance"]
+
+
 def test_the_baseline_is_written_apart_with_empty_profiles(movielens_small, tmp_path):
     generator = create_text_generator("template")
     profiles = {1: {"genres": ["Comedy"]}, 2: {"genres": ["Fantasy"]}}
@@ -167,6 +185,7 @@ def test_generate_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, m
     # Honest figures: the tiny LLM's noise never passes; every shown text is the template fallback.
     assert metrics["descriptions"]["llm_pass_rate"] == 0.0 and metrics["grounding_report"]["fallback"] == 4
     assert metrics["grounding_report"]["rates"]["fallback_rate"] == 1.0
+    assert metrics["descriptions"]["template_share"] == 1.0
     assert metrics["descriptions"]["final_pass_rate"] == 1.0
     assert {"personalization_lift", "baseline_preference_coverage"} <= metrics["descriptions"].keys()
     assert metrics["baseline_grounding_report"]["descriptions"] == 4
