@@ -141,7 +141,7 @@ _OPINION_TEXT = (
     "fun funny gorgeous heartwarming hilarious interesting masterpiece moving must nice original overrated "
     "underrated quotable stylish stylized stunning touching visually watch see boring slow acting cast "
     "soundtrack dialogue music cinematography ending plot story scenery visuals effects special performance "
-    "performances storytelling pacing atmospheric big provoking gritty"
+    "performances storytelling pacing atmospheric big provoking gritty suspenseful"
 )
 OPINION_WORDS = frozenset(_OPINION_TEXT.split())
 # Words a description may use when the item has the genre: they restate it, they add no fact.
@@ -180,7 +180,7 @@ _GENERAL_TEXT = (
     "absolute absolutely truly really true special extraordinary gritty edge seat awe indelible mark "
     "worth worthy enjoy enjoyed enjoying enjoyment treat blast gem joy pleasure delight satisfying wonder "
     "magnificent masterful depth complexity ordinary intriguing authentic relatable sharp greatest "
-    "unbeatable unexpected talented example simple huge extra"
+    "unbeatable unexpected talented example simple huge extra shocking underbelly suspenseful"
     # recommending, addressing the reader
     " recommend recommendation recommended must see watch watching watched viewing check checking miss "
     "sure definitely certainly highly try give chance pick choice option addition list add love like "
@@ -194,7 +194,7 @@ _GENERAL_TEXT = (
     "narrative characters character cast performance performances acting actors scenes scene moments "
     "moment experience ride visuals visual visually effects soundtrack score dialogue direction "
     "cinematography genre genres style tone atmosphere atmospheric themes theme elements element blend "
-    "mix combination combines combine combined touch twists turns heart charm wit laughs excitement "
+    "mix combination combines combine combined touch turns heart charm wit laughs excitement "
     "thrills thrill entertainment screen way ways kind sort type piece work world end ending time times"
     # everyday function-like words
     " also just quite especially particularly even still yet ever never always together whole own new "

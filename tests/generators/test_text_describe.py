@@ -89,7 +89,7 @@ def test_reports_and_blocked_outputs_accumulate_across_resumed_runs(movielens_sm
     assert resumed["reused"].tolist() == [True, False]
     assert report["descriptions"] == 2 and report["reused"] == 1
     assert report["llm_first_try"] == 1 and report["regenerated"] == 1 and report["llm_attempts"] == 3
-    assert report["rejection_reasons"] == {"blocked": 1}
+    assert report["rejection_reasons"] == {"blocked": 1, "unstated": 1}  # "ignore previous instructions"
     assert [record["item_id"] for record in report["blocked_outputs"]] == [1]  # the first run's, kept
     assert report["rates"]["llm_pass_rate"] == 0.5 and report["rates"]["regeneration_rate"] == 0.5
     saved = json.loads((tmp_path / DESCRIPTIONS_REPORT).read_text())
