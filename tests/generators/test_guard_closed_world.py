@@ -101,3 +101,17 @@ def test_the_template_text_is_still_what_the_guard_accepts(movielens_small):
     text = "Because you enjoy Comedy, Toy Story (1995) is one for you. Genres: Comedy, Animation. People describe it as pixar and fun."  # noqa: E501
     check = check_description(movielens_small, 1, text, profile=UserProfile(genres=("Comedy",)))
     assert check.passed, check.reasons()
+
+
+def test_the_texts_the_demo_accepted_before_are_refused(movielens_small):
+    # Issue 31: `genrec demo` accepted these; the first two invent people and plots, the third says nothing.
+    texts = {
+        5377: "About a Boy is a comedy-drama that explores the life of a British spy, Nick Hornby, who was murdered "
+        "by his own son.",
+        3409: "Final Destination is a favorite among those who love children. It shows how a single director can "
+        "bring together a diverse range of talented actors.",
+        6934: "This movie has been making headlines lately due to its innovative approach to storytelling.",
+    }
+    for item_id, text in texts.items():
+        check = check_description(movielens_small, item_id, text)
+        assert not check.passed, (text, check.reasons())
