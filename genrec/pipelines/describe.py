@@ -404,10 +404,10 @@ def describe_recommendations(
     coverage and diversity, and the personalisation lift against the baseline measured with
     ``personalization_encoder``, an encoder preset or object; None skips the lift),
     ``grounding_report`` (the accumulated report with the LLM's own pass rate before any
-    fallback, regeneration, fallback and final rates apart), ``baseline_grounding_report`` and
-    ``guard_precision`` (:func:`~genrec.grounding.guard.measured_precision`, with its provenance).
+    fallback, regeneration, fallback and final rates apart) and ``baseline_grounding_report``.
     ``descriptions`` also holds ``llm_pass_rate`` (None when no language model wrote any),
-    ``template_share`` (template text shown, directly or as fallback) and ``guard_precision``.
+    ``template_share`` (template text shown, directly or as fallback), ``guard_precision``
+    (:func:`~genrec.grounding.guard.measured_precision`) and ``guard_precision_provenance``.
     NaN figures are written as None.
     """
     descriptions = generate_descriptions(generator, recommendations, profiles, dataset, out_dir, progress)
@@ -459,11 +459,17 @@ def description_figures(
     figures["final_pass_rate"] = figures["guard_pass_rate"]
     figures["llm_pass_rate"] = report["rates"]["llm_pass_rate"]  # None when no language model wrote any
     figures["template_share"] = report["rates"]["template_share"]
+    # What "accepted" is worth, with where the figure comes from and how many texts it rests on.
     measured = measured_precision()
     figures["guard_precision"] = None if measured is None else measured["guard_precision"]
+    figures["guard_precision_provenance"] = (
+        "not measured"
+        if measured is None
+        else f"{measured['provenance']}; {measured['accepted']} of {measured['texts']} texts accepted, "
+        f"{measured['faithful']} faithful"
+    )
     return {
         "descriptions": {name: _json_number(value) for name, value in figures.items()},
-        "guard_precision": measured,  # the figure with its provenance: what "accepted" is worth
         "grounding_report": dict(report),
         "baseline_grounding_report": {k: v for k, v in baseline_report.items() if k != "blocked_outputs"},
     }

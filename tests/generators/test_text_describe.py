@@ -109,7 +109,8 @@ def test_figures_of_an_all_template_run_say_so(movielens_small):
     # What "accepted" is worth, measured on labelled real output, with where the figure comes from.
     measured = measured_precision()
     assert text["guard_precision"] == measured["guard_precision"] and 0.0 <= text["guard_precision"] <= 1.0
-    assert "descriptions_labelled.jsonl" in figures["guard_precision"]["provenance"]
+    assert "descriptions_labelled.jsonl" in text["guard_precision_provenance"]
+    assert f"{measured['accepted']} of {measured['texts']} texts accepted" in text["guard_precision_provenance"]
 
 
 def test_the_baseline_is_written_apart_with_empty_profiles(movielens_small, tmp_path):
