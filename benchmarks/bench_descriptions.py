@@ -10,8 +10,7 @@ reports the LLM's own pass rate before any fallback, the pass rate after regener
 fallback rate, the final guard pass rate, the personalisation lift (MiniLM similarity of a
 description to the user's history text minus the baseline's), preference coverage,
 cross-user diversity, descriptions per second and the peak resident memory. It also scores
-the guard on the hand-labelled descriptions of the tests (precision and recall on the test
-split, thresholds fitted on the calibration split).
+the guard's precision measured on hand-labelled real output (benchmarks/bench_guard.py).
 
     .venv/bin/python benchmarks/bench_descriptions.py --no-progress --json descriptions.json
     .venv/bin/python benchmarks/bench_descriptions.py --generators template --users 100 --top-k 5
@@ -20,53 +19,36 @@ split, thresholds fitted on the calibration split).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import resource
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from genrec.data import load_dataset
 from genrec.encoders import create_encoder
-from genrec.evaluation.text_metrics import description_metrics, guard_precision_recall
+from genrec.evaluation.text_metrics import description_metrics
 from genrec.generators import create_text_generator
-from genrec.pipelines import build_ranker, check_descriptions, fit_ranker, rank, split
+from genrec.grounding.guard import measured_precision
+from genrec.pipelines import build_ranker, fit_ranker, rank, split
 from genrec.pipelines.describe import (
     build_requests,
-    calibrate_guard,
     description_checker,
     generate_descriptions,
     history_texts,
 )
 from genrec.pipelines.encode import encode_histories, encode_items, preference_profile
 
-LABELLED = Path(__file__).resolve().parents[1] / "tests" / "generators" / "data" / "labelled_descriptions.csv"
-
 
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def guard_figures(dataset) -> dict[str, Any]:
-    rows = list(csv.DictReader(LABELLED.open(encoding="utf-8")))
-    calibration = [row for row in rows if row["split"] == "calibration"]
-    fitted = calibrate_guard(
-        dataset,
-        [int(row["item_id"]) for row in calibration],
-        [row["text"] for row in calibration],
-        [row["category"] not in ("off_topic", "gibberish") for row in calibration],
-        [row["category"] != "gibberish" for row in calibration],
-    )
-    test = [row for row in rows if row["split"] == "test"]
-    checks = check_descriptions(dataset, [int(row["item_id"]) for row in test], [row["text"] for row in test])
-    figures = guard_precision_recall([c.passed for c in checks], [row["label"] == "pass" for row in test])
-    wrong = [row["category"] + ": " + row["text"] for row, c in zip(test, checks, strict=True)
-             if c.passed != (row["label"] == "pass")]  # fmt: skip
-    return {"calibrated": fitted, "test": figures, "misjudged": wrong}
+def guard_figures() -> dict[str, Any]:
+    """The guard's measured precision on labelled real output (benchmarks/bench_guard.py measures it)."""
+    return measured_precision() or {"guard_precision": None, "provenance": "not measured"}
 
 
 def run(name: str, seed: int, recommendations, profiles, dataset, encoder, progress: bool, llm: dict) -> dict:
@@ -142,7 +124,7 @@ def main() -> None:
     if args.max_retries is not None:
         llm["grounding"] = {"max_retries": args.max_retries}
 
-    guard = guard_figures(dataset)
+    guard = guard_figures()
     runs = [
         run(name, seed, recommendations, profiles, dataset, encoder, args.progress, llm)
         for name in args.generators.split(",")
@@ -150,7 +132,7 @@ def main() -> None:
     ]
     load = os.getloadavg()
     print(f"{len(recommendations)} (user, item) pairs; {torch.get_num_threads()} torch threads; load {load}")
-    print(f"guard on the labelled test split: {guard['test']}; thresholds fitted on calibration: {guard['calibrated']}")
+    print(f"guard precision on labelled real output: {guard['guard_precision']} ({guard['provenance']})")
     keys = (
         "build_seconds",
         "descriptions_per_second",

@@ -3,7 +3,9 @@
 :func:`check_description_table` is the plain function behind the command (registered on the
 app in ``genrec.cli``): it reads a Parquet or CSV file, checks every row with
 :func:`genrec.pipelines.check_descriptions` and writes the rows back with the guard's fields
-(``passed``, ``about_item``, ``fluent``, ``unsupported``, ``unverifiable``, ``blocked``).
+(``passed``, ``about_item``, ``fluent``, ``unsupported``, ``unverifiable``, ``blocked``). A
+user column (``user_id`` when the file has one) makes each row personal: the user's liked
+titles, from their history, are facts the text may name.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from genrec.config import shown
 from genrec.io import atomic_path
 
 CHECK_FIELDS = ("passed", "about_item", "fluent", "unsupported", "unverifiable", "blocked")
+USER_COLUMN = "user_id"  # used when a file has it: each row is then checked against that user's profile
 LIST_SEPARATOR = "; "  # CSV cells hold the claim lists joined by this
 
 
@@ -51,8 +54,8 @@ def _row_name(path: Path, position: int) -> str:
     return f"line {position + 2}" if path.suffix.lower() == ".csv" else f"row {position}"
 
 
-def _resolve_ids(path: Path, table: pd.DataFrame, column: str, dataset) -> list[Any]:
-    known = set(dataset.item_ids.tolist())
+def _resolve_ids(path: Path, table: pd.DataFrame, column: str, dataset, kind: str = "item") -> list[Any]:
+    known = set((dataset.item_ids if kind == "item" else dataset.user_ids).tolist())
     resolved = []
     for position, raw in enumerate(table[column].tolist()):
         candidates = [raw]
@@ -63,7 +66,7 @@ def _resolve_ids(path: Path, table: pd.DataFrame, column: str, dataset) -> list[
         match = next((candidate for candidate in candidates if candidate in known), None)
         if match is None:
             raise DescriptionFileError(
-                f"{path}, {_row_name(path, position)}, column {column!r}: unknown item id {shown(raw)} "
+                f"{path}, {_row_name(path, position)}, column {column!r}: unknown {kind} id {shown(raw)} "
                 f"(not in data set {dataset.name})"
             )
         resolved.append(match)
@@ -76,8 +79,12 @@ def check_description_table(
     out: str | Path | None = None,
     item_column: str = "item_id",
     text_column: str = "text",
+    user_column: str | None = USER_COLUMN,
 ) -> tuple[pd.DataFrame, Path]:
     """Check every (item, text) row of ``path``; write the rows with the guard's fields to ``out``.
+
+    ``user_column`` names the column of user ids (the default ``user_id`` is used when the file
+    has it; another name must exist; None checks without users).
 
     ``out`` defaults to ``<stem>.checked<suffix>`` beside the input, in the input's format (CSV
     cells join the claim lists with ``"; "``). Returns the checked table and where it went.
@@ -94,7 +101,14 @@ def check_description_table(
             )
     loaded = load_dataset(dataset)
     item_ids = _resolve_ids(path, table, item_column, loaded)
-    checks = check_descriptions(loaded, item_ids, table[text_column].tolist())
+    if user_column is not None and user_column not in table.columns and user_column != USER_COLUMN:
+        raise DescriptionFileError(f"{path}: missing user column {user_column!r}; found {list(table.columns)}")
+    user_ids = (
+        _resolve_ids(path, table, user_column, loaded, kind="user")
+        if user_column is not None and user_column in table.columns
+        else None
+    )
+    checks = check_descriptions(loaded, item_ids, table[text_column].tolist(), user_ids=user_ids)
     checked = table.copy()
     for name in CHECK_FIELDS:
         checked[name] = [getattr(check, name) for check in checks]
@@ -120,13 +134,16 @@ def check_descriptions_command(
     ] = None,
     item_column: Annotated[str, typer.Option(help="column holding the item ids")] = "item_id",
     text_column: Annotated[str, typer.Option(help="column holding the descriptions")] = "text",
+    user_column: Annotated[
+        str, typer.Option(help="column of user ids: their liked titles may be named (used when present)")
+    ] = USER_COLUMN,
 ) -> None:
     """Run the grounding guard over (item_id, text) rows and write passed, about_item, fluent, claims, blocked."""
     from genrec.data import DataValidationError
     from genrec.registry import UnknownNameError
 
     try:
-        checked, target = check_description_table(file, dataset, out, item_column, text_column)
+        checked, target = check_description_table(file, dataset, out, item_column, text_column, user_column)
     except (DescriptionFileError, DataValidationError, UnknownNameError) as err:
         raise fail(str(err)) from None
     passed = int(checked["passed"].sum())

@@ -110,29 +110,6 @@ def guard_precision_recall(passed: Sequence[bool], good: Sequence[bool]) -> dict
     }
 
 
-def calibrate_threshold(scores: Sequence[float], labels: Sequence[bool]) -> float:
-    """The cut ``t`` (``score >= t`` means positive) with the best balanced accuracy on labelled scores.
-
-    Candidates are the midpoints between consecutive distinct scores; ties go to the middle of
-    the best range, so the cut sits as far from both classes as the data allow. Needs both classes.
-    """
-    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
-    if len(scores) != len(labels):
-        raise ValueError(f"{len(scores)} scores but {len(labels)} labels")
-    if labels.all() or not labels.any():
-        raise ValueError("calibration needs positive and negative examples")
-    distinct = np.unique(scores)
-    candidates = np.concatenate([[distinct[0] - 1e-6], (distinct[1:] + distinct[:-1]) / 2, [distinct[-1] + 1e-6]])
-    balanced = np.array(
-        [
-            ((scores >= t) & labels).sum() / labels.sum() + ((scores < t) & ~labels).sum() / (~labels).sum()
-            for t in candidates
-        ]
-    )
-    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
-    return float((candidates[best[0]] + candidates[best[-1]]) / 2)
-
-
 def mentions_preference(text: str, profile: UserProfile) -> bool:
     """Whether ``text`` names at least one of the profile's genres or tags (whole words, any case)."""
     tokens = " " + " ".join(words(text)) + " "

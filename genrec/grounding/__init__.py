@@ -4,7 +4,8 @@ Below both the generators (which write descriptions and regenerate rejected ones
 evaluation (which reports the guard's rates), so neither imports the other for it:
 
 - :mod:`genrec.grounding.facts`: :class:`ItemFacts` (an item's metadata) and :class:`UserProfile`;
-- :mod:`genrec.grounding.guard`: :class:`GroundingChecker`, about the item, fluent, every claim supported;
+- :mod:`genrec.grounding.guard`: :class:`GroundingChecker`, closed-world: about the item, fluent and complete,
+  every claim supported, every sentence opinion or stated by the facts (docs/descriptions.md);
 - :mod:`genrec.grounding.text_safety`: the output filter (blocklist, profanity) and prompt quoting.
 """
 

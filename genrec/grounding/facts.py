@@ -103,11 +103,18 @@ class UserProfile:
         """A :class:`UserProfile` from the encoders' preference profile (attributes) or a mapping with the same keys.
 
         Keys: ``genres``/``top_genres``, ``tags``/``top_tags``, ``titles``/``liked_titles``, ``visual``.
+        A sequence of strings is the user's liked titles alone.
         """
         if isinstance(profile, UserProfile):
             return profile
         if profile is None:
             return cls(user_id=user_id)
+        if isinstance(profile, str):
+            raise TypeError(
+                f"profile: expected a profile, a mapping or a list of liked titles, got the string {profile!r}"
+            )
+        if isinstance(profile, Sequence):
+            return cls(user_id=user_id, titles=tuple(str(title) for title in profile))
 
         def get(*names: str) -> tuple[str, ...]:
             for name in names:
@@ -137,15 +144,15 @@ def profile_from_history(
     history: Sequences | None = None,
     max_genres: int = 3,
     max_tags: int = 3,
-    max_titles: int = 3,
+    max_titles: int | None = 3,
     min_rating: float = 4.0,
 ) -> UserProfile:
     """A :class:`UserProfile` from plain counts over a user's history, no model involved.
 
     Genres and tags: the most frequent over the history's items (ties: the more recent first;
     tags that are viewers' notes, see :func:`descriptive_tag`, skipped); titles: the most
-    recent items rated at least ``min_rating``, newest first (every item counts as liked where
-    the log has no rating). ``history`` holds one row per ``user_idx`` (e.g. ``split.train``, so
+    recent items rated at least ``min_rating``, newest first, ``max_titles`` of them (None: all;
+    every item counts as liked where the log has no rating). ``history`` holds one row per ``user_idx`` (e.g. ``split.train``, so
     held-out items stay out of the profile); default the full log.
     """
     history = dataset.histories() if history is None else history

@@ -1,15 +1,17 @@
-"""The grounding guard: is a description about its item, readable, and does the metadata support every claim?
+"""The grounding guard, closed-world: is a description about its item, readable, and does every sentence
+state only opinion or what the item's facts hold? docs/descriptions.md is the rubric it is measured by.
 
 A description passes (:meth:`GroundingChecker.check` -> :class:`DescriptionCheck`) only if
 
 1. it is **about the item**: it names the item's title (any case; a leading or trailing article
-   is optional, so "the matrix" and "Matrix" name "Matrix, The"), or its MiniLM embedding is
-   close to the item's facts (title, year, genres, tags): cosine >= ``about_threshold``; and it
-   does not talk about the prompt instead ("This is an example of...", "the user", "taglines"):
-   such ``meta`` phrases make it off topic;
-2. it is **fluent**: at least ``min_words`` words, the share of known words (wordfreq's English
-   list plus the catalogue's vocabulary) >= ``fluency_threshold``, no word repeated
-   ``max_repeat`` times in a row;
+   is optional, so "the matrix" and "Matrix" name "Matrix, The"; its punctuation too, so "Who
+   Framed Roger Rabbit" names "Who Framed Roger Rabbit?"), or it states a fact only this item
+   holds (one of its own tags or people). Praise never makes a text about an item, however
+   close its embedding is to the facts. It does not talk about the prompt instead ("This is an
+   example of...", "the user", "Movie: ...", "[adjective]"): such ``meta`` phrases fail it;
+2. it is **fluent** and **complete**: at least ``min_words`` words, the share of known words
+   (wordfreq's English list plus the catalogue's vocabulary) >= ``fluency_threshold``, no word
+   repeated ``max_repeat`` times in a row, and it ends with a full sentence;
 3. every **checkable claim** is supported by the item's metadata, and it asserts nothing the
    guard cannot check (FActScore's atomic claims, Min et al. 2023, reduced to what a catalogue
    holds). Claim kinds:
@@ -22,14 +24,25 @@ A description passes (:meth:`GroundingChecker.check` -> :class:`DescriptionCheck
    - ``genre``: a catalogue genre or its usual form ("animated", "sci-fi", "romantic comedy");
    - ``tag``: a catalogue tag that names a topic (a word rare enough not to be everyday speech,
      so "love", "classic" or "boring" claim nothing), supported by the item's own tags;
-   - ``person``: a proper name (capitalised words) or a name-like tag; supported when the item's
-     people or tags name it, otherwise unverifiable;
+   - ``person``: a name the catalogue's people columns hold, or one a role introduces
+     ("directed by ..."); ``name``: any other proper name (capitalised words: a person, place
+     or event). Supported when the item's people or tags name it, otherwise unverifiable;
    - ``rating``: "4.2 out of 5", "8/10", "4 stars", "highly rated": checked against the item's
      mean rating when the catalogue has ratings; IMDb/Rotten Tomatoes scores are unverifiable;
    - ``award``, ``box_office``, ``relation`` (sequel, remake, "based on", "from the makers of",
      where it was released: Netflix, a TV show, a premiere),
      ``number``: unverifiable unless an item tag states it (an "oscar (...)" tag supports an
-     Oscar claim; a "sequel" tag or a numbered title supports "sequel").
+     Oscar claim; a "sequel" tag or a numbered title supports "sequel");
+   - ``seen``: "I'm so glad you enjoyed <the item>" tells the reader they have seen the film
+     recommended to them: unsupported (of a liked title it is true, and no claim);
+
+4. **every sentence is opinion or stated by the facts** (:meth:`GroundingChecker.unstated`):
+   its content words, less those of supported claims, the facts' own words (and the words
+   the item's genres imply, :data:`GENRE_WORDS`), stop words and general language
+   (:data:`GENERAL_WORDS`: opinion, recommending and film-talk words), number at most
+   ``max_unstated``. A word left over is a plot, person, place, role or event nobody gave
+   the writer. ``support_threshold`` (off by default, as calibrated) would excuse a sentence
+   whose MiniLM cosine to the nearest fact sentence reaches it.
 
 Unverifiable claims are listed apart and never counted as supported: a text that asserts one
 fails. Outputs the :class:`~genrec.grounding.text_safety.OutputFilter` blocks fail too.
@@ -39,10 +52,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import groupby
+from itertools import groupby, takewhile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,6 +68,7 @@ from genrec.config import StrictModel
 from genrec.data import Dataset
 from genrec.grounding.facts import ItemFacts, UserProfile, display_title
 from genrec.grounding.text_safety import OutputFilter, SafetyConfig
+from genrec.io import read_json
 
 CLAIM_KINDS = (
     "title",
@@ -62,11 +78,13 @@ CLAIM_KINDS = (
     "genre",
     "tag",
     "person",
+    "name",
     "rating",
     "award",
     "box_office",
     "relation",
     "number",
+    "seen",
 )
 SUPPORTED, UNSUPPORTED, UNVERIFIABLE = "supported", "unsupported", "unverifiable"
 
@@ -123,9 +141,78 @@ _OPINION_TEXT = (
     "fun funny gorgeous heartwarming hilarious interesting masterpiece moving must nice original overrated "
     "underrated quotable stylish stylized stunning touching visually watch see boring slow acting cast "
     "soundtrack dialogue music cinematography ending plot story scenery visuals effects special performance "
-    "performances storytelling pacing atmospheric big"
+    "performances storytelling pacing atmospheric big provoking gritty suspenseful"
 )
 OPINION_WORDS = frozenset(_OPINION_TEXT.split())
+# Words a description may use when the item has the genre: they restate it, they add no fact.
+GENRE_WORDS = {
+    "Action": ("action", "fight", "fights", "explosive", "stunts"),
+    "Adventure": ("adventure", "adventures", "adventurous", "journey", "quest"),
+    "Animation": ("animated", "animation", "cartoon"),
+    "Children": ("kids", "children", "family", "families", "young"),
+    "Comedy": ("funny", "humor", "humour", "humorous", "laugh", "laughs", "laughter", "comic", "comedic", "witty"),
+    "Crime": ("crime", "criminal", "criminals", "gangster", "gangsters"),
+    "Documentary": ("documentary", "real"),
+    "Drama": ("drama", "dramatic"),
+    "Fantasy": ("fantasy", "magic", "magical", "fantastical"),
+    "Horror": ("horror", "scary", "terrifying", "frightening", "creepy", "chilling", "fear"),
+    "Musical": ("music", "musical", "songs", "singing", "dance", "dancing"),
+    "Mystery": ("mystery", "mysterious", "puzzle"),
+    "Romance": ("romance", "romantic", "love"),
+    "Sci-Fi": ("science", "fiction", "futuristic", "future"),
+    "Thriller": ("thriller", "thrilling", "suspense", "suspenseful", "tense", "tension"),
+    "War": ("war", "soldiers", "battle"),
+    "Western": ("western", "cowboy", "cowboys"),
+}
+# Evaluative, recommending and film-talk words: they say how good a film is or to whom it appeals, or
+# name parts every film has; they state no fact about this one. Found on the calibration part of the
+# labelled set (docs/descriptions.md): what stays outside is a plot, person, place, role or event.
+_GENERAL_TEXT = (
+    # opinion
+    "good great best better bad worst awesome amazing beautiful brilliant classic clever cool dark "
+    "emotional engaging engrossing entertaining excellent fantastic favorite favourite fun gorgeous "
+    "heartwarming interesting masterpiece masterclass moving nice original stylish stunning touching "
+    "captivating compelling fascinating gripping exciting enjoyable delightful charming powerful "
+    "memorable unique unforgettable remarkable incredible impressive perfect wonderful superb outstanding "
+    "refreshing thoughtful poignant intense immersive iconic timeless beloved inspiring uplifting fresh "
+    "creative imaginative smart rich deep complex layered nuanced crafted solid strong lighthearted light "
+    "hearted heartfelt sweet fine wild thought provoking breathtaking breathless legendary epic hilarious "
+    "absolute absolutely truly really true special extraordinary gritty edge seat awe indelible mark "
+    "worth worthy enjoy enjoyed enjoying enjoyment treat blast gem joy pleasure delight satisfying wonder "
+    "magnificent masterful depth complexity ordinary intriguing authentic relatable sharp greatest "
+    "unbeatable unexpected talented example simple huge extra shocking underbelly suspenseful"
+    # recommending, addressing the reader
+    " recommend recommendation recommended must see watch watching watched viewing check checking miss "
+    "sure definitely certainly highly try give chance pick choice option addition list add love like "
+    "people describe change usual picks fan fans lover lovers viewer viewers audience audiences everyone "
+    "anyone someone somebody whoever reader readers glad happy hope thrilled excited share think say mind "
+    "mood looking look want wants need find found go going come coming keep leave make makes made get "
+    "gets take takes bring brings offer offers feel feels felt know tell let seen saw consider appeal "
+    "appeals suit suits"
+    # film talk: parts every film has
+    " movie movies film films flick cinema cinematic story stories storytelling tale tales plot storyline "
+    "narrative characters character cast performance performances acting actors scenes scene moments "
+    "moment experience ride visuals visual visually effects soundtrack score dialogue direction "
+    "cinematography genre genres style tone atmosphere atmospheric themes theme elements element blend "
+    "mix combination combines combine combined touch turns heart charm wit laughs excitement "
+    "thrills thrill entertainment screen way ways kind sort type piece work world end ending time times"
+    # everyday function-like words
+    " also just quite especially particularly even still yet ever never always together whole own new "
+    "little lot bit something anything everything nothing thing things much more both either perhaps "
+    "maybe sometimes often already well alike full plenty sense across around within without another "
+    "other others same different next first one ones all every through since due among itself between "
+    "because whether else away back until too rather indeed actually fact entirely possible single "
+    "multiple being become becomes use used using create creates ability potential impact context details "
+    "focus feature features fit shine reminder opinion careful terms hear soon wait remember suggest "
+    "eager seemingly accessible explore explores exploring follows set released"
+)
+GENERAL_WORDS = frozenset(_GENERAL_TEXT.split())
+# Contractions are function words too ("it's", "you'll"), whatever their stem.
+_CONTRACTIONS_TEXT = (
+    "it's i'm you'll you're don't can't that's there's i've you've won't isn't doesn't let's we're they're "
+    "i'd you'd i'll he's she's what's here's who's wouldn't couldn't shouldn't didn't aren't wasn't"
+)
+_CONTRACTIONS = frozenset(_CONTRACTIONS_TEXT.split())
 # Genre names whose plain sense is common: claims only when capitalised mid-sentence or in a GENRE_FORMS phrase.
 PLAIN_SENSE_GENRES = frozenset({("children",), ("war",)})
 _AWARD = re.compile(
@@ -156,9 +243,15 @@ _RATING = re.compile(
 _META = re.compile(
     r"\b(this (?:is an example|is a piece|piece|item|summary|description|text)|the user(?:'s)?|as an ai|"
     r"tag ?lines?|metadata|the item(?:'s)?|favou?rite genres|liked titles|the description|"
-    r"(?:this|the) (?:product|prompt)|here is (?:a|the) description)\b",
+    r"(?:this|the) (?:product|prompt)|here is (?:a|the) description|the reader(?:['’]s)?|favou?rite tags|"
+    r"movies the reader liked|two short sentences)\b"
+    # Field labels ("Movie: ...", "Director: ...") and placeholders ("[adjective]") written back. The
+    # template generator's own "Genres: ..." sentence is prose that lists true genres, so not "genres:".
+    r"|\b(?:movie|genre|tags?|actor|director|writer|rating|released?)\s*:|\[[a-z ]+\]",
     re.IGNORECASE,
 )
+# A description ends with a full sentence; anything else was cut by the token cap or trails off.
+_COMPLETE = re.compile(r"[.!?][\"'”’)]*$")
 # Where or how it was released or shown: nothing in the metadata says.
 _RELEASE = re.compile(
     r"\b(netflix|amazon(?: prime)?|hulu|hbo|disney\+|prime video|apple tv|youtube|streaming|on dvd|blu-ray|"
@@ -170,6 +263,12 @@ _RATING_SITE = re.compile(r"\b(imdb|rotten tomatoes|metacritic|letterboxd|tomato
 _HIGHLY_RATED = re.compile(r"\b(highly[- ]rated|top[- ]rated|best[- ]rated|five[- ]star|5[- ]star)\b", re.IGNORECASE)
 _PERSON_TRIGGER = re.compile(
     r"\b(?:directed by|starring|stars|written by|produced by|voiced by|director|actor|actress|filmmaker)\s*$",
+    re.IGNORECASE,
+)
+_TRAILING_ARTICLE_KEY = re.compile(r",\s*(?:the|a|an)\s*$", re.IGNORECASE)
+# The reader told they have seen the film: true of a liked title, false of the recommended item.
+_SEEN = re.compile(
+    r"\byou(?:['’]ve| have)?\s+(?:already\s+|really\s+|just\s+)?(?:enjoyed|loved|liked|watched|seen|saw|adored)\b",
     re.IGNORECASE,
 )
 _NUMBERED_TITLE = re.compile(r"(?:\s(?:[2-9]|II|III|IV|V|VI)|:?\s(?:part|chapter|episode)\s\w+)$", re.IGNORECASE)
@@ -198,11 +297,18 @@ class GroundingConfig(StrictModel):
         0.53, ge=0.0, le=1.0, description="least share of known words (calibrated on the labelled calibration split)"
     )
     max_repeat: int = Field(3, ge=2, description="a word repeated this many times in a row is not fluent")
-    about_encoder: str | None = Field(
-        "minilm", description="encoder preset for the semantic about-item check (None: only a named title counts)"
+    max_unstated: int = Field(
+        0, ge=0, description="content words a sentence may hold that no fact states (calibrated on the labelled set)"
     )
-    about_threshold: float = Field(
-        0.26, ge=-1.0, le=1.0, description="least cosine to the item's facts (calibrated on the calibration split)"
+    support_encoder: str | None = Field(
+        "minilm", description="encoder preset for support_threshold's sentence similarity"
+    )
+    support_threshold: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        description="a sentence with unstated words still passes at this cosine to the nearest fact sentence "
+        "(None: never; calibrated on the labelled set)",
     )
     rating_tolerance: float = Field(0.3, ge=0.0, description="a stated rating (5-star scale) may differ this much")
     high_rating: float = Field(4.0, description="mean rating from which 'highly rated' is supported")
@@ -233,16 +339,18 @@ class Claim:
 
 @dataclass
 class DescriptionCheck:
-    """The guard's verdict on one description (see the module docstring); ``passed`` needs all four."""
+    """The guard's verdict on one description (see the module docstring); ``passed`` needs every check."""
 
     passed: bool
     about_item: bool
     fluent: bool
+    complete: bool = True  # ends with a full sentence
+    unstated: list[str] = field(default_factory=list)  # per failing sentence, its content words no fact states
     unsupported: list[str] = field(default_factory=list)  # "kind:claim" the metadata contradicts
     unverifiable: list[str] = field(default_factory=list)  # "kind:claim" the metadata cannot confirm
     blocked: list[str] = field(default_factory=list)  # what the output filter found
     names_title: bool = False
-    similarity: float | None = None  # cosine to the item's facts, when it was needed
+    similarity: float | None = None  # least cosine of a sentence with unstated words to the facts, when consulted
     known_word_share: float = 0.0
     meta: list[str] = field(default_factory=list)  # phrases about the prompt, not the item: not about it
 
@@ -251,8 +359,10 @@ class DescriptionCheck:
         return [
             *(f"blocked:{term}" for term in self.blocked),
             *([] if self.fluent else ["not_fluent:"]),
+            *([] if self.complete else ["incomplete:"]),
             *self.unsupported,
             *self.unverifiable,
+            *(f"unstated:{words}" for words in self.unstated),
             *(f"meta:{phrase}" for phrase in self.meta),
             *([] if self.about_item or self.meta else ["off_topic:"]),
         ]
@@ -262,6 +372,8 @@ class DescriptionCheck:
             "passed": self.passed,
             "about_item": self.about_item,
             "fluent": self.fluent,
+            "complete": self.complete,
+            "unstated": list(self.unstated),
             "unsupported": list(self.unsupported),
             "unverifiable": list(self.unverifiable),
             "blocked": list(self.blocked),
@@ -331,6 +443,8 @@ class GroundingReport:
             "pass_rate_after_regeneration": share(self.llm_first_try + self.regenerated, llm),
             "fallback_rate": share(self.fallback, llm),
             "template_rate": share(self.template, n),
+            # Template text shown, written directly or as the LLM's fallback: what the reader reads that no model wrote.
+            "template_share": share(self.template + self.fallback, n),
             "blocked_rate": share(self.blocked, n),
             "attempt_pass_rate": share(self.llm_attempts - self.rejected_attempts, self.llm_attempts),
         }
@@ -350,6 +464,20 @@ class GroundingReport:
             "rates": self.rates(),
             "blocked_outputs": list(self.blocked_outputs),
         }
+
+
+# The default guard's measured precision on the labelled test part, written by benchmarks/bench_guard.py.
+GUARD_PRECISION_FILE = Path(__file__).with_name("guard_precision.json")
+
+
+def measured_precision() -> dict[str, Any] | None:
+    """What "accepted" is worth: the default guard's precision on the labelled test part, with its provenance.
+
+    None when the package ships no measurement (benchmarks/bench_guard.py --write-precision makes one).
+    """
+    if not GUARD_PRECISION_FILE.is_file():
+        return None
+    return read_json(GUARD_PRECISION_FILE)
 
 
 def item_ratings(dataset: Dataset) -> dict[Any, float]:
@@ -383,8 +511,9 @@ def _lower_words(text: str) -> tuple[str, ...]:
 def title_keys(title: str) -> set[tuple[str, ...]]:
     """Lower-cased word tuples a text may use to name ``title``: as stored, as displayed, without a leading article.
 
-    "Matrix, The" -> ("matrix", ",", "the"), ("the", "matrix"), ("matrix",); an alternative
-    title in parentheses ("Twelve Monkeys (a.k.a. 12 Monkeys)") gives its own keys too.
+    "Matrix, The" -> ("matrix", ",", "the"), ("the", "matrix"), ("matrix",); "Who Framed Roger
+    Rabbit?" also without its punctuation; an alternative title in parentheses ("Twelve Monkeys
+    (a.k.a. 12 Monkeys)") gives its own keys too.
     """
     variants = {title, display_title(title)}
     for alternative in re.findall(r"\((?:a\.k\.a\.\s*)?([^()]+)\)", title):
@@ -393,21 +522,47 @@ def title_keys(title: str) -> set[tuple[str, ...]]:
     keys = set()
     for variant in variants:
         words = _lower_words(variant)
-        if words:
-            keys |= {words, _strip_article(words)}
+        # Texts drop a title's punctuation ("Who Framed Roger Rabbit is ..."): its words alone name it too.
+        # A stored trailing article ("Matrix, The") is not how anyone writes it without the comma.
+        bare = () if _TRAILING_ARTICLE_KEY.search(variant) else tuple(word for word in words if word[:1].isalnum())
+        for key in (words, bare):
+            if key:
+                keys |= {key, _strip_article(key)}
     return keys
 
 
-def facts_text(item: ItemFacts) -> str:
-    """The item's facts as one sentence-like text: what the semantic about-item check compares to."""
-    parts = [item.display_title + (f" ({item.year})" if item.year is not None else "")]
-    if item.genres:
-        parts.append(", ".join(item.genres))
-    if item.tags:
-        parts.append(", ".join(item.tags[:12]))
-    if item.description:
-        parts.append(item.description)
-    return ". ".join(parts)
+def fact_sentences(item: ItemFacts) -> list[str]:
+    """The item's facts as short sentences (title and year, genres, tags, people): what sentences are compared to."""
+    sentences = [item.display_title + (f" ({item.year})" if item.year is not None else "")]
+    for label, values in (("genres", item.genres), ("tags", item.tags[:12]), ("people", item.people)):
+        if values:
+            sentences.append(f"{item.display_title}, {label}: {', '.join(values)}")
+    if item.description:  # a catalogue's own text about the item (Amazon's description and features)
+        sentences.append(item.description)
+    return sentences
+
+
+def stem(word: str) -> str:
+    """A crude English stem ("loved", "loves", "loving" -> "lov"; "stories" -> "story"), for text and lexicon alike."""
+    word = word.lower().replace("’", "'")
+    word = word.removesuffix("'s")
+    for suffix, replacement in (("ies", "y"), ("ing", ""), ("ed", ""), ("ly", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            word = word[: -len(suffix)] + replacement
+            break
+    return word.removesuffix("e") if len(word) > 3 else word
+
+
+GENERAL_STEMS = frozenset(stem(word) for word in GENERAL_WORDS)
+
+
+def _unstated(word: str, stated: frozenset[str]) -> bool:
+    """Whether ``word`` is content no fact states: not a stop word, not general language, not in ``stated``."""
+    lower = word.lower().replace("’", "'")
+    if lower in STOPWORDS or lower in _CONTRACTIONS:
+        return False
+    root = stem(lower)
+    return root not in GENERAL_STEMS and root not in stated
 
 
 @dataclass
@@ -423,8 +578,8 @@ class GroundingChecker:
     """Claim extraction and checking against one catalogue (vocabularies built once, reused).
 
     ``ratings`` maps item id -> mean rating (5-star scale) for rating claims; ``similarity`` is a
-    function ``(texts, facts_texts) -> cosines`` (default: the ``about_encoder`` preset, loaded on
-    first use, only for texts that do not name their title).
+    function ``(sentences, fact sentences) -> cosines``, row-paired (default: the ``support_encoder``
+    preset, loaded on first use, only when ``support_threshold`` is set and a sentence needs it).
     """
 
     def __init__(
@@ -485,6 +640,13 @@ class GroundingChecker:
     # ---------------------------------------------------------------- claims
     def claims(self, text: str, item: ItemFacts, profile: UserProfile | None = None) -> list[Claim]:
         """Every checkable claim in ``text``, in order of appearance, each supported, unsupported or unverifiable."""
+        check = set(self.config.check)
+        return [Claim(s.kind, s.text, s.status) for s in self._spans(text, item, profile)[1] if s.kind in check]
+
+    def _spans(
+        self, text: str, item: ItemFacts, profile: UserProfile | None = None
+    ) -> tuple[list[re.Match], list[_Span]]:
+        """The tokens of ``text`` and its claims as token spans, in order (every kind, switched off or not)."""
         profile = profile or UserProfile()
         matches = list(_TOKEN.finditer(text))
         words = tuple(m.group(0) for m in matches)
@@ -509,11 +671,14 @@ class GroundingChecker:
         # The item's own title, the user's liked titles and the item's own tags, written out, are supported
         # as a whole: the words inside them claim nothing else ("oscar (best picture)", "1990s" as a tag).
         allowed_kinds = {key: "tag" for key in item_tags if key} | {key: "title" for key in own | liked}
+        own_at: set[int] = set()  # where the item's own title is written
         position = 0
         while position < len(words):
             title = self._longest(lower, position, self.titles)
             allowed = self._longest(lower, position, allowed_kinds, max(map(len, allowed_kinds), default=1))
             if allowed is not None and (title is None or len(title) <= len(allowed)):
+                if allowed in own and allowed not in liked:
+                    own_at.add(position)
                 add(position, len(allowed), allowed_kinds[allowed], SUPPORTED)
                 position += len(allowed)
                 continue
@@ -543,7 +708,7 @@ class GroundingChecker:
             best = max((m for m in (person, genre, tag) if m), key=len, default=None)
             if best is not None and not any(covered[position : position + len(best)]):
                 written = words[position : position + len(best)]
-                if best == person or (best == tag and len(best) > 1 and all(w[:1].isupper() for w in written)):
+                if best == person:
                     add(position, len(best), "person", SUPPORTED if best in item_people else UNVERIFIABLE)
                 elif (
                     best == genre
@@ -564,9 +729,14 @@ class GroundingChecker:
             position += 1
 
         self._names(words, lower, starts, text, sentence_start, covered, add, item_people, item)
-        check = set(self.config.check)
+        # "I'm so glad you enjoyed <the item>": the reader is being recommended it, so has not seen it.
+        for m in _SEEN.finditer(text):
+            first, end = bisect_left(starts, m.start()), bisect_left(starts, m.end())
+            after = list(takewhile(lambda i: words[i] not in ",.!?;:", range(end, min(end + 4, len(words)))))
+            if any(i in own_at for i in after) or (after and lower[after[0]] in ("it", "this")):
+                spans.append(_Span(first, end - first, "seen", m.group(0), UNSUPPORTED))
         spans.sort(key=lambda span: span.start)
-        return [Claim(s.kind, s.text, s.status) for s in spans if s.kind in check]
+        return matches, spans
 
     def _written_as_title(self, words: Sequence[str], start: int, length: int, at_sentence_start: bool) -> bool:
         """Whether the words at ``start`` are used as a title, not as everyday words that spell one."""
@@ -692,10 +862,14 @@ class GroundingChecker:
             while first < run and sentence_start[first] and zipf(lower[first]) >= self.config.everyday_zipf - 0.5:
                 first += 1
             name = lower[first:run]
-            triggered = first > 0 and _PERSON_TRIGGER.search(text[: starts[first]]) is not None
+            # Every word of the run may be an everyday sentence opener ("... Deathly Hallows: Part"): no name.
+            triggered = bool(name) and first > 0 and _PERSON_TRIGGER.search(text[: starts[first]]) is not None
             if name and (len(name) > 1 or triggered or self._rare_name(name[0], item_words)):
                 known = all(word in item_words for word in name) or name in item_people
-                add(first, run - first, "person", SUPPORTED if known else UNVERIFIABLE)
+                # A person only where the text or the catalogue says so: "Nazi Germany" is a place,
+                # "World War II" an event; every other capitalised run is a name of some kind.
+                kind = "person" if triggered or tuple(name) in self.people else "name"
+                add(first, run - first, kind, SUPPORTED if known else UNVERIFIABLE)
             position = run
 
     def _rare_name(self, word: str, item_words: set[str]) -> bool:
@@ -742,13 +916,60 @@ class GroundingChecker:
         fluent = count >= self.config.min_words and share >= self.config.fluency_threshold
         return fluent and longest_run < self.config.max_repeat, share
 
+    def unstated(self, text: str, item: ItemFacts, profile: UserProfile | None = None) -> list[tuple[str, list[str]]]:
+        """Each sentence of ``text`` with its content words that no fact states: (sentence, words), in order.
+
+        A word is stated when a claim covers it (the title, a liked title, a genre, tag, person
+        or year), when a fact's words hold it (:meth:`fact_words`), or when it is evaluative or
+        recommending language that asserts nothing about the film (:data:`GENERAL_WORDS`);
+        stop words never count. What remains is a plot, person, place, role or event nobody
+        gave the writer: closed world, it fails the sentence.
+        """
+        matches, spans = self._spans(text, item, profile)
+        covered = {i for span in spans for i in range(span.start, span.start + span.length)}
+        stated = self.fact_words(item, profile)
+        sentences: list[tuple[str, list[str]]] = []
+        begin, words = 0, []
+        for index, match in enumerate(matches):
+            word = match.group(0)
+            if word in ".!?;" or index == len(matches) - 1:
+                end = match.end()
+                if word[:1].isalpha() and index not in covered and _unstated(word, stated):
+                    words.append(word)
+                sentences.append((text[begin:end].strip(), words))
+                begin, words = end, []
+            elif word[:1].isalpha() and index not in covered and _unstated(word, stated):
+                words.append(word)
+        return sentences
+
+    def fact_words(self, item: ItemFacts, profile: UserProfile | None = None) -> frozenset[str]:
+        """Stems of every word the item's facts and the user's liked titles hold, and the words its genres imply.
+
+        The user's favourite genres and tags are not among them: they are true of the reader, not of
+        the film, and a small model's commonest error is to give the film the reader's tastes.
+        """
+        profile = profile or UserProfile()
+        genre_words = (word for genre in item.genres for word in GENRE_WORDS.get(genre, ()))
+        texts = (item.title, *item.genres, *item.tags, *item.people, *profile.titles)
+        forms = (form for genre in item.genres for form in GENRE_FORMS.get(genre, ()))
+        return frozenset(
+            [stem(word) for text in (*texts, *forms) for word in _lower_words(text) if word[:1].isalpha()]
+            + [stem(word) for word in genre_words]
+        )
+
     def similarities(self, texts: Sequence[str], items: Sequence[ItemFacts]) -> np.ndarray:
-        """Cosine of each text to its item's facts (:func:`facts_text`), with the about-item encoder."""
+        """Each text's cosine to its item's nearest fact sentence (:func:`fact_sentences`), with the support encoder."""
         if self._similarity is None:
-            if self.config.about_encoder is None:
-                raise ValueError("the semantic about-item check needs about_encoder (e.g. 'minilm') or similarity=")
-            self._similarity = encoder_similarity(self.config.about_encoder)
-        return np.asarray(self._similarity(list(texts), [facts_text(item) for item in items]), dtype=np.float64)
+            if self.config.support_encoder is None:
+                raise ValueError("the sentence similarity needs support_encoder (e.g. 'minilm') or similarity=")
+            self._similarity = encoder_similarity(self.config.support_encoder)
+        pairs = [(row, fact) for row, item in enumerate(items) for fact in fact_sentences(item)]
+        scores = np.asarray(
+            self._similarity([texts[row] for row, _ in pairs], [fact for _, fact in pairs]), dtype=np.float64
+        )
+        best = np.full(len(texts), -1.0)
+        np.maximum.at(best, [row for row, _ in pairs], scores)
+        return best
 
     def check(
         self, text: str, item: ItemFacts, profile: UserProfile | None = None, special_tokens: tuple[str, ...] = ()
@@ -763,24 +984,33 @@ class GroundingChecker:
         profiles: Sequence[UserProfile | None] | None = None,
         special_tokens: tuple[str, ...] = (),
     ) -> list[DescriptionCheck]:
-        """:meth:`check` for many texts; the semantic check embeds, in one batch, only the texts that need it."""
+        """:meth:`check` for many texts; the similarity embeds, in one batch, only the sentences that need it."""
         profiles = list(profiles) if profiles is not None else [None] * len(texts)
         if not len(texts) == len(items) == len(profiles):
             raise ValueError(f"{len(texts)} texts, {len(items)} items, {len(profiles)} profiles: expected equal counts")
-        results = []
-        for text, item, profile in zip(texts, items, profiles, strict=True):
+        results, failing = [], []  # failing: (text index, sentence, its unstated words)
+        for index, (text, item, profile) in enumerate(zip(texts, items, profiles, strict=True)):
             text = text or ""
             blocked = self.output_filter.find(text, special_tokens, (item.title, item.display_title))
             fluent, share = self.fluent(text, item)
             claims = self.claims(text, item, profile) if fluent else []
             names = self.names_title(text, item)
+            # Facts only this item has (its own tags or people) make a text about it without its title.
+            specific = any(claim.supported and claim.kind in ("tag", "person") for claim in claims)
             meta = list(dict.fromkeys(m.group(0).lower() for m in _META.finditer(text)))
+            if fluent:
+                failing += [
+                    (index, sentence, words)
+                    for sentence, words in self.unstated(text, item, profile)
+                    if len(words) > self.config.max_unstated
+                ]
             results.append(
                 DescriptionCheck(
                     passed=False,
-                    about_item=names and not meta,
+                    about_item=(names or specific) and not meta,
                     meta=meta,
                     fluent=fluent,
+                    complete=_COMPLETE.search(text.strip()) is not None,
                     unsupported=[str(c) for c in claims if c.status == UNSUPPORTED],
                     unverifiable=[str(c) for c in claims if c.status == UNVERIFIABLE],
                     blocked=blocked,
@@ -788,24 +1018,24 @@ class GroundingChecker:
                     known_word_share=share,
                 )
             )
-        # Only texts that would pass but for naming the title need the encoder.
-        pending = [
-            i
-            for i, r in enumerate(results)
-            if not r.names_title
-            and not r.meta
-            and r.fluent
-            and not r.blocked
-            and not r.unsupported
-            and not r.unverifiable
-        ]
-        if pending and (self.config.about_encoder is not None or self._similarity is not None):
-            scores = self.similarities([texts[i] for i in pending], [items[i] for i in pending])
-            for i, score in zip(pending, scores, strict=True):
-                results[i].similarity = float(score)
-                results[i].about_item = bool(score >= self.config.about_threshold)
+        if failing and self.config.support_threshold is not None:
+            scores = self.similarities([sentence for _, sentence, _ in failing], [items[i] for i, _, _ in failing])
+            for (index, _, _), score in zip(failing, scores, strict=True):
+                current = results[index].similarity
+                results[index].similarity = float(score) if current is None else min(current, float(score))
+            failing = [row for row, score in zip(failing, scores, strict=True) if score < self.config.support_threshold]
+        for index, _, words in failing:
+            results[index].unstated.append(", ".join(words))
         for r in results:
-            r.passed = r.about_item and r.fluent and not r.unsupported and not r.unverifiable and not r.blocked
+            r.passed = (
+                r.about_item
+                and r.fluent
+                and r.complete
+                and not r.unsupported
+                and not r.unverifiable
+                and not r.unstated
+                and not r.blocked
+            )
         return results
 
 

@@ -25,13 +25,15 @@ import pandas as pd
 from genrec.data import Dataset
 from genrec.encoders.base import batches
 from genrec.generators.text_base import DescriptionRequest, TextGenerator
-from genrec.grounding.facts import ItemFacts, UserProfile
+from genrec.grounding.facts import ItemFacts, UserProfile, profile_from_history
 from genrec.grounding.guard import (
     DescriptionCheck,
     GroundingChecker,
     GroundingConfig,
     GroundingReport,
+    encoder_similarity,
     item_ratings,
+    measured_precision,
 )
 from genrec.io import atomic_path, read_json, write_json
 from genrec.run_directory import RunDirectory
@@ -249,19 +251,24 @@ def check_description(
     item_id: Any,
     text: str,
     config: GroundingConfig | None = None,
-    profile: UserProfile | Mapping[str, Any] | None = None,
+    profile: UserProfile | Mapping[str, Any] | Sequence[str] | None = None,
+    user_id: Any = None,
 ) -> DescriptionCheck:
     """The grounding guard's verdict on ``text`` as a description of ``item_id`` in ``dataset``.
 
-    ``passed`` is true only when the text is about the item (names its title, or is close to
-    its facts under MiniLM), fluent, asserts no claim the metadata contradicts (``unsupported``)
-    or cannot confirm (``unverifiable``), and the output filter found nothing (``blocked``).
-    Works on text from any generator. ``profile`` (the user's, as the generator saw it) makes
-    the user's liked titles supported claims ("since you liked Heat"). Unknown ``item_id``
-    raises a KeyError naming it.
+    ``passed`` is true only when the text is about the item, readable and complete, every
+    sentence is opinion or stated by the facts, it asserts no claim the metadata contradicts
+    (``unsupported``) or cannot confirm (``unverifiable``), and the output filter found nothing
+    (``blocked``); see :mod:`genrec.grounding.guard`. Works on text from any generator.
+
+    A personalised text may name what the user liked ("since you liked Heat"): pass the user's
+    ``profile`` as the generator saw it (a :class:`UserProfile`, a mapping with
+    ``genres``/``tags``/``titles``, or just the list of liked titles), or ``user_id`` to take
+    the user's profile from their history (:func:`~genrec.grounding.facts.profile_from_history`,
+    every liked title). Without either, a liked title is another film's title: unsupported. Unknown ids raise a KeyError naming them.
     """
-    profiles = None if profile is None else [UserProfile.coerce(profile)]
-    return check_descriptions(dataset, [item_id], [text], config, profiles)[0]
+    profiles = None if profile is None and user_id is None else [profile]
+    return check_descriptions(dataset, [item_id], [text], config, profiles, None if user_id is None else [user_id])[0]
 
 
 def check_descriptions(
@@ -269,44 +276,87 @@ def check_descriptions(
     item_ids: Sequence[Any],
     texts: Sequence[str],
     config: GroundingConfig | None = None,
-    profiles: Sequence[UserProfile | None] | None = None,
+    profiles: Sequence[UserProfile | Mapping[str, Any] | Sequence[str] | None] | None = None,
+    user_ids: Sequence[Any] | None = None,
 ) -> list[DescriptionCheck]:
-    """:func:`check_description` for many (item, text) pairs; the semantic check runs in one batch."""
+    """:func:`check_description` for many (item, text) pairs; a row's profile wins over its user id."""
+    for name, values in (("profiles", profiles), ("user_ids", user_ids)):
+        if values is not None and len(values) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(values)} {name}: expected one per text")
     if len(item_ids) != len(texts):
         raise ValueError(f"{len(item_ids)} item ids but {len(texts)} texts")
     checker = description_checker(dataset, config)
     rows = dataset.items.iloc[dataset.item_index(list(item_ids))].to_dict("records")
     facts = [ItemFacts.from_row(row, checker.people_columns) for row in rows]
-    return checker.check_many([str(text) for text in texts], facts, profiles)
+    resolved: list[UserProfile | None] = []
+    for index in range(len(texts)):
+        profile = None if profiles is None else profiles[index]
+        user = None if user_ids is None else user_ids[index]
+        if profile is None and user is not None:
+            profile = profile_from_history(dataset, user, max_titles=None)
+        resolved.append(None if profile is None else UserProfile.coerce(profile, user_id=user))
+    return checker.check_many([str(text) for text in texts], facts, resolved)
 
 
 def calibrate_guard(
-    dataset: Dataset, item_ids: Sequence[Any], texts: Sequence[str], about: Sequence[bool], fluent: Sequence[bool]
-) -> dict[str, float]:
-    """Thresholds of the guard from labelled descriptions: ``about_threshold`` and ``fluency_threshold``.
+    dataset: Dataset,
+    item_ids: Sequence[Any],
+    texts: Sequence[str],
+    faithful: Sequence[bool],
+    profiles: Sequence[UserProfile | Mapping[str, Any] | Sequence[str] | None] | None = None,
+    min_precision: float = 0.95,
+    max_unstated: Sequence[int] = (0, 1, 2, 3),
+    support_thresholds: Sequence[float | None] = (None, *np.round(np.arange(0.3, 0.85, 0.05), 2).tolist()),
+) -> dict[str, Any]:
+    """The guard's sentence-support settings fitted on hand-labelled real output (docs/descriptions.md).
 
-    ``about[i]``: text i is about its item; ``fluent[i]``: it is readable text. The semantic
-    threshold is fitted on the fluent texts that do not name their title (only those reach the
-    similarity); the fluency threshold on every text. Each is the cut with the best balanced
-    accuracy (:func:`genrec.evaluation.text_metrics.calibrate_threshold`). Fit them on a
-    calibration split, never on the descriptions you report figures for.
+    ``faithful[i]``: text i is true and about its item. Every pair of ``max_unstated`` (content
+    words a sentence may hold that no fact states) and ``support_threshold`` (None: never
+    excuse them; a cosine: excuse a sentence this close to a fact sentence under MiniLM) is
+    scored; the pair with the most faithful texts accepted among those whose accepted texts
+    are at least ``min_precision`` faithful wins, ties going to the stricter pair (fewer
+    unstated words, no similarity). Returns the pair with its ``precision``, ``faithful_recall``,
+    ``accepted`` and every scored pair under ``grid``. Fit it on a calibration part, never on
+    the texts you report figures for.
     """
-    from genrec.evaluation.text_metrics import calibrate_threshold
+    from genrec.evaluation.text_metrics import guard_precision_recall
 
-    checker = description_checker(dataset)
+    similarity = encoder_similarity(GroundingConfig().support_encoder)
+    cache: dict[tuple[str, str], float] = {}
+
+    def cached(sentences: Sequence[str], facts: Sequence[str]) -> np.ndarray:
+        # Every pair of settings asks for the same sentence-fact cosines: compute each once.
+        missing = sorted({pair for pair in zip(sentences, facts, strict=True)} - cache.keys())
+        if missing:
+            scores = similarity([a for a, _ in missing], [b for _, b in missing])
+            cache.update(zip(missing, (float(score) for score in scores), strict=True))
+        return np.array([cache[pair] for pair in zip(sentences, facts, strict=True)])
+
     rows = dataset.items.iloc[dataset.item_index(list(item_ids))].to_dict("records")
-    facts = [ItemFacts.from_row(row, checker.people_columns) for row in rows]
-    unnamed = [
-        i
-        for i, (text, item) in enumerate(zip(texts, facts, strict=True))
-        if fluent[i] and not checker.names_title(text, item)
-    ]
-    similarities = checker.similarities([texts[i] for i in unnamed], [facts[i] for i in unnamed])
-    shares = [checker.known_word_share(text)[0] for text in texts]
-    return {
-        "about_threshold": calibrate_threshold(similarities, [about[i] for i in unnamed]),
-        "fluency_threshold": calibrate_threshold(shares, fluent),
-    }
+    resolved = [None if p is None else UserProfile.coerce(p) for p in (profiles or [None] * len(texts))]
+    ratings, grid = item_ratings(dataset), []
+    for unstated in max_unstated:
+        for threshold in support_thresholds:
+            config = GroundingConfig(max_unstated=unstated, support_threshold=threshold)
+            checker = GroundingChecker(dataset.items, config, ratings=ratings, similarity=cached)
+            facts = [ItemFacts.from_row(row, checker.people_columns) for row in rows]
+            passed = [check.passed for check in checker.check_many(list(texts), facts, resolved)]
+            figures = guard_precision_recall(passed, faithful)
+            grid.append(
+                {
+                    "max_unstated": unstated,
+                    "support_threshold": threshold,
+                    "precision": figures["acceptance_precision"],
+                    "faithful_recall": figures["acceptance_recall"],
+                    "accepted": int(sum(passed)),
+                }
+            )
+    # A setting that accepts nothing is precise by default (it shows only the template): eligible, recall 0.
+    eligible = [row for row in grid if not row["accepted"] or row["precision"] >= min_precision]
+    if not eligible:
+        raise ValueError(f"no setting reaches precision {min_precision} on these {len(texts)} labelled texts")
+    best = max(eligible, key=lambda row: row["faithful_recall"])
+    return {**best, "grid": grid}
 
 
 def description_figures(
@@ -341,7 +391,17 @@ def description_figures(
         encoder=encoder,
     )
     figures["final_pass_rate"] = figures["guard_pass_rate"]
-    figures["llm_pass_rate"] = report["rates"]["llm_pass_rate"]
+    figures["llm_pass_rate"] = report["rates"]["llm_pass_rate"]  # None when no language model wrote any
+    figures["template_share"] = report["rates"]["template_share"]
+    # What "accepted" is worth, with where the figure comes from and how many texts it rests on.
+    measured = measured_precision()
+    figures["guard_precision"] = None if measured is None else measured["guard_precision"]
+    figures["guard_precision_provenance"] = (
+        "not measured"
+        if measured is None
+        else f"{measured['provenance']}; {measured['accepted']} of {measured['texts']} texts accepted, "
+        f"{measured['faithful']} faithful"
+    )
     return {
         "descriptions": {name: _json_number(value) for name, value in figures.items()},
         "grounding_report": dict(report),

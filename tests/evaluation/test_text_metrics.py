@@ -104,9 +104,12 @@ def test_guard_precision_recall_on_a_hand_computed_case():
 
 
 def test_description_metrics_bundles_every_metric():
-    checker = GroundingChecker(ITEMS, similarity=lambda texts, facts: np.ones(len(texts)))
+    checker = GroundingChecker(ITEMS)
     metrics = description_metrics(
-        ["A Drama for you.", "Alpha Story, a Drama."], [ALPHA, ALPHA], [UserProfile(genres=("Drama",))] * 2, checker
+        ["Alpha Story is a Drama for you.", "Alpha Story, a Drama."],
+        [ALPHA, ALPHA],
+        [UserProfile(genres=("Drama",))] * 2,
+        checker,
     )
     assert metrics["grounding_rate"] == 1.0 and metrics["preference_coverage"] == 1.0
     assert metrics["guard_pass_rate"] == 1.0

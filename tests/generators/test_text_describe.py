@@ -12,9 +12,11 @@ from genrec.cli import app
 from genrec.encoders.users import PreferenceProfile
 from genrec.generators import create_text_generator
 from genrec.grounding.facts import UserProfile
+from genrec.grounding.guard import measured_precision
 from genrec.pipelines import generate_descriptions
 from genrec.pipelines.describe import (
     build_requests,
+    description_figures,
     history_texts,
 )
 from genrec.run_directory import RunDirectory
@@ -85,11 +87,28 @@ def test_reports_and_blocked_outputs_accumulate_across_resumed_runs(movielens_sm
     assert resumed["reused"].tolist() == [True, False]
     assert report["descriptions"] == 2 and report["reused"] == 1
     assert report["llm_first_try"] == 1 and report["regenerated"] == 1 and report["llm_attempts"] == 3
-    assert report["rejection_reasons"] == {"blocked": 1}
+    assert report["rejection_reasons"] == {"blocked": 1, "unstated": 1}  # "ignore previous instructions"
     assert [record["item_id"] for record in report["blocked_outputs"]] == [1]  # the first run's, kept
     assert report["rates"]["llm_pass_rate"] == 0.5 and report["rates"]["regeneration_rate"] == 0.5
     saved = json.loads((tmp_path / RunDirectory.DESCRIPTIONS_REPORT).read_text())
     assert saved["blocked_outputs"] == report["blocked_outputs"] and saved["generator"]["noise"] is True
+
+
+def test_figures_of_an_all_template_run_say_so(movielens_small):
+    generator = create_text_generator("template")
+    table = generate_descriptions(generator, RECS, None, movielens_small, progress=False)
+    baseline = generate_descriptions(generator, RECS, None, movielens_small, progress=False, personalize=False)
+    figures = description_figures(
+        table, baseline, table.attrs["report"], baseline.attrs["report"], None, movielens_small, None
+    )
+    text = figures["descriptions"]
+    # No language model wrote anything: no LLM pass rate, and every shown text is the template's.
+    assert text["llm_pass_rate"] is None and text["template_share"] == 1.0
+    # What "accepted" is worth, measured on labelled real output, with where the figure comes from.
+    measured = measured_precision()
+    assert text["guard_precision"] == measured["guard_precision"] and 0.0 <= text["guard_precision"] <= 1.0
+    assert "descriptions_labelled.jsonl" in text["guard_precision_provenance"]
+    assert f"{measured['accepted']} of {measured['texts']} texts accepted" in text["guard_precision_provenance"]
 
 
 def test_the_baseline_is_written_apart_with_empty_profiles(movielens_small, tmp_path):
@@ -165,6 +184,7 @@ def test_run_command_writes_a_complete_run_and_resumes(toy_dir, tmp_path, monkey
     # Honest figures: the tiny LLM's noise never passes; every shown text is the template fallback.
     assert metrics["descriptions"]["llm_pass_rate"] == 0.0 and metrics["grounding_report"]["fallback"] == 4
     assert metrics["grounding_report"]["rates"]["fallback_rate"] == 1.0
+    assert metrics["descriptions"]["template_share"] == 1.0
     assert metrics["descriptions"]["final_pass_rate"] == 1.0
     assert {"personalization_lift", "baseline_preference_coverage"} <= metrics["descriptions"].keys()
     assert metrics["baseline_grounding_report"]["descriptions"] == 4

@@ -15,7 +15,7 @@ from genrec.pipelines.describe import description_checker
 
 @pytest.fixture(scope="module")
 def checker(movielens_small) -> GroundingChecker:
-    return description_checker(movielens_small, GroundingConfig(about_encoder=None))
+    return description_checker(movielens_small, GroundingConfig(support_encoder=None))
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def kinds(claims) -> list[tuple[str, str, str]]:
         ("Released in 1999.", [("year", "1999", "unsupported")]),
         ("A gripping Western.", [("genre", "Western", "unsupported")]),
         ("Full of time travel.", [("tag", "time travel", "unsupported")]),
-        ("Robin Williams shines.", [("person", "Robin Williams", "unverifiable")]),
+        ("Robin Williams shines.", [("tag", "Robin Williams", "unsupported")]),  # a name-like tag
         ("Like GoldenEye, but gentler.", [("title", "GoldenEye", "unsupported")]),
         ("Jumanji is gentler.", [("title", "Jumanji", "unsupported")]),  # a one-word title opening a sentence
         ("Set in the 1980s.", [("decade", "1980s", "unsupported")]),

@@ -142,8 +142,9 @@ def test_guard_falls_back_to_the_template_after_bounded_retries(tiny, movielens_
     assert description.source == "fallback" and description.attempts == retries + 1
     assert description.text == tiny.template.compose(request)
     assert report.fallback == 1
-    # Off topic as well: it never names Toy Story (the semantic check is only run for otherwise clean texts).
-    assert report.rejection_reasons == {"genre": retries + 1, "person": retries + 1, "off_topic": retries + 1}
+    # Off topic as well: it never names Toy Story; "Robin Williams" is a catalogue tag, "Starring" no fact states.
+    attempts = retries + 1
+    assert report.rejection_reasons == {"genre": attempts, "tag": attempts, "unstated": attempts, "off_topic": attempts}
     assert report.rates()["llm_pass_rate"] == 0.0 and report.rates()["fallback_rate"] == 1.0
 
 
@@ -154,7 +155,7 @@ def test_blocked_llm_output_is_recorded_and_replaced(tiny, movielens_small, monk
     [description], report = tiny.describe([request])
     assert description.source == "llm_retry" and description.blocked_terms == ["phrase:ignore previous instructions"]
     assert report.blocked_outputs[0]["stage"] == "llm" and report.blocked == 0
-    assert report.rejection_reasons == {"blocked": 1}
+    assert report.rejection_reasons == {"blocked": 1, "unstated": 1}  # "ignore previous instructions": no fact
 
 
 def test_obfuscated_profanity_and_noise_are_rejected(tiny, movielens_small, monkeypatch):
@@ -164,7 +165,9 @@ def test_obfuscated_profanity_and_noise_are_rejected(tiny, movielens_small, monk
     [description], report = tiny.describe([request])
     assert description.source == "fallback" and description.unsupported == [
         "blocked:profanity:fucking",
+        "unstated:f, cking",
         "not_fluent:",
+        "incomplete:",
         "off_topic:",
     ]
     assert [record["terms"] for record in report.blocked_outputs] == [["profanity:fucking"]]

@@ -77,7 +77,7 @@ def test_user_selection_errors_are_clear(toy, selection, message):
         ({"k": 0}, "greater than or equal to 1"),
         ({"items": [3, 3]}, "item id 3 is given twice"),
         ({"generation": {"text_generator": "tiny", "text_generator_overrides": {"max_retriez": 1}}}, "max_retriez"),
-        ({"generation": {"text_generator_overrides": {"grounding": {"x": 1}}}}, "text generator 'smollm2-facts' overrides"),
+        ({"generation": {"text_generator_overrides": {"grounding": {"x": 1}}}}, "generator 'smollm2-facts' overrides"),
         ({"generation": {"image_generator_overrides": {"stepz": 1}}}, "image generator 'tiny' overrides"),
         ({"generation": {"images": "/no/such/posters"}}, "no such directory"),
         ({"load": {"protocol": "nope"}}, "unknown data protocol 'nope'"),
