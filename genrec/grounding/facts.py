@@ -152,7 +152,8 @@ def profile_from_history(
     Genres and tags: the most frequent over the history's items (ties: the more recent first;
     tags that are viewers' notes, see :func:`descriptive_tag`, skipped); titles: the most
     recent items rated at least ``min_rating``, newest first, ``max_titles`` of them (None: all;
-    every item counts as liked where the log has no rating). ``history`` holds one row per ``user_idx`` (e.g. ``split.train``, so
+    every item counts as liked where the log has no rating). ``history`` holds one row per
+    ``user_idx`` (e.g. ``split.train``, so
     held-out items stay out of the profile); default the full log.
     """
     history = dataset.histories() if history is None else history

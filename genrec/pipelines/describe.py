@@ -265,7 +265,8 @@ def check_description(
     ``profile`` as the generator saw it (a :class:`UserProfile`, a mapping with
     ``genres``/``tags``/``titles``, or just the list of liked titles), or ``user_id`` to take
     the user's profile from their history (:func:`~genrec.grounding.facts.profile_from_history`,
-    every liked title). Without either, a liked title is another film's title: unsupported. Unknown ids raise a KeyError naming them.
+    every liked title). Without either, a liked title is another film's title: unsupported.
+    Unknown ids raise a KeyError naming them.
     """
     profiles = None if profile is None and user_id is None else [profile]
     return check_descriptions(dataset, [item_id], [text], config, profiles, None if user_id is None else [user_id])[0]
