@@ -174,10 +174,9 @@ class RunDirectory:
     # -- tables -------------------------------------------------------------------------------
 
     def write_table(self, name: str, table: pd.DataFrame) -> Path:
-        path = self.path / name
-        with atomic_path(path, root=self.path) as temporary:
+        with atomic_path(name, root=self.path) as temporary:  # name: relative to the run directory
             table.to_parquet(temporary, index=False)
-        return path
+        return self.path / name
 
     def read_table(self, name: str, required: tuple[str, ...] = (), stage: str | None = None) -> pd.DataFrame:
         """A table of the run; a missing file or column is a ConfigError naming the file (and the stage to run)."""

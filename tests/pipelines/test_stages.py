@@ -144,6 +144,13 @@ def test_the_whole_run_writes_every_output_and_a_rerun_reuses_everything(toy, tm
     assert metrics["images"]["reused"] == 4 and metrics["grounding_report"]["descriptions"] == 4
 
 
+def test_a_relative_run_directory_gets_every_file_where_the_plan_reads_it(toy, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = stages.run_pipeline(settings_for(toy), Path("runs/relative"), progress=False)
+    assert (tmp_path / "runs/relative/recommendations.parquet").is_file() and not (out / "runs").exists()
+    assert (tmp_path / "runs/relative/report.html").is_file()
+
+
 def test_evaluate_after_train_alone_reports_the_ranking(toy, tmp_path):
     out = tmp_path / "run"
     stages.train(out, settings_for(toy), progress=False)
