@@ -77,10 +77,11 @@ class TemplateGenerator(TextGenerator):
             sentences = [f"{named} is a change from your usual picks."]
         genres = (shared_genres + other_genres)[: config.max_genres]
         if genres:
-            sentences.append(f"Genres: {join_words(genres)}.")
+            sentences.append(f"It is listed as {join_words(genres)}.")
         tags = (shared_tags + other_tags)[: config.max_tags]
         if tags:
-            sentences.append(f"People describe it as {join_words(tags)}.")
+            quoted = [f'"{tag}"' for tag in tags]
+            sentences.append(f"Viewers tag it {join_words(quoted)}.")
         return " ".join(sentences)
 
     def describe(

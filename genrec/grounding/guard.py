@@ -189,6 +189,9 @@ _GENERAL_TEXT = (
     "mood looking look want wants need find found go going come coming keep leave make makes made get "
     "gets take takes bring brings offer offers feel feels felt know tell let seen saw consider appeal "
     "appeals suit suits"
+    # the frames of the data-to-text generator (genrec.generators.text_facts) and the template: wording, no fact
+    " step away recent words tag tags tagged include includes taste liking fits matches another listed released"
+    " warm rousing witty funny eye opening inventive scary lively tender tense"
     # film talk: parts every film has
     " movie movies film films flick cinema cinematic story stories storytelling tale tales plot storyline "
     "narrative characters character cast performance performances acting actors scenes scene moments "

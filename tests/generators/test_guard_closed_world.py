@@ -30,7 +30,7 @@ def test_liked_titles_are_facts_when_the_profile_or_user_is_given(movielens_smal
     assert check_description(movielens_small, 1, text, OFFLINE, profile=["Heat"]).passed
     assert check_description(movielens_small, 1, text, OFFLINE, profile={"titles": ["Heat"]}).passed
     user = 1  # rated Heat 4.0: one of their liked titles
-    assert "Heat (1995)" in profile_from_history(movielens_small, user, max_titles=None).titles
+    assert "Heat" in profile_from_history(movielens_small, user, max_titles=None).titles
     assert check_description(movielens_small, 1, text, OFFLINE, user_id=user).passed
 
 

@@ -133,7 +133,7 @@ def test_template_puts_shared_attributes_first_and_is_deterministic(toy_story):
     request = DescriptionRequest(1, toy_story, profile)
     text = TemplateGenerator().compose(request)
     assert text.startswith("Because you enjoy Comedy, Animation and fun, Toy Story (1995) is one for you.")
-    assert "Genres: Comedy, Animation, Adventure and Children." in text
+    assert "It is listed as Comedy, Animation, Adventure and Children." in text
     assert text == TemplateGenerator().compose(request)
     stranger = TemplateGenerator().compose(DescriptionRequest(2, toy_story, UserProfile(genres=("Horror",))))
     assert stranger.startswith("Toy Story (1995) is a change from your usual picks.")
