@@ -1,10 +1,10 @@
 """The guard on hand-written probes: every planted hallucination is caught for the claim it plants.
 
-tests/generators/data/labelled_descriptions.csv holds descriptions of bundled items written by
+tests/grounding/data/labelled_descriptions.csv holds descriptions of bundled items written by
 hand: correct ones (naming the title in any case, or paraphrasing the item without naming it),
 one hallucination of every claim kind, gibberish, off-topic, injected and profane texts
 (obfuscated ones too). The guard's figures that matter are measured on real model output
-(tests/generators/test_guard_real_output.py); these probes check each kind of failure on its
+(tests/grounding/test_guard_real_output.py); these probes check each kind of failure on its
 own. Closed world, a paraphrase that tells the plot in words no fact holds ("a doomed ocean
 liner") is rejected although true: the probes measure that cost too.
 """
