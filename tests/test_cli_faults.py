@@ -76,3 +76,31 @@ def test_ctrl_c_during_training_stops_at_once_with_one_line_and_the_rerun_resume
     quick = [c if c != "epochs=100000" else "epochs=1" for c in command]
     done = subprocess.run(quick, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_a_second_run_into_a_held_run_directory_is_refused_at_once_naming_the_holder(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from genrec.cli import app
+
+    out = tmp_path / "run"
+    holder = (
+        "import sys, time\nfrom genrec.run_lock import RunLock\n"
+        "with RunLock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen([sys.executable, "-c", holder, str(out)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        data = write_toy_latest(tmp_path / "toy")
+        args = ["run", "--dataset", str(data), "--ranker", "popular", "--users", "1", "--out", str(out)]
+        result = CliRunner().invoke(app, [*args, "--text-generator", "template", "--no-progress"])
+        assert time.monotonic() - start < 10
+    finally:
+        process.kill()
+        process.wait()
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "another run is writing into this directory" in text
+    assert f"pid {process.pid}" in text and "Traceback" not in result.output
+    assert not (out / "users.json").exists()  # nothing of the refused run was written
