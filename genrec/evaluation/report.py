@@ -305,8 +305,12 @@ def user_sections(run: RunContents, dataset: Dataset | None, assets: Assets) -> 
     recommendations = run.recommendations
     for user, rows in recommendations.groupby(recommendations["user_id"].astype(str), sort=False):
         items = []
+        liked = _liked_titles(rows["user_id"].iloc[0], dataset)
         for row in rows.sort_values("rank").to_dict("records"):
             key = (user, str(row["item_id"]))
+            description = description_cell(descriptions.get(key, []), run.descriptions is not None)
+            if description["text"] and dataset is not None:
+                description["facts"] = _facts_used(description["text"], row["item_id"], dataset, liked)
             personal = _pick(images.get(key, []), seed)
             baseline = _match(baselines.get(key, []), personal, seed)
             items.append(
@@ -317,12 +321,35 @@ def user_sections(run: RunContents, dataset: Dataset | None, assets: Assets) -> 
                     "score": None if _missing(row.get("score")) else f"{float(row['score']):.4f}",
                     "image": image_cell(personal, assets, "personalised", run.images is not None),
                     "baseline": image_cell(baseline, assets, "non-personalised", run.baseline_images is not None),
-                    "description": description_cell(descriptions.get(key, []), run.descriptions is not None),
+                    "description": description,
                 }
             )
         history = history_cell(rows["user_id"].iloc[0], dataset, assets)
         sections.append({"user_id": user, "history": history, "recommendations": items})
     return sections
+
+
+def _liked_titles(user_id: Any, dataset: Dataset | None) -> tuple[str, ...]:
+    """Every title the user liked (the history's counting profile), for what a description may rest on."""
+    from genrec.grounding.facts import profile_from_history
+
+    if dataset is None:
+        return ()
+    try:
+        return profile_from_history(dataset, user_id, max_titles=None).titles
+    except KeyError:
+        return ()
+
+
+def _facts_used(text: str, item_id: Any, dataset: Dataset, liked: tuple[str, ...]) -> list[str]:
+    from genrec.grounding.facts import ItemFacts
+    from genrec.grounding.guard import facts_used
+
+    try:
+        row = dataset.items.iloc[int(dataset.item_index([item_id])[0])]
+    except KeyError:
+        return []
+    return facts_used(text, ItemFacts.from_row(row.to_dict()), liked)
 
 
 def history_cell(user_id: Any, dataset: Dataset | None, assets: Assets) -> dict[str, Any]:
@@ -384,6 +411,7 @@ def description_cell(rows: list[dict[str, Any]], has_table: bool) -> dict[str, A
             "details": [],
             "note": "no description recorded" if has_table else "the run has no descriptions",
             "source": None,
+            "facts": [],
         }
     row = rows[0]
     status, css, details = grounding_status(row)
@@ -395,6 +423,7 @@ def description_cell(rows: list[dict[str, Any]], has_table: bool) -> dict[str, A
         "details": details,
         "note": None,
         "source": None if _missing(row.get("source")) else str(row["source"]),
+        "facts": [],  # what the text states of the item's facts and the user's liked titles (user_sections)
     }
 
 

@@ -1074,3 +1074,27 @@ def encoder_similarity(preset: str) -> Callable[[Sequence[str], Sequence[str]], 
         return (vectors[: len(texts)] * vectors[len(texts) :]).sum(axis=1)  # [N]
 
     return similarity
+
+
+def facts_used(text: str, item: ItemFacts, liked_titles: Sequence[str] = ()) -> list[str]:
+    """Which of the item's facts (title, year, genres, tags, people) and the user's liked titles ``text`` states.
+
+    For a reader of the report: what a description rests on. A genre counts when its name or one
+    of the words that restate it (:data:`GENRE_WORDS`) appears; the rest by their words in order.
+    """
+    lower = " " + " ".join(re.findall(r"[\w'’-]+", text.lower())) + " "
+
+    def says(phrase: str) -> bool:
+        words = " ".join(re.findall(r"[\w'’-]+", phrase.lower()))
+        return bool(words) and f" {words} " in lower
+
+    used = ["title"] if any(says(" ".join(key)) for key in title_keys(item.title)) else []
+    if item.year is not None and says(str(item.year)):
+        used.append(f"year {item.year}")
+    for genre in item.genres:
+        if says(genre.replace("-", " ")) or says(genre) or any(says(word) for word in GENRE_WORDS.get(genre, ())):
+            used.append(f"genre {genre}")
+    used += [f'tag "{tag}"' for tag in item.tags if says(tag)]
+    used += [f"person {person}" for person in item.people if says(person)]
+    used += [f"liked title {display_title(title)}" for title in liked_titles if says(display_title(title))]
+    return used

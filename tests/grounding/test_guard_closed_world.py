@@ -115,3 +115,20 @@ def test_the_texts_the_demo_accepted_before_are_refused(movielens_small):
     for item_id, text in texts.items():
         check = check_description(movielens_small, item_id, text)
         assert not check.passed, (text, check.reasons())
+
+
+def test_facts_used_names_what_a_description_rests_on():
+    from genrec.grounding.facts import ItemFacts
+    from genrec.grounding.guard import facts_used
+
+    item = ItemFacts(item_id=1, title="Usual Suspects, The", year=1995, genres=("Crime", "Thriller"), tags=("twist",))
+    text = 'The Usual Suspects (1995) is a tense crime film. Like Heat, which you liked, viewers tag it "twist".'
+    assert facts_used(text, item, liked_titles=("Heat", "Alien")) == [
+        "title",
+        "year 1995",
+        "genre Crime",
+        "genre Thriller",
+        'tag "twist"',
+        "liked title Heat",
+    ]
+    assert facts_used("A must-see.", item) == []
