@@ -133,19 +133,18 @@ def recommendations_markdown(run_dir: str | Path) -> str:
         images = pd.read_parquet(run_dir / RunDirectory.IMAGES, columns=[*keys, "path", "flagged"])
         table = table.merge(images.drop_duplicates(keys), on=keys, how="left")
     lines = []
+    # A list, not a table: a description is a paragraph, and a table cuts it at the page's width.
     for user, rows in table.groupby("user_id", sort=False):
-        header = "| rank | item | title | description | grounding | image |"
-        lines += [f"## User {user}", "", header, "|---|---|---|---|---|---|"]
+        lines += [f"## User {user}", ""]
         for row in rows.sort_values("rank").to_dict("records"):
+            lines.append(f"{row['rank']}. **{cell(row.get('title'))}** (item {cell(row['item_id'])})")
+            if isinstance(row.get("description"), str):
+                status = GROUNDING.get(row.get("source"), row.get("source"))
+                lines.append(f"   {cell(row['description'])}" + (f" *({cell(status)})*" if status else ""))
             image = row.get("path")
             if isinstance(image, str):
-                image = f"`{Path(image).relative_to(run_dir) if Path(image).is_relative_to(run_dir) else image}`"
-                image += " (flagged)" if row.get("flagged") else ""
-            lines.append(
-                f"| {row['rank']} | {cell(row['item_id'])} | {cell(row.get('title'))} "
-                f"| {cell(row.get('description'))} | {cell(GROUNDING.get(row.get('source'), row.get('source')))} "
-                f"| {cell(image)} |"
-            )
+                relative = Path(image).relative_to(run_dir) if Path(image).is_relative_to(run_dir) else image
+                lines.append(f"   image: `{relative}`" + (" (flagged)" if row.get("flagged") else ""))
         lines.append("")
     return "\n".join(lines)
 

@@ -39,9 +39,10 @@ def test_recommendations_markdown_lists_each_users_items_descriptions_and_images
     )
     lines = recommendations_markdown(run_dir).splitlines()
     assert lines.index("## User 7") < lines.index("## User 9")
-    user7 = lines[lines.index("## User 7") + 4 : lines.index("## User 7") + 6]
-    assert user7 == ["| 1 | 5 | E\\|x | e |  |  |", "| 2 | 3 | C | a b |  |  |"]
-    assert lines[lines.index("## User 9") + 4] == "| 1 | 3 | C | c |  | `images/blocked/user-9_item-3.png` (flagged) |"
+    user7 = lines[lines.index("## User 7") + 2 : lines.index("## User 9")]
+    assert user7 == ["1. **E\\|x** (item 5)", "   e", "2. **C** (item 3)", "   a b", ""]
+    user9 = lines[lines.index("## User 9") + 2 :]
+    assert user9 == ["1. **C** (item 3)", "   c", "   image: `images/blocked/user-9_item-3.png` (flagged)"]
     key = artifact_key(run_dir, "metrics")
     assert key.startswith("genrec-my-run-") and key.endswith("-metrics")
     twin = tmp_path / "elsewhere" / "My Run"  # the same last name in another place: another history

@@ -209,7 +209,7 @@ def test_the_results_artifact_shows_headline_figures_items_descriptions_and_the_
     stages.run_pipeline(settings(toy_data, users={"mode": "ids", "ids": [1]}), run_dir, progress=False)
     page = results_markdown(run_dir)
     assert "| ranking NDCG@10 |" in page and page.index("Headline figures") < page.index("## User 1")
-    assert "| 1 |" in page and "template" in page and str((run_dir / "report.html").resolve()) in page
+    assert "1. **" in page and "*(template)*" in page and str((run_dir / "report.html").resolve()) in page
     assert "file://" not in page
     rows = metrics_rows(read_json(run_dir / "metrics.json"))
     assert (rows[0]["stage"], rows[0]["metric"]) == ("ranking", "NDCG@10")
