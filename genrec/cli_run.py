@@ -72,6 +72,12 @@ def _at(*path: str, parse: Callable[[Any], Any] = lambda value: value) -> Callab
     return nested
 
 
+def _ranker_config(config: str) -> dict[str, Any]:
+    from genrec.pipelines.settings import ranker_config_values
+
+    return ranker_config_values(config)
+
+
 def _overrides(field: str, *prefix: str) -> Callable[[list[str]], dict[str, Any]]:
     from genrec.config import parse_overrides
 
@@ -124,7 +130,11 @@ def run_options() -> tuple[RunOption, ...]:
             _at(users, parse=lambda days: {"mode": "active", "active_within_days": days, "active_since": None}),
         ),
         RunOption("ranker", _opt(str | None, help=_field_help("ranker")), _at("ranker")),
-        RunOption("config", _opt(str | None, help=_field_help("ranker_config")), _at("ranker_config")),
+        RunOption(
+            "config",
+            _opt(str | None, help="a named ranker config, or a JSON config file (its fields as ranker overrides)"),
+            _ranker_config,
+        ),
         RunOption(
             "set_",
             _opt(list[str] | None, "--set", help="override a ranker config field: key=value (repeatable)"),
@@ -191,7 +201,7 @@ def settings_from_options(options: dict[str, Any], base: Any = None) -> Any:
     Raises ConfigError naming the option for a bad value, or when two user selections are given.
     """
     from genrec.config import ConfigError, load_json_object
-    from genrec.pipelines.settings import RunSettings, load_run_preset, merge_settings
+    from genrec.pipelines.settings import DEFAULT_CONFIG, RunSettings, load_run_preset, merge_settings
 
     chosen = [name for name in USER_OPTIONS if options.get(name) not in (None, False)]
     if len(chosen) > 1:
@@ -203,7 +213,7 @@ def settings_from_options(options: dict[str, Any], base: Any = None) -> Any:
         if value != option.default and value != []:
             values = merge_settings(values, option.to_settings(value))
     if "ranker" in values and "ranker_config" not in values:
-        values["ranker_config"] = None  # another ranker: its own default config, not the base's
+        values["ranker_config"] = DEFAULT_CONFIG  # another ranker: its own default config, not the base's
     if options.get("preset"):
         base = load_run_preset(_preset_name(options["preset"])).model_dump(mode="json")
     elif options.get("settings_file"):

@@ -27,7 +27,7 @@ import torch.distributed as dist
 import typer
 
 from genrec.config import ConfigError
-from genrec.pipelines.settings import RunSettings
+from genrec.pipelines.settings import RunSettings, ranker_config_values
 from genrec.run_directory import RunDirectory
 
 DISTRIBUTED_RANKERS = ("sasrec", "hstu")  # the rankers whose training loop runs data-parallel
@@ -83,16 +83,10 @@ def main(
     from genrec.config import parse_overrides
 
     try:
-        settings = RunSettings.from_dict(
-            {
-                "dataset": dataset,
-                "ranker": ranker,
-                "ranker_config": config,
-                "ranker_overrides": parse_overrides(set_ or []),
-                "seed": seed,
-            },
-            source="options",
-        )
+        from_file = ranker_config_values(config) if config else {}
+        overrides = {**from_file.pop("ranker_overrides", {}), **parse_overrides(set_ or [])}
+        values = {"dataset": dataset, "ranker": ranker, "ranker_overrides": overrides, "seed": seed, **from_file}
+        settings = RunSettings.from_dict(values, source="options")
         model_dir = train_distributed(settings, out, progress)
     except ConfigError as err:
         raise fail(str(err)) from None

@@ -76,12 +76,22 @@ def _rankers() -> list[str]:
     return list_rankers()
 
 
+def _named_configs() -> list[str]:
+    from genrec.rankers import list_named_configs
+
+    return list_named_configs()
+
+
+DEFAULT_CONFIG = "default"  # ranker_config: the ranker's run default (RUN_DEFAULT_CONFIGS, else its own defaults)
+
+
 # StrEnums built from the registries: a member is the registry name itself, and the JSON schema of
 # a field of this type lists every choice (a dropdown in the Prefect UI form).
 RankerName = StrEnum("RankerName", {name: name for name in _rankers()})
 EncoderName = StrEnum("EncoderName", {name: name for name in clip_encoders()})
 ImageGeneratorName = StrEnum("ImageGeneratorName", {name: name for name in list_image_generators()})
 TextGeneratorName = StrEnum("TextGeneratorName", {name: name for name in list_text_generators()})
+RankerConfigName = StrEnum("RankerConfigName", {name: name for name in [DEFAULT_CONFIG, *_named_configs()]})
 
 
 def _registered(check: Callable[[str], Any]) -> BeforeValidator:
@@ -104,6 +114,13 @@ def _ranker(name: str) -> None:
     RANKERS.get(name)
 
 
+def _ranker_config(name: str) -> None:
+    from genrec.rankers import NAMED_CONFIGS
+
+    if name != DEFAULT_CONFIG:
+        NAMED_CONFIGS.get(name)
+
+
 def _image_generator(name: str) -> None:
     from genrec.generators import IMAGE_GENERATORS
 
@@ -117,6 +134,7 @@ def _text_generator(name: str) -> None:
 
 
 Ranker = Annotated[RankerName, _registered(_ranker)]
+RankerConfig = Annotated[RankerConfigName, _registered(_ranker_config)]
 Encoder = Annotated[EncoderName, _registered(check_encoder)]
 ImageGenerator = Annotated[ImageGeneratorName, _registered(_image_generator)]
 TextGenerator = Annotated[TextGeneratorName, _registered(_text_generator)]
@@ -246,10 +264,10 @@ class RunSettings(StrictModel):
     )
     users: UserSelection = Field(default_factory=UserSelection, description="which users the run is for")
     ranker: Ranker = Field(RankerName("hstu"), description="registered ranker (ID-driven or LLM)")
-    ranker_config: str | None = Field(
-        None,
-        description="a named ranker config or a JSON config file; empty: hstu-demo for hstu, sasrec-demo for "
-        "sasrec, else the ranker's default",
+    ranker_config: RankerConfig = Field(
+        RankerConfigName(DEFAULT_CONFIG),
+        description="a named ranker config; default: hstu-demo for hstu, sasrec-demo for sasrec, else the ranker's "
+        "own defaults (a JSON config file: its fields as ranker_overrides, or genrec run --config FILE.json)",
     )
     ranker_overrides: dict[str, Any] = Field(
         default_factory=dict, description='ranker config fields over the config\'s, e.g. {"epochs": 20}'
@@ -286,7 +304,9 @@ class RunSettings(StrictModel):
 
     @property
     def ranker_config_name(self) -> str | None:
-        return self.ranker_config if self.ranker_config is not None else RUN_DEFAULT_CONFIGS.get(str(self.ranker))
+        if self.ranker_config != DEFAULT_CONFIG:
+            return str(self.ranker_config)
+        return RUN_DEFAULT_CONFIGS.get(str(self.ranker))
 
     def resolved_ranker_config(self) -> Any:
         """The ranker's config: the named config (or file), the overrides, then the run's seed."""
@@ -314,6 +334,15 @@ def load_run_preset(name: str, values: dict[str, Any] | None = None) -> RunSetti
     """The run settings of a preset (``genrec/presets/runs/<name>.json``), with ``values`` over them."""
     preset = RUN_PRESETS.get(name)
     return RunSettings.from_dict(merge_settings(preset.config, values or {}), source=f"run preset {name!r}")
+
+
+def ranker_config_values(config: str) -> dict[str, Any]:
+    """The settings a ``--config`` option gives: a named config, or a JSON config file's fields as ranker overrides."""
+    from genrec.config import load_json_object
+
+    if config.endswith(".json") or Path(config).is_file():
+        return {"ranker_overrides": load_json_object(config)}
+    return {"ranker_config": config}
 
 
 def list_run_presets() -> list[str]:

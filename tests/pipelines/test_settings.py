@@ -108,3 +108,19 @@ def test_settings_round_trip_through_json_and_nested_values_merge():
     assert RunSettings.model_validate_json(settings.model_dump_json()) == settings
     changed = settings.with_values({"users": {"mode": "ids", "ids": [1]}, "generation": {"encoder": "tiny"}})
     assert changed.users.ids == [1] and changed.generation.text_generator == "smollm2-facts"
+
+
+def test_the_ranker_config_is_a_choice_of_named_configs_and_a_json_file_becomes_overrides(tmp_path):
+    from genrec.pipelines.settings import ranker_config_values
+    from genrec.rankers import list_named_configs
+
+    schema = RunSettings.model_json_schema()
+    choices = schema["$defs"]["RankerConfigName"]["enum"]
+    assert choices == ["default", *list_named_configs()]  # a dropdown in the Prefect UI form, no None toggle
+    with pytest.raises(ConfigError, match="unknown named config 'nope'; valid names:"):
+        RunSettings.from_dict({"ranker_config": "nope"})
+    config = tmp_path / "mine.json"
+    config.write_text('{"epochs": 3}')
+    assert ranker_config_values(str(config)) == {"ranker_overrides": {"epochs": 3}}
+    assert ranker_config_values("sasrec-demo") == {"ranker_config": "sasrec-demo"}
+    assert RunSettings(ranker="sasrec", ranker_config="sasrec-full-history").ranker_config_name == "sasrec-full-history"
