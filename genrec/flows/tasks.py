@@ -37,7 +37,7 @@ from prefect.utilities.hashing import hash_objects
 
 from genrec.config import ConfigError
 from genrec.pipelines.settings import RunSettings
-from genrec.pipelines.stages import STAGES, Stage
+from genrec.pipelines.stages import STAGES, Stage, local_path
 from genrec.run_directory import RunDirectory
 
 GPU_TAG = "gpu"  # `prefect concurrency-limit create gpu 1` serialises the tagged tasks
@@ -66,15 +66,6 @@ def files_fingerprint(path: Path) -> list[tuple[str, int, int]]:
             stat = (Path(root) / name).stat()
             rows.append((str((Path(root) / name).relative_to(path)), stat.st_size, stat.st_mtime_ns))
     return rows
-
-
-def local_path(value: Any) -> Path | None:
-    """The existing file or directory a value names (``FORMAT:PATH`` too), else None (e.g. a bundled name)."""
-    if not isinstance(value, str | Path) or not str(value):
-        return None
-    text = str(value)
-    candidates = [Path(text), *([Path(text.split(":", 1)[1])] if ":" in text else [])]
-    return next((candidate for candidate in candidates if candidate.exists()), None)
 
 
 def read_files(run_dir: str | Path, settings: RunSettings, reads: tuple[str, ...]) -> dict[str, Any]:
@@ -148,7 +139,8 @@ def _shown(ids: list[Any]) -> str:
 def _train_line(run: RunDirectory, settings: RunSettings, path: Path | None) -> str:
     if path is None:
         return "train: skipped (the run gives its items)"
-    fit, best = run.read_train_record()["fit"], run.read_train_record()["fit"]["best_valid_ndcg10"]
+    fit = run.read_train_record()["fit"]
+    best = fit["best_valid_ndcg10"]
     return f"train: {settings.ranker} in {path}: {fit['epochs']} epochs, {fit['fit_seconds']:.1f} s" + (
         "" if best is None else f", best valid NDCG@10 {best:.4f} at epoch {fit['best_epoch']}"
     )

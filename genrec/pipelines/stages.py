@@ -400,13 +400,18 @@ def load_run_dataset(settings: RunSettings) -> Dataset:
         return _LOADED[key]
 
 
+def local_path(value: Any) -> Path | None:
+    """The existing file or directory a data source or path names (``FORMAT:PATH`` too); None for a bundled name."""
+    if not isinstance(value, str | Path) or not str(value):
+        return None
+    text = str(value)
+    candidates = [Path(text), *([Path(text.split(":", 1)[1])] if ":" in text else [])]
+    return next((candidate for candidate in candidates if candidate.exists()), None)
+
+
 def _files_state(source: str | None) -> list[tuple[str, int, int]]:
     """(path, size, mtime) of the local files a data source names (nothing for a bundled name)."""
-    if not source:
-        return []
-    text = str(source)
-    candidates = [Path(text), *([Path(text.split(":", 1)[1])] if ":" in text else [])]
-    path = next((candidate for candidate in candidates if candidate.exists()), None)
+    path = local_path(source)
     if path is None:
         return []
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
