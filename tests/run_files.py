@@ -5,7 +5,7 @@ batches, and with them the last bits of some floats: measured, 6e-8 in a few emb
 vectors and one channel of one pixel by one level in 1 of 20 tiny-model images, which moves
 the CLIP score by 4e-5. So vectors are compared to :data:`VECTOR_ATOL`, PNG pixels to
 :data:`PIXEL_ATOL` (their metadata exactly), other floats to :data:`FLOAT_ATOL`; everything
-else (ids, ranks, prompts, texts, counts, file names) exactly. Timings are left out.
+else (ids, ranks, prompts, texts, counts, file names) exactly. Timings and weight hashes are left out.
 """
 
 from __future__ import annotations
@@ -25,16 +25,19 @@ LOCK_FILE = ".genrec-run.lock"  # who holds (or last held) the run: a pid and a 
 # The report is rendered from the files compared here (metrics.json, the tables) and shows the fit's timings.
 REPORT = frozenset({"report.html", "report_assets"})
 TIMINGS = frozenset({"seconds", "fit_seconds", "seconds_per_epoch"})  # wall-clock fields of the fit report
+# A manifest's hash of a weight file: the weights themselves are compared, to VECTOR_ATOL (a fit on a Ray
+# worker can differ in the last bits, which changes the hash).
+LEFT_OUT = TIMINGS | {"sha256"}
 VECTOR_ATOL = 1e-6
 PIXEL_ATOL = 1
 FLOAT_ATOL = 1e-4
 
 
-def _without_timings(value: Any) -> Any:
+def _comparable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {key: _without_timings(item) for key, item in value.items() if key not in TIMINGS}
+        return {key: _comparable(item) for key, item in value.items() if key not in LEFT_OUT}
     if isinstance(value, list):
-        return [_without_timings(item) for item in value]
+        return [_comparable(item) for item in value]
     return value
 
 
@@ -42,7 +45,7 @@ def run_files(run_dir: str | Path) -> dict[str, Any]:
     """Relative path -> content of every file under ``run_dir`` but Prefect's results and the report.
 
     Parquet tables become lists of records and JSON files objects, with the run directory's
-    own path read as ``<run>`` and timings dropped; safetensors files become their arrays, PNGs
+    own path read as ``<run>`` and timings and weight hashes dropped; safetensors files become their arrays, PNGs
     (pixels, metadata); other files stay bytes.
     """
     run_dir = Path(run_dir)
@@ -54,7 +57,7 @@ def run_files(run_dir: str | Path) -> dict[str, Any]:
         if path.suffix in (".parquet", ".json"):
             text = pd.read_parquet(path).to_json(orient="records") if path.suffix == ".parquet" else path.read_text()
             value = json.loads(text.replace(str(run_dir).replace("/", "\\/"), "<run>").replace(str(run_dir), "<run>"))
-            files[str(relative)] = _without_timings(value)
+            files[str(relative)] = _comparable(value)
         elif path.suffix == ".safetensors":
             files[str(relative)] = load_file(path)
         elif path.suffix == ".png":
