@@ -324,9 +324,12 @@ def _stage_settings(options: dict[str, Any], out: Path) -> Any:
 
 
 def _run_stages(names: tuple[str, ...], out: Path, settings: Any, progress: bool) -> None:
+    from genrec.pipelines.settings import check_models_installed
     from genrec.pipelines.stages import STAGES
     from genrec.run_directory import RunDirectory
 
+    if "describe" in names:
+        check_models_installed(settings.generation)
     with RunDirectory(out).writing(), stop_cleanly(out):
         for name in names:
             STAGES[name].run(out, settings, progress)

@@ -25,7 +25,7 @@ from genrec.flows.artifacts import publish_run_artifacts
 from genrec.flows.batches import encode_in_batches, generate_in_batches
 from genrec.flows.logs import send_genrec_logs_to_prefect
 from genrec.flows.tasks import stage_tasks
-from genrec.pipelines.settings import RunSettings
+from genrec.pipelines.settings import RunSettings, check_models_installed
 from genrec.pipelines.stages import PLAN
 from genrec.run_directory import RunDirectory
 
@@ -59,6 +59,8 @@ def run_stages(
     With ``batches > 1`` the encode stage and the images + describe stages run as mapped batches.
     """
     send_genrec_logs_to_prefect()
+    if "describe" in names:
+        check_models_installed(settings.generation)
     with RunDirectory(run_dir).writing():  # the flow's process writes; its tasks run in its threads or on Ray
         tasks = stage_tasks(run_dir)
         futures: dict[str, PrefectFuture] = {}

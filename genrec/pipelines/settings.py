@@ -249,9 +249,25 @@ class GenerationSettings(StrictModel):
                 {**preset.config, **self.text_generator_overrides},
                 source=f"text generator '{self.text_generator}' overrides",
             )
+
         if self.images is not None and not Path(self.images).is_dir():
             raise ValueError(f"images: {self.images}: no such directory (expected a directory of item images)")
         return self
+
+
+def check_models_installed(generation: GenerationSettings) -> None:
+    """ConfigError when the description generator's offline model is not installed: called before a run's first
+    stage, so it fails in the first second rather than after the ranker's fit (not a validator: the settings
+    stay buildable, e.g. as the flows' defaults, on a machine without it)."""
+    from genrec.generators import TEXT_GENERATORS
+    from genrec.language_models import SMOLLM2, LanguageModelNotInstalledError, smollm2_gguf
+
+    preset = TEXT_GENERATORS.get(generation.text_generator)
+    if {**preset.config, **generation.text_generator_overrides}.get("model") == SMOLLM2:
+        try:
+            smollm2_gguf()
+        except (LanguageModelNotInstalledError, FileNotFoundError) as err:
+            raise ConfigError(f"text generator '{generation.text_generator}': {err}") from None
 
 
 class RunSettings(StrictModel):

