@@ -18,7 +18,7 @@ from typing import Annotated, Any, Self
 
 import numpy as np
 import pandas as pd
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from genrec.config import ConfigError, Seed, StrictModel
 from genrec.data import Dataset, LoadOptions, load_dataset
@@ -299,6 +299,11 @@ class RunSettings(StrictModel):
     generation: GenerationSettings = Field(
         default_factory=GenerationSettings, description="encoder, image and description generators"
     )
+
+    @field_validator("ranker_config", mode="before")
+    @classmethod
+    def _none_is_default(cls, value: Any) -> Any:
+        return DEFAULT_CONFIG if value is None else value  # settings recorded before "default" existed
 
     @model_validator(mode="after")
     def _check(self) -> Self:
