@@ -21,6 +21,7 @@ retries for minutes). This module imports only Prefect's settings: importing it 
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -99,10 +100,9 @@ def api_url() -> str | None:
 
 def stop_temporary_server() -> None:
     """Stop the temporary server if this process started one (exit paths that skip Prefect's own clean-up)."""
-    if uses_temporary_server():
-        from prefect.server.api.server import SubprocessASGIServer
-
-        server = SubprocessASGIServer()
+    module = sys.modules.get("prefect.server.api.server")  # not imported: this process started no server
+    if module is not None and uses_temporary_server():
+        server = module.SubprocessASGIServer()
         if server.running:
             server.stop()
 
