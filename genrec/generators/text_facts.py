@@ -254,7 +254,7 @@ class FactGenerator(LLMGenerator):
                 ]
             if len(used) + 1 >= least:
                 options += [(head, True, genre) for genre, (_, head, _) in words if head and genre not in used]
-            if len(used) >= least:
+            if len(used) >= least or not options:  # no genre word left to add (e.g. Action|Crime): end the phrase
                 options += [("film", True, None), ("movie", True, None)]
             texts = [" " + (with_article(text) if article and first else text) for text, _, _ in options]
             _, ends, genre = options[decoder.choose(texts)]

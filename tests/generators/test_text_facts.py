@@ -92,6 +92,16 @@ def test_no_genres_no_tags_no_year_and_no_shared_taste(tiny):
     assert text.startswith("Nameless Picture is a") and ("Heat" in text or "usual picks" in text)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_a_genre_phrase_always_has_a_way_to_end(seed, movielens_small):
+    """Animation|Comedy (Isle of Dogs): after the noun modifier "comedy", "animated" may not follow and Animation
+    has no head noun; the phrase must still end ("a comedy film"), not run out of options."""
+    generator = create_text_generator("tiny-facts", {"seed": seed}, movielens_small)
+    item = ItemFacts(item_id=-1, title="Two Modifiers", year=2001, genres=("Animation", "Comedy"))
+    text = generator.compose(DescriptionRequest(1, item, UserProfile(1, genres=("Action",), titles=("Heat",))))
+    assert "Two Modifiers" in text and text.endswith(".")
+
+
 def test_seeded_deterministic_and_independent_of_batching(tiny, movielens_small):
     batch = [request(movielens_small, item_id) for item_id in ITEMS[:4]]
     once = tiny.write(batch, attempt=0)
