@@ -27,6 +27,7 @@ def ranking_section(ranker: Ranker, split: Split, record: Mapping[str, Any], pro
     """The fitted ranker's full-ranking test metrics (the split it was fitted on), cold-start slice, extras
     and its fit report (``record``: the run's train record)."""
     evaluation = evaluate_full_ranking(ranker, split.test, split.item_popularity(), progress=progress)
+    fit = record.get("fit") or {}
     return {
         "ranker": ranker.name,
         "phase": "test",
@@ -35,6 +36,8 @@ def ranking_section(ranker: Ranker, split: Split, record: Mapping[str, Any], pro
         "extra": evaluation.extra,
         "fit": record.get("fit"),
         "key": record.get("key"),
+        # the fields a ranking result has (genrec.pipelines.ranking.ranking_result): the report's validation curve
+        **{name: fit[name] for name in ("fit_seconds", "epochs", "best_epoch", "history") if name in fit},
     }
 
 

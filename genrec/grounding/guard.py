@@ -1082,10 +1082,10 @@ def facts_used(text: str, item: ItemFacts, liked_titles: Sequence[str] = ()) -> 
     For a reader of the report: what a description rests on. A genre counts when its name or one
     of the words that restate it (:data:`GENRE_WORDS`) appears; the rest by their words in order.
     """
-    lower = " " + " ".join(re.findall(r"[\w'’-]+", text.lower())) + " "
+    lower = " " + " ".join(re.findall(r"[\w'’]+", text.lower())) + " "  # "Spider-Man": spider man
 
     def says(phrase: str) -> bool:
-        words = " ".join(re.findall(r"[\w'’-]+", phrase.lower()))
+        words = " ".join(re.findall(r"[\w'’]+", phrase.lower()))
         return bool(words) and f" {words} " in lower
 
     used = ["title"] if any(says(" ".join(key)) for key in title_keys(item.title)) else []
@@ -1096,5 +1096,7 @@ def facts_used(text: str, item: ItemFacts, liked_titles: Sequence[str] = ()) -> 
             used.append(f"genre {genre}")
     used += [f'tag "{tag}"' for tag in item.tags if says(tag)]
     used += [f"person {person}" for person in item.people if says(person)]
-    used += [f"liked title {display_title(title)}" for title in liked_titles if says(display_title(title))]
+    liked = [display_title(title) for title in liked_titles if says(display_title(title))]
+    # "Back to the Future" inside "Back to the Future Part III" is the longer title, named once
+    used += [f"liked title {title}" for title in liked if not any(title != other and title in other for other in liked)]
     return used

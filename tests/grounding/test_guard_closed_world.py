@@ -132,3 +132,7 @@ def test_facts_used_names_what_a_description_rests_on():
         "liked title Heat",
     ]
     assert facts_used("A must-see.", item) == []
+    spider = ItemFacts(item_id=2, title="Spider-Man", year=2002, genres=("Action",))
+    text = "Spider-Man is an action film. You liked Back to the Future Part III."
+    liked = ("Back to the Future", "Back to the Future Part III")
+    assert facts_used(text, spider, liked) == ["title", "genre Action", "liked title Back to the Future Part III"]

@@ -124,6 +124,7 @@ def test_the_whole_run_writes_every_output_and_a_rerun_reuses_everything(toy, tm
     assert descriptions[["user_id", "item_id"]].values.tolist() == images[["user_id", "item_id"]].values.tolist()
     assert (out / "cache").is_dir() and (out / "report.html").is_file()  # the embedding cache stays in the run
     assert "facts used: title" in (out / "report.html").read_text()  # the report says what each text rests on
+    assert (out / "report_assets" / "validation_curve.png").is_file()  # the fit's history reaches the report
     metrics = json.loads(run.metrics.read_text())
     assert set(metrics) == {
         "ranking",
