@@ -21,7 +21,6 @@ slots before every tagged task (about 2 s inside a flow run here), a cost with n
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from prefect.utilities.hashing import hash_objects
 
 from genrec.config import ConfigError
 from genrec.pipelines.settings import RunSettings
-from genrec.pipelines.stages import STAGES, Stage, local_path
+from genrec.pipelines.stages import STAGES, Stage, files_fingerprint, local_path
 from genrec.run_directory import RunDirectory
 
 GPU_TAG = "gpu"  # `prefect concurrency-limit create gpu 1` serialises the tagged tasks
@@ -45,27 +44,6 @@ WHOLE_RUN = "*"  # a stage's `reads`: every entry of the run directory but RunDi
 GENERATION_RETRIES = 2
 GENERATION_RETRY_DELAYS = exponential_backoff(backoff_factor=10)(GENERATION_RETRIES)  # seconds: 10, 20
 GENERATION_STAGES = ("images", "describe")  # retried (:func:`retryable`): an out-of-memory can pass next time
-
-
-def files_fingerprint(path: Path) -> list[tuple[str, int, int]]:
-    """(relative path, size, mtime_ns) of a file or of every file under a directory, sorted.
-
-    In a directory, the top-level entries of :data:`RunDirectory.NOT_INPUTS` (a run directory's own
-    results, cache, config, metrics and report) are left out.
-    """
-    if path.is_file():
-        stat = path.stat()
-        return [(path.name, stat.st_size, stat.st_mtime_ns)]
-    rows = []
-    for root, dirs, files in os.walk(path):
-        top = Path(root) == path
-        dirs[:] = sorted(d for d in dirs if not (top and d in RunDirectory.NOT_INPUTS))
-        for name in sorted(files):
-            if top and name in RunDirectory.NOT_INPUTS:
-                continue
-            stat = (Path(root) / name).stat()
-            rows.append((str((Path(root) / name).relative_to(path)), stat.st_size, stat.st_mtime_ns))
-    return rows
 
 
 def read_files(run_dir: str | Path, settings: RunSettings, reads: tuple[str, ...]) -> dict[str, Any]:
@@ -76,7 +54,7 @@ def read_files(run_dir: str | Path, settings: RunSettings, reads: tuple[str, ...
         files[name] = None if path is None else files_fingerprint(path)
     for entry in reads:
         path = Path(run_dir) if entry == WHOLE_RUN else Path(run_dir) / entry
-        files[entry] = files_fingerprint(path) if path.exists() else None
+        files[entry] = files_fingerprint(path, skip=RunDirectory.NOT_INPUTS) if path.exists() else None
     return files
 
 
@@ -221,16 +199,6 @@ def stage_task(stage: Stage, run_dir: str | Path) -> Task:
     return tagged.with_options(**gpu_tags(tagged))
 
 
-@dataclass(frozen=True)
-class StageTasks:
-    """The stage tasks bound to one run directory's result storage, by stage name."""
-
-    tasks: dict[str, Task]
-
-    def __getitem__(self, stage: str) -> Task:
-        return self.tasks[stage]
-
-
-def stage_tasks(run_dir: str | Path) -> StageTasks:
-    """Every stage task of the plan for ``run_dir``."""
-    return StageTasks({name: stage_task(stage, run_dir) for name, stage in STAGES.items()})
+def stage_tasks(run_dir: str | Path) -> dict[str, Task]:
+    """Every stage task of the plan for ``run_dir``, by stage name."""
+    return {name: stage_task(stage, run_dir) for name, stage in STAGES.items()}

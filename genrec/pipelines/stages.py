@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -388,9 +389,10 @@ def load_run_dataset(settings: RunSettings) -> Dataset:
 
     The stages of one in-process run, or of a flow run's tasks in threads of one process, share it.
     """
+    sources = (settings.dataset, settings.generation.images)
     data = [settings.dataset, settings.load.model_dump(mode="json"), settings.generation.images]
     key = json.dumps(
-        [*data, _files_state(settings.dataset), _files_state(settings.generation.images)],
+        [*data, *(files_fingerprint(path) for path in map(local_path, sources) if path is not None)],
         sort_keys=True,
         default=str,
     )
@@ -410,13 +412,21 @@ def local_path(value: Any) -> Path | None:
     return next((candidate for candidate in candidates if candidate.exists()), None)
 
 
-def _files_state(source: str | None) -> list[tuple[str, int, int]]:
-    """(path, size, mtime) of the local files a data source names (nothing for a bundled name)."""
-    path = local_path(source)
-    if path is None:
-        return []
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return [(str(file), file.stat().st_size, file.stat().st_mtime_ns) for file in files]
+def files_fingerprint(path: Path, skip: frozenset[str] = frozenset()) -> list[tuple[str, int, int]]:
+    """(relative path, size, mtime_ns) of a file or of every file under a directory, sorted; a directory's
+    top-level entries named in ``skip`` are left out (e.g. a run directory's own results)."""
+    if path.is_file():
+        stat = path.stat()
+        return [(path.name, stat.st_size, stat.st_mtime_ns)]
+    rows = []
+    for root, dirs, files in os.walk(path):
+        top = Path(root) == path
+        dirs[:] = sorted(d for d in dirs if not (top and d in skip))
+        for name in sorted(files):
+            if not (top and name in skip):
+                stat = (Path(root) / name).stat()
+                rows.append((str((Path(root) / name).relative_to(path)), stat.st_size, stat.st_mtime_ns))
+    return rows
 
 
 def _start(run_dir: str | Path, settings: RunSettings) -> RunDirectory:

@@ -222,7 +222,7 @@ def test_tasks_are_gpu_tagged_only_where_they_reach_a_gpu(monkeypatch, tmp_path:
     from genrec.flows.batches import batch_tasks
 
     def gpu_tagged() -> list[str]:
-        tasks = [*flow_tasks.stage_tasks(tmp_path).tasks.values(), *vars(batch_tasks(tmp_path)).values()]
+        tasks = [*flow_tasks.stage_tasks(tmp_path).values(), *vars(batch_tasks(tmp_path)).values()]
         return sorted(task.name for task in tasks if "gpu" in task.tags)
 
     assert gpu_tagged() == []  # this machine: no CUDA device
