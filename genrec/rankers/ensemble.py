@@ -5,6 +5,8 @@ data and differ only in their seed (initial weights, data order, sampled negativ
 errors are partly independent and averaging cancels some. Each member's scores are standardised
 per user over the catalogue (zero mean, unit variance) before averaging: a sampled-softmax
 model's logits have no fixed scale, and one member must not outvote the others by scale alone.
+With item features, every member whose ranker takes them gets them (content-aware hstu/sasrec),
+except that ``content_members`` can keep the rest id-only: a mixed ensemble.
 
 Members fit ``workers`` at a time, each in its own process with an equal share of this process's
 torch threads. Small sequence models use a second core poorly as a second intra-op thread and
@@ -52,6 +54,12 @@ class EnsembleConfig(RankerConfig):
         default_factory=dict, description="the members' config: a named config or a dict of settings"
     )
     members: int = Field(4, ge=2, description="members; member i is seeded seed * members + i")
+    content_members: int | None = Field(
+        None,
+        ge=0,
+        description="with item features: how many members take them (the first ones); the rest are id-only. "
+        "None: every member",
+    )
     workers: int = Field(
         2,
         ge=1,
@@ -64,6 +72,8 @@ class EnsembleConfig(RankerConfig):
         if self.member not in RANKERS:
             options = ", ".join(RANKERS.names())
             raise ValueError(f"member {self.member!r} is not a registered ranker; options: {options}")
+        if self.content_members is not None and self.content_members > self.members:
+            raise ValueError(f"content_members ({self.content_members}) exceeds members ({self.members})")
         if self.member in ("ensemble", "llm"):
             raise ValueError(
                 f"member {self.member!r} cannot be an ensemble member (members fit in worker processes on their own)"
@@ -82,13 +92,18 @@ class EnsembleConfig(RankerConfig):
 
 
 def fit_member(
-    name: str, config: RankerConfig, split: Split, threads: int | None, progress: bool = False
+    name: str,
+    config: RankerConfig,
+    split: Split,
+    threads: int | None,
+    progress: bool = False,
+    item_features: np.ndarray | None = None,
 ) -> tuple[dict, dict]:
     """Fit one member (in a worker process when ``threads`` is given); returns its tensors and fit report."""
     if threads is not None:
         torch.set_num_threads(threads)
     seed_everything(config.seed)
-    ranker = create_ranker(name, config)
+    ranker = create_ranker(name, config, item_features=item_features)
     report = ranker.fit(split, progress=progress)
     return {key: value.detach().cpu() for key, value in ranker.state_tensors().items()}, asdict(report)
 
@@ -105,6 +120,7 @@ class EnsembleRanker(Ranker):
 
     name = "ensemble"
     config_class = EnsembleConfig
+    uses_item_features = True  # passed on to the members (a member ranker that takes none refuses them)
     config: EnsembleConfig
 
     def __init__(self, config=None, item_features: np.ndarray | None = None):
@@ -114,22 +130,33 @@ class EnsembleRanker(Ranker):
     def build(self, n_items: int) -> None:
         """The members are built by fit or loaded from ``members/``: nothing of the ensemble's own to allocate."""
         self.check_item_features(n_items)
+        if self.item_features is not None:
+            RANKERS.get(self.config.member).check_accepts_item_features()
+
+    def member_features(self) -> list[np.ndarray | None]:
+        """The item features each member takes: the first ``content_members`` (default all) get them."""
+        content = self.config.members if self.config.content_members is None else self.config.content_members
+        return [self.item_features if i < content else None for i in range(self.config.members)]
 
     def fit(self, split: Split, progress: bool = True) -> FitReport:
         config = self.config
         start = time.perf_counter()
-        settings = config.member_settings()
+        self.build(split.n_items)
+        settings, features = config.member_settings(), self.member_features()
         workers = min(config.workers, config.members)
         if workers > 1 and active():
             raise ValueError("ensemble: workers > 1 cannot run inside a torchrun process group; set workers=1")
         if workers == 1:
-            fitted = [fit_member(config.member, member, split, None, progress) for member in settings]
+            fitted = [
+                fit_member(config.member, member, split, None, progress, item_features)
+                for member, item_features in zip(settings, features, strict=True)
+            ]
         else:
-            fitted = self.fit_in_workers(settings, split, workers, progress)
+            fitted = self.fit_in_workers(settings, features, split, workers, progress)
         member_class = RANKERS.get(config.member)
         self.members = [
-            member_class.from_state(member, split.n_items, tensors)
-            for member, (tensors, _) in zip(settings, fitted, strict=True)
+            member_class.from_state(member, split.n_items, tensors, item_features)
+            for member, item_features, (tensors, _) in zip(settings, features, fitted, strict=True)
         ]
         self.n_items = split.n_items
         reports = [FitReport(**report) for _, report in fitted]
@@ -155,7 +182,12 @@ class EnsembleRanker(Ranker):
         return self.fit_report
 
     def fit_in_workers(
-        self, settings: list[RankerConfig], split: Split, workers: int, progress: bool
+        self,
+        settings: list[RankerConfig],
+        features: list[np.ndarray | None],
+        split: Split,
+        workers: int,
+        progress: bool,
     ) -> list[tuple[dict, dict]]:
         """Fit the members ``workers`` at a time in spawned processes (fork would copy torch's thread pools
         in whatever state they are in), each with an equal share of this process's torch threads."""
@@ -166,7 +198,10 @@ class EnsembleRanker(Ranker):
         ):
             description = f"training {len(settings)} {self.config.member} members"
             task = bar.add_task(description, total=len(settings), status="")
-            jobs = [pool.submit(fit_member, self.config.member, member, split, threads) for member in settings]
+            jobs = [
+                pool.submit(fit_member, self.config.member, member, split, threads, False, item_features)
+                for member, item_features in zip(settings, features, strict=True)
+            ]
             for done in as_completed(jobs):
                 best = done.result()[1]["best_valid_ndcg10"]
                 bar.update(task, advance=1, status="" if best is None else f"last member's valid NDCG@10 {best:.4f}")

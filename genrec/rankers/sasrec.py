@@ -40,9 +40,18 @@ target) removed. Uniform draws make the correction a constant, so it changes not
 popularity draws it keeps the sampled softmax an estimate of the full one while the negatives are
 the popular items the top of a ranking competes with.
 
-Optional multimodal item features [n_items, D_f] are projected to the hidden size and added to
-the id embedding, in the input and in the output table, so an item that was never trained
-still has a content representation.
+Content-aware items (item features [n_items, D_f], e.g. MiniLM text of title, year, genres and
+tags): each item's representation is its id embedding plus a learned linear projection of its
+centred content vector, in the input and in the output table (the "ID + modality" fusion of Yuan
+et al., 2023, "Where to Go Next for Recommender Systems? ID- vs. Modality-based Recommender
+Models"; UniSRec, Hou et al., 2022, also centres/whitens the text vectors before its adaptor). Two
+choices make content carry an item that was never trained (a cold-start item):
+
+- an item with no training interaction has no id part at all (its row is zero): otherwise its
+  id embedding, only ever a negative in the softmax, is pushed down and buries the item;
+- ``id_dropout``: at each training step a random share of the items lose their id part (the
+  "modality dropout" of multimodal models), so the content projection learns to score an item on
+  its own instead of leaving the work to the ids.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
+from genrec.config import ConfigError
 from genrec.data.sequences import Sequences
 from genrec.evaluation.splits import Split
 from genrec.persistence import Manifest
@@ -110,6 +120,13 @@ class SASRecConfig(TrainedRankerConfig):
         True,
         description="multiply item embeddings by sqrt(hidden) before adding positions (SASRec's official code, "
         "its PyTorch port, Meta's HSTU input preprocessor); False: unscaled N(0, 0.02) ids (*-full-history)",
+    )
+    id_dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="with item features: share of items whose id embedding is dropped at each training step, "
+        "so the content path learns to rank alone (cold-start items have content only)",
     )
     amp: bool = Field(True, description="bf16 autocast on CUDA (CPU always runs fp32)")
     compile: bool = Field(False, description="torch.compile the model for training")
@@ -220,8 +237,14 @@ class ItemSequenceTransformer(nn.Module):
         # Absolute positions (counted from the most recent item) for both block types, as HSTU's reference input
         # preprocessor also adds them under its relative bias.
         self.position_embedding = nn.Embedding(config.max_len, config.hidden)
-        self.register_buffer("item_features", item_features, persistent=False)  # saved by Ranker.save_pretrained
+        # Content vectors centred over the catalogue (their shared direction says nothing about an item); the raw
+        # features are saved by Ranker.save_pretrained, so the buffers are not.
+        centred = None if item_features is None else item_features - item_features.mean(dim=0)
+        self.register_buffer("item_features", centred, persistent=False)
         self.feature_projection = None if item_features is None else nn.Linear(item_features.shape[1], config.hidden)
+        # 1 for items whose id part is used, 0 for items never seen in training (set by the fit); padding first.
+        self.register_buffer("id_mask", torch.ones(n_items + 1, 1), persistent=False)
+        self.id_dropout = config.id_dropout
         self.drop = nn.Dropout(config.dropout)
         # Item ids enter at sqrt(D) times their (N(0, 0.02)-initialised, output-tied) embedding, as in SASRec's code:
         # unscaled, they are ~8x smaller than the blocks' first outputs and the residual stream loses the ids.
@@ -239,8 +262,24 @@ class ItemSequenceTransformer(nn.Module):
         table = self.item_embedding.weight
         if self.feature_projection is None:
             return table
-        content = self.feature_projection(self.item_features)  # [n_items, D]
-        return table + F.pad(content, (0, 0, 1, 0))
+        content = F.pad(self.feature_projection(self.item_features), (0, 0, 1, 0))  # [n_items + 1, D]
+        keep = self.id_mask  # [n_items + 1, 1]
+        if self.training and self.id_dropout > 0:
+            keep = keep * (torch.rand_like(keep) >= self.id_dropout)
+        return table * keep + content
+
+    def drop_untrained_ids(self, trained: torch.Tensor) -> None:
+        """Content only for the items with no training interaction: ``trained`` [n_items] bool.
+
+        While fitting, the mask keeps their id rows out of every table; :meth:`bake_id_mask` then
+        zeroes those rows, so the saved weights need no mask.
+        """
+        self.id_mask.copy_(F.pad(trained.float(), (1, 0), value=1.0)[:, None])
+
+    @torch.no_grad()
+    def bake_id_mask(self) -> None:
+        self.item_embedding.weight.mul_(self.id_mask)
+        self.id_mask.fill_(1.0)
 
     def query_times(self, times: torch.Tensor, next_times: torch.Tensor | None) -> torch.Tensor:
         """The timestamp each query position's time gaps are measured from: [B, L] (see ``time_bias``)."""
@@ -292,6 +331,11 @@ class SASRecRanker(Ranker):
 
     def build(self, n_items: int) -> None:
         self.check_item_features(n_items)
+        if self.config.id_dropout > 0 and self.item_features is None:
+            raise ConfigError(
+                f"{self.name}: id_dropout={self.config.id_dropout} needs item features (--item-features / "
+                "item_features: minilm, encoder or a .npy file); without them set id_dropout=0"
+            )
         torch.manual_seed(self.config.seed)
         features = None if self.item_features is None else torch.from_numpy(self.item_features)
         self.module = ItemSequenceTransformer(self.config, n_items, features).to(self.device)
@@ -376,6 +420,9 @@ class SASRecRanker(Ranker):
         windows = training_windows(shard_users(split.train), config.max_len, config.train_windows == "all")
         tokens, times = equal_shares(*windows)
         self.set_sampling_distribution(split.train)
+        if self.item_features is not None:
+            trained = torch.from_numpy(np.bincount(split.train.items, minlength=split.n_items) > 0)
+            self.module.drop_untrained_ids(trained.to(self.device))
         generator = torch.Generator().manual_seed(config.seed)
         optimizer, schedule = self.optimizer(config.epochs * math.ceil(len(tokens) / config.batch_size))
         average_gradients(self.module, optimizer, config.seed)  # no-op in one process
@@ -384,6 +431,7 @@ class SASRecRanker(Ranker):
             return self.train_epoch(tokens, times, optimizer, schedule, generator)
 
         self.fit_report = fit_with_early_stopping(self, self.module, split, run_epoch, config, progress)
+        self.module.bake_id_mask()
         return self.fit_report
 
     @torch.inference_mode()

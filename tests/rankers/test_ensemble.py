@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -64,6 +65,23 @@ def test_a_saved_ensemble_reloads_bit_identically(toy_split, tmp_path):
     assert (top == expected).all()
 
 
+def test_item_features_reach_the_content_members_only_and_reload_bit_identically(toy_split, tmp_path):
+    features = np.random.default_rng(0).normal(size=(toy_split.n_items, 6)).astype(np.float32)
+    settings = {"member": "hstu", "member_config": TINY_HSTU, "members": 2, "workers": 1, "content_members": 1}
+    model = create_ranker("ensemble", settings, item_features=features)
+    model.fit(toy_split, progress=False)
+    assert model.members[0].item_features is not None and model.members[1].item_features is None
+    seed_everything(0)
+    single = create_ranker("hstu", {**TINY_HSTU, "seed": 0}, item_features=features)
+    single.fit(toy_split, progress=False)
+    history = toy_split.test.history
+    torch.testing.assert_close(model.members[0].score(history), single.score(history), rtol=0, atol=0)
+    loaded = load_ranker(str(model.save_pretrained(tmp_path / "mixed")))
+    torch.testing.assert_close(loaded.score(history), model.score(history), rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="does not use item features"):
+        create_ranker("ensemble", {"member": "popular"}, item_features=features).fit(toy_split, progress=False)
+
+
 def test_standardised_rows_have_zero_mean_and_unit_variance_and_refuse_infinite_scores():
     scores = torch.tensor([[1.0, 2.0, 3.0, 10.0], [-5.0, 0.0, 5.0, 0.0]])
     out = standardised(scores)
@@ -80,6 +98,7 @@ def test_standardised_rows_have_zero_mean_and_unit_variance_and_refuse_infinite_
         ({"member": "llm"}, "cannot be an ensemble member"),
         ({"members": 1}, "members"),
         ({"member_config": "no-such-config"}, "neither a JSON file nor a named config"),
+        ({"members": 2, "content_members": 3}, "content_members \\(3\\) exceeds members \\(2\\)"),
     ],
 )
 def test_bad_settings_name_the_field(settings, message):

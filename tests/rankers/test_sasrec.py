@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from genrec.config import ConfigError
 from genrec.data import load_dataset
@@ -194,14 +195,19 @@ def test_same_seed_same_model(toy_split):
     torch.testing.assert_close(first.score(toy_split.test.history), second.score(toy_split.test.history))
 
 
-def test_item_features_give_untrained_items_a_representation(toy_split, tmp_path):
-    """Item 25 is in the catalogue but never in training; it shares item 5's feature vector. With the
-    features fused, the model scores it like item 5 for every user; with IDs alone it is noise."""
+def split_with_cold_item(tmp_path):
+    """A toy catalogue whose item 25 is never rated, so never trained."""
     directory = write_toy_latest(tmp_path / "toy", n_users=40, n_items=24, per_user=8)
     with (directory / "movies.csv").open("a") as movies:
         movies.write("25,Twin (2000),Drama\n")
     dataset = load_dataset(directory)
-    with_cold = split(dataset)
+    return dataset, split(dataset)
+
+
+def test_item_features_give_untrained_items_a_representation(toy_split, tmp_path):
+    """Item 25 is in the catalogue but never in training; it shares item 5's feature vector. With the
+    features fused, the model scores it like item 5 for every user; with IDs alone it is noise."""
+    dataset, with_cold = split_with_cold_item(tmp_path)
     cold, twin = (int(index) for index in dataset.item_index([25, 5]))
     assert np.bincount(with_cold.train.items, minlength=dataset.n_items)[cold] == 0
     features = np.random.default_rng(0).normal(size=(dataset.n_items, 8)).astype(np.float32)
@@ -218,6 +224,37 @@ def test_item_features_give_untrained_items_a_representation(toy_split, tmp_path
     assert correlations[0] > 0.8 and correlations[1] < 0.5, correlations
     with pytest.raises(ValueError, match="item_features has 3 rows"):
         create_ranker("sasrec", TINY, item_features=features[:3]).fit(toy_split, progress=False)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+def test_untrained_items_are_represented_by_content_alone(tmp_path, name):
+    dataset, with_cold = split_with_cold_item(tmp_path)
+    features = np.random.default_rng(1).normal(size=(dataset.n_items, 6)).astype(np.float32)
+    ranker = create_ranker(name, {**TINY, "id_dropout": 0.3}, item_features=features)
+    ranker.fit(with_cold, progress=False)
+    trained = np.bincount(with_cold.train.items, minlength=dataset.n_items) > 0
+    assert not trained.all()
+    ids = ranker.module.item_embedding.weight[1:].detach()  # [n_items, D], padding dropped
+    assert (ids[~torch.from_numpy(trained)] == 0).all()
+    assert (ids[torch.from_numpy(trained)].abs().sum(dim=1) > 0).all()
+    assert (ranker.module.id_mask == 1).all()  # baked into the weights: a saved model needs no mask
+
+
+def test_id_dropout_removes_a_share_of_ids_while_training_only():
+    config = SASRecConfig(**{**TINY, "id_dropout": 0.5})
+    model = ItemSequenceTransformer(config, n_items=200, item_features=torch.randn(200, 5))
+    content = F.pad(model.feature_projection(model.item_features), (0, 0, 1, 0))  # [201, D]
+    model.train()
+    torch.manual_seed(0)
+    content_only = (model.item_table() - content).abs().sum(dim=1)[1:] == 0  # [200] rows without their id
+    assert 0.35 < content_only.float().mean() < 0.65
+    model.eval()
+    torch.testing.assert_close(model.item_table(), model.item_embedding.weight + content)
+
+
+def test_id_dropout_without_item_features_is_refused(toy_split):
+    with pytest.raises(ConfigError, match="id_dropout=0.2 needs item features"):
+        create_ranker("hstu", {**TINY, "id_dropout": 0.2}).fit(toy_split, progress=False)
 
 
 def test_bad_config_values_are_rejected_clearly():
