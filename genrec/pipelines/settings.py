@@ -32,6 +32,11 @@ ItemId = int | str
 # The run's default config of each ranker when none is named: the fastest setting that keeps most
 # of the ranker's accuracy (benchmarks/RESULTS.md, "hstu-demo"); other rankers use their defaults.
 RUN_DEFAULT_CONFIGS = {"hstu": "hstu-demo", "sasrec": "sasrec-demo"}
+# The run's item features when none are named: MiniLM vectors of each item's title, year, genres and tags for the
+# content-aware transformers (and ensembles of them), which rank better with them on validation and rank cold-start
+# items (benchmarks/RESULTS.md, "Content-aware hstu and sasrec"); other rankers take none.
+RUN_DEFAULT_ITEM_FEATURES = {"hstu": "minilm", "sasrec": "minilm"}
+ITEM_FEATURE_SOURCES = ("default", "none", "minilm", "encoder")
 
 
 def check_encoder(encoder: str) -> None:
@@ -288,10 +293,12 @@ class RunSettings(StrictModel):
     ranker_overrides: dict[str, Any] = Field(
         default_factory=dict, description='ranker config fields over the config\'s, e.g. {"epochs": 20}'
     )
-    item_features: str | None = Field(
-        None,
-        description="item vectors for a ranker that takes them: encoder (the run's encode stage), minilm, or a "
-        ".npy file [n_items, D]; empty: none",
+    item_features: str = Field(
+        "default",
+        min_length=1,
+        description="item vectors the ranker takes: default (minilm for hstu, sasrec and their ensembles, else none), "
+        "none, minilm (text of title, year, genres, tags), encoder (the run's CLIP encoder) or a .npy file "
+        "[n_items, D]",
     )
     k: int = Field(3, ge=1, le=1000, description="recommended items per user")
     items: list[ItemId] | None = Field(None, description="item ids to use instead of ranking (no ranker is trained)")
@@ -305,6 +312,11 @@ class RunSettings(StrictModel):
     def _none_is_default(cls, value: Any) -> Any:
         return DEFAULT_CONFIG if value is None else value  # settings recorded before "default" existed
 
+    @field_validator("item_features", mode="before")
+    @classmethod
+    def _none_is_none(cls, value: Any) -> Any:
+        return "none" if value is None else value  # settings recorded before "default" meant no features
+
     @model_validator(mode="after")
     def _check(self) -> Self:
         from genrec.rankers import RANKERS
@@ -315,12 +327,13 @@ class RunSettings(StrictModel):
             _check_unique(self.items, "item")
             return self
         self.resolved_ranker_config()
-        if self.item_features is not None:
+        if self.item_features not in ITEM_FEATURE_SOURCES and not Path(self.item_features).is_file():
+            raise ValueError(
+                f"item_features: {self.item_features}: expected {', '.join(ITEM_FEATURE_SOURCES)} or an existing "
+                ".npy file"
+            )
+        if self.item_features not in ("default", "none"):
             RANKERS.get(self.ranker).check_accepts_item_features()
-            if self.item_features not in ("encoder", "minilm") and not Path(self.item_features).is_file():
-                raise ValueError(
-                    f"item_features: {self.item_features}: expected encoder, minilm or an existing .npy file"
-                )
         return self
 
     @property
@@ -328,6 +341,16 @@ class RunSettings(StrictModel):
         if self.ranker_config != DEFAULT_CONFIG:
             return str(self.ranker_config)
         return RUN_DEFAULT_CONFIGS.get(str(self.ranker))
+
+    @property
+    def resolved_item_features(self) -> str | None:
+        """The ranker's item features: the named source, the run default for ``default``, None for ``none``."""
+        if self.item_features != "default":
+            return None if self.item_features == "none" else self.item_features
+        ranker = str(self.ranker)
+        if ranker == "ensemble":
+            ranker = self.resolved_ranker_config().member
+        return RUN_DEFAULT_ITEM_FEATURES.get(ranker)
 
     def resolved_ranker_config(self) -> Any:
         """The ranker's config: the named config (or file), the overrides, then the run's seed."""

@@ -5,9 +5,10 @@
     select-users -> encode -> train -> recommend -> images -> describe -> evaluate -> report
 
 - **select-users** writes users.json (:class:`~genrec.pipelines.settings.UserSelection`);
-- **encode** puts the catalogue's vectors under the run's encoder into the embedding cache: the
-  generators, the metrics and a ranker that takes item features (``item_features: encoder``) read
-  them from there, so nothing is encoded twice;
+- **encode** puts the catalogue's vectors under the run's encoder, and under MiniLM when they are the
+  ranker's item features (the default for hstu and sasrec: content-aware rankers), into the
+  embedding cache: the generators, the metrics and the ranker read them from there, so nothing is
+  encoded twice;
 - **train** fits the ranker on the leave-one-out training split into model/ (reused when its key,
   a hash of the data, ranker, resolved config, item features and split, is unchanged); skipped
   when the run gives ``items``;
@@ -70,7 +71,7 @@ def encode(run_dir: str | Path, settings: RunSettings, progress: bool = True) ->
     run = _start(run_dir, settings)
     dataset, cache = load_run_dataset(settings), run.cache_dir(settings.generation.cache_dir)
     encode_items(dataset, run_encoder(settings), cache_dir=cache, progress=progress)
-    if settings.item_features == "minilm" and settings.items is None:
+    if settings.resolved_item_features == "minilm" and settings.items is None:
         encode_items(dataset, create_encoder("minilm"), cache_dir=cache, progress=progress)
     return cache
 
@@ -444,7 +445,7 @@ def _item_vectors(dataset: Dataset, encoder: Any, run: RunDirectory, settings: R
 
 def _item_features_identity(settings: RunSettings) -> str | None:
     """What the ranker's item features are, for its reuse key (a file by its content)."""
-    source = settings.item_features
+    source = settings.resolved_item_features
     if source is None or source == "minilm":
         return source
     if source == "encoder":
@@ -455,7 +456,7 @@ def _item_features_identity(settings: RunSettings) -> str | None:
 def _item_features(dataset: Dataset, settings: RunSettings, run: RunDirectory, progress: bool) -> Any:
     from genrec.pipelines.encode import load_item_features
 
-    source = settings.item_features
+    source = settings.resolved_item_features
     if source is None:
         return None
     name = settings.generation.encoder if source == "encoder" else source

@@ -82,6 +82,7 @@ def test_user_selection_errors_are_clear(toy, selection, message):
         ({"generation": {"images": "/no/such/posters"}}, "no such directory"),
         ({"load": {"protocol": "nope"}}, "unknown data protocol 'nope'"),
         ({"ranker": "popular", "item_features": "minilm"}, "item features"),
+        ({"item_features": "/no/such.npy"}, "expected default, none, minilm, encoder or an existing .npy file"),
         ({"seed": -1}, "seed"),
     ],
 )
@@ -101,6 +102,19 @@ def test_defaults_are_the_fast_generative_ranker_and_presets_hold_the_demo():
     assert load_run_preset("demo-standard").generation.encoder == "standard"
     with pytest.raises(KeyError, match="unknown run preset 'huge'; valid names: demo"):
         load_run_preset("huge")
+
+
+def test_content_aware_rankers_take_minilm_item_features_by_default():
+    assert RunSettings().resolved_item_features == "minilm"
+    assert RunSettings(ranker="sasrec").resolved_item_features == "minilm"
+    assert RunSettings(ranker="ensemble").resolved_item_features == "minilm"  # its members are hstu
+    members = {"member": "multvae"}
+    assert RunSettings(ranker="ensemble", ranker_overrides=members).resolved_item_features is None
+    assert RunSettings(ranker="popular").resolved_item_features is None
+    assert RunSettings(item_features="none").resolved_item_features is None
+    assert RunSettings(item_features="encoder").resolved_item_features == "encoder"
+    recorded = RunSettings().model_dump(mode="json") | {"item_features": None}  # before "default" existed
+    assert RunSettings.from_dict(recorded).resolved_item_features is None
 
 
 def test_settings_round_trip_through_json_and_nested_values_merge():
