@@ -1,6 +1,7 @@
-"""The LLM ranking stage: a pretrained causal LM reranks an ID-driven retriever's top N.
+"""The LLM ranking stage: a pretrained causal LM reranks an ID-driven retriever's top N (``mode="rerank"``),
+or writes the next item's title or query, which an encoder grounds in the catalogue (``"title"``, ``"query"``).
 
-LlamaRec (Yue et al., 2023, "LlamaRec: Two-Stage Recommendation using Large Language Models
+Rerank mode. LlamaRec (Yue et al., 2023, "LlamaRec: Two-Stage Recommendation using Large Language Models
 for Ranking"): a retriever proposes N candidates; the prompt lists the user's recent history
 and the candidates, each labelled with an index letter; one forward pass reads the LM's logits
 for the N letters at the answer position (a verbalizer), so no free text is ever parsed and
@@ -22,9 +23,43 @@ retriever missed are skipped and counted. Validation users are sampled among tho
 the retriever put in its top N: for the others every reranking and every lambda gives the same
 list metrics, so the same LM passes buy several times more signal.
 
+Title and query modes: the LM writes, a retriever grounds. Small LMs have helped where they write
+text that a retriever then matches. BIGRec (Bao et al., 2023, "A Bi-Step Grounding Paradigm for Large
+Language Models in Recommendation Systems") fine-tunes the LM to write the next item's title and grounds
+it by embedding distance to every catalogue item; GPT4Rec (Li et al., 2023, "GPT4Rec: A Generative
+Framework for Personalized Recommendation and User Interests Interpretation") has it write search
+queries from the history titles and retrieves with BM25. Here ``"title"`` writes the title (the target is
+the prompt's own capped title of the next item) and ``"query"`` writes ``Genres: a, b. Tags: x, y.`` of the
+next item (at most ``query_terms`` of each; the layout of :func:`genrec.encoders.items.item_text`, so a
+query lands near the items it describes). Both ground the text with the same encoder, ``grounding_encoder``
+(MiniLM by default, in place of BIGRec's LLaMA embeddings and GPT4Rec's BM25): every item's score is the
+cosine similarity between the written text and the item's vector from
+:func:`genrec.encoders.catalogue.encode_items` (its title, year, genres and tags), averaged over ``beams``
+texts (1: greedy decoding; no sampling, so a pass is deterministic). BIGRec adjusts grounding distances by
+item popularity; here the ID retriever plays that role, carrying popularity and the collaborative signal:
+``s = z(retriever) + w * z(grounding)``, z standardising each user's scores over the catalogue, ``w`` chosen
+on validation from ``grounding_grid``, which holds 0 (the retriever alone, so the fused list is never
+below the retriever on validation) and inf (the grounding alone). At ``w = 0`` ranking runs no LM pass.
+
+Fine-tuning in these modes is the same LoRA loop (:meth:`LLMRanker.train_adapter`) with the LM's own
+objective: teacher-forced cross-entropy of the target text's tokens and the end-of-turn token, the
+prompt's tokens unscored; every training prefix with a non-empty target is an example (the retriever
+does not filter them). Early stopping follows validation NDCG@10 of the fused ranking at the weight
+validation chooses; ties keep the earlier adapter. Validation users are a seeded sample of all of them:
+the whole catalogue is rescored, so any user can gain (``valid_retrieved_only`` is a rerank setting).
+Generation is the cost: ``batch_size`` prompts per ``generate`` call, at most ``max_new_tokens`` each.
+
+A saved ranker keeps the retriever, the adapter, the titles and, in title and query modes, the encoded
+catalogue ([n_items, D] float32 in ``model.safetensors``: 5.6 MB for 3,650 items and MiniLM) with the
+encoder's identity (``grounding.json``). The vectors are saved rather than recomputed because a loaded
+ranker has no data set to encode, and recomputing them is bit-identical only when the embedding cache
+holds them (batched encoding pads each text to its batch's longest, which can move the last bits), so
+save/load parity would depend on the cache. The encoder is loaded by name on first use and must have the
+saved identity.
+
 History titles are untrusted text: sanitised and quoted by :mod:`genrec.untrusted_text`
 (special and chat-template tokens of the loaded tokenizer removed), capped in characters and
-in tokens; they sit in the user turn, the system prompt is a constant.
+in tokens; they sit in the user turn, the system prompt is a constant. Query targets are sanitised too.
 """
 
 from __future__ import annotations
@@ -268,7 +303,8 @@ def prefix_examples(train: Sequences, per_user: int) -> tuple[Sequences, np.ndar
 
 
 class LLMRanker(Ranker):
-    """A causal LM reranking a retriever's top N through letter logits; see the module docstring."""
+    """A causal LM reranking a retriever's top N through letter logits, or writing text an encoder grounds in the
+    catalogue (title, query modes); see the module docstring."""
 
     name = "llm"
     config_class = LLMRankerConfig
@@ -825,11 +861,16 @@ class LLMRanker(Ranker):
         self.generation_seconds += time.perf_counter() - start
         return similarity.reshape(len(history), self.config.beams, -1).mean(axis=1)
 
-    def grounded_ndcg(self, valid: EvalSet, retriever: np.ndarray, grounding: np.ndarray, weight: float) -> float:
-        """Validation NDCG@10 of the fused catalogue ranking (history excluded), as :meth:`rank` ranks."""
+    @staticmethod
+    def grounded_lists(history: Sequences, retriever: np.ndarray, grounding: np.ndarray, weight: float, k: int):
+        """Top-``k`` items [B, k] of the fused catalogue scores with the history excluded, as :meth:`rank` ranks."""
         fused = torch.from_numpy(fuse_grounding(retriever, grounding, weight)).float()
-        items, _ = top_k(exclude_seen(fused, valid.history), 10)
-        return accuracy_metrics(items.numpy(), valid.targets, ks=(10,))["NDCG@10"]
+        return top_k(exclude_seen(fused, history), k)[0].numpy()
+
+    def grounded_ndcg(self, valid: EvalSet, retriever: np.ndarray, grounding: np.ndarray, weight: float) -> float:
+        """Validation NDCG@10 of the fused catalogue ranking at ``weight``."""
+        items = self.grounded_lists(valid.history, retriever, grounding, weight, 10)
+        return accuracy_metrics(items, valid.targets, ks=(10,))["NDCG@10"]
 
     def grounding_figures(self, valid: EvalSet, retriever, grounding) -> dict[float, float]:
         """Validation NDCG@10 for each weight of ``grounding_grid`` (and ``grounding_weight`` when set)."""

@@ -10,6 +10,7 @@ import pytest
 from genrec.config import ConfigError
 from genrec.data import load_dataset
 from genrec.evaluation import split
+from genrec.pipelines import benchmark_ranking
 from genrec.rankers import create_ranker, load_ranker
 from genrec.rankers.llm import prefix_examples
 from genrec.rankers.llm_grounding import GENERATION_QUESTIONS, fuse_grounding, query_text, standardised
@@ -150,3 +151,21 @@ def test_saved_grounded_ranker_scores_bit_identically(tiny_lm, toy_split, tmp_pa
     loaded._encoder, loaded.encoder_identity = None, "another encoder"
     with pytest.raises(ValueError, match="not the encoder that encoded"):
         loaded.text_encoder()
+
+
+def test_benchmark_ranking_runs_the_title_mode(tiny_lm, planted):
+    settings = {**FAST, "model": tiny_lm, "mode": "title", "grounding_weight": 1.0, **TUNE}
+    result = benchmark_ranking(planted.dataset, "llm", overrides=settings, seed=1, progress=False)
+    assert result["ranker"] == "llm" and 0.0 <= result["metrics"]["NDCG@10"] <= 1.0
+    assert result["extra"]["prompts_per_user"] == 1.0 and result["extra"]["grounding_weight"] == 1.0
+    assert result["extra"]["train_examples"] == 40 and "fusion_lambda" not in result["extra"]
+
+
+@pytest.mark.slow
+def test_real_smollm2_writes_and_grounds_for_one_user(toy_split):
+    ranker = grounded("smollm2", fine_tune=False, valid_users=2, grounding_weight=1.0, dtype="auto")
+    ranker.fit(toy_split, progress=False)
+    history = toy_split.test.history.rows(np.arange(1))
+    items, scores = ranker.rank(history, k=10)
+    assert (items >= 0).all() and np.isfinite(scores).all() and ranker.last_texts[0][0]
+    assert ranker.generation_prompt(history[0]).startswith("<|im_start|>system\n")
