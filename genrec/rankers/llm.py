@@ -84,12 +84,7 @@ from genrec.io import read_json, write_json
 from genrec.language_models import DType, load_causal_lm, special_token_strings
 from genrec.progress import progress_bar
 from genrec.rankers.base import FitReport, Ranker, RankerConfig
-from genrec.rankers.llm_grounding import (
-    catalogue_queries,
-    fuse_grounding,
-    generation_messages,
-    numbered_history,
-)
+from genrec.rankers.llm_grounding import catalogue_queries, fuse_grounding, generation_messages, numbered_history
 from genrec.ranking_ops import exclude_seen, top_k
 from genrec.untrusted_text import ELLIPSIS, quote_untrusted, sanitise_untrusted
 
