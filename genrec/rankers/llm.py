@@ -1,6 +1,7 @@
-"""The LLM ranking stage: a pretrained causal LM reranks an ID-driven retriever's top N.
+"""The LLM ranking stage: a pretrained causal LM reranks an ID-driven retriever's top N (``mode="rerank"``),
+or writes the next item's title or query, which an encoder grounds in the catalogue (``"title"``, ``"query"``).
 
-LlamaRec (Yue et al., 2023, "LlamaRec: Two-Stage Recommendation using Large Language Models
+Rerank mode. LlamaRec (Yue et al., 2023, "LlamaRec: Two-Stage Recommendation using Large Language Models
 for Ranking"): a retriever proposes N candidates; the prompt lists the user's recent history
 and the candidates, each labelled with an index letter; one forward pass reads the LM's logits
 for the N letters at the answer position (a verbalizer), so no free text is ever parsed and
@@ -22,9 +23,43 @@ retriever missed are skipped and counted. Validation users are sampled among tho
 the retriever put in its top N: for the others every reranking and every lambda gives the same
 list metrics, so the same LM passes buy several times more signal.
 
+Title and query modes: the LM writes, a retriever grounds. Small LMs have helped where they write
+text that a retriever then matches. BIGRec (Bao et al., 2023, "A Bi-Step Grounding Paradigm for Large
+Language Models in Recommendation Systems") fine-tunes the LM to write the next item's title and grounds
+it by embedding distance to every catalogue item; GPT4Rec (Li et al., 2023, "GPT4Rec: A Generative
+Framework for Personalized Recommendation and User Interests Interpretation") has it write search
+queries from the history titles and retrieves with BM25. Here ``"title"`` writes the title (the target is
+the prompt's own capped title of the next item) and ``"query"`` writes ``Genres: a, b. Tags: x, y.`` of the
+next item (at most ``query_terms`` of each; the layout of :func:`genrec.encoders.items.item_text`, so a
+query lands near the items it describes). Both ground the text with the same encoder, ``grounding_encoder``
+(MiniLM by default, in place of BIGRec's LLaMA embeddings and GPT4Rec's BM25): every item's score is the
+cosine similarity between the written text and the item's vector from
+:func:`genrec.encoders.catalogue.encode_items` (its title, year, genres and tags), averaged over ``beams``
+texts (1: greedy decoding; no sampling, so a pass is deterministic). BIGRec adjusts grounding distances by
+item popularity; here the ID retriever plays that role, carrying popularity and the collaborative signal:
+``s = z(retriever) + w * z(grounding)``, z standardising each user's scores over the catalogue, ``w`` chosen
+on validation from ``grounding_grid``, which holds 0 (the retriever alone, so the fused list is never
+below the retriever on validation) and inf (the grounding alone). At ``w = 0`` ranking runs no LM pass.
+
+Fine-tuning in these modes is the same LoRA loop (:meth:`LLMRanker.train_adapter`) with the LM's own
+objective: teacher-forced cross-entropy of the target text's tokens and the end-of-turn token, the
+prompt's tokens unscored; every training prefix with a non-empty target is an example (the retriever
+does not filter them). Early stopping follows validation NDCG@10 of the fused ranking at the weight
+validation chooses; ties keep the earlier adapter. Validation users are a seeded sample of all of them:
+the whole catalogue is rescored, so any user can gain (``valid_retrieved_only`` is a rerank setting).
+Generation is the cost: ``batch_size`` prompts per ``generate`` call, at most ``max_new_tokens`` each.
+
+A saved ranker keeps the retriever, the adapter, the titles and, in title and query modes, the encoded
+catalogue ([n_items, D] float32 in ``model.safetensors``: 5.6 MB for 3,650 items and MiniLM) with the
+encoder's identity (``grounding.json``). The vectors are saved rather than recomputed because a loaded
+ranker has no data set to encode, and recomputing them is bit-identical only when the embedding cache
+holds them (batched encoding pads each text to its batch's longest, which can move the last bits), so
+save/load parity would depend on the cache. The encoder is loaded by name on first use and must have the
+saved identity.
+
 History titles are untrusted text: sanitised and quoted by :mod:`genrec.untrusted_text`
 (special and chat-template tokens of the loaded tokenizer removed), capped in characters and
-in tokens; they sit in the user turn, the system prompt is a constant.
+in tokens; they sit in the user turn, the system prompt is a constant. Query targets are sanitised too.
 """
 
 from __future__ import annotations
@@ -32,13 +67,14 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
+from transformers import GenerationConfig
 
 from genrec.config import StrictModel, shown
 from genrec.data.sequences import Sequences
@@ -48,6 +84,8 @@ from genrec.io import read_json, write_json
 from genrec.language_models import DType, load_causal_lm, special_token_strings
 from genrec.progress import progress_bar
 from genrec.rankers.base import FitReport, Ranker, RankerConfig
+from genrec.rankers.llm_grounding import catalogue_queries, fuse_grounding, generation_messages, numbered_history
+from genrec.ranking_ops import exclude_seen, top_k
 from genrec.untrusted_text import ELLIPSIS, quote_untrusted, sanitise_untrusted
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -55,6 +93,7 @@ _YEAR_SUFFIX = re.compile(r"^(.+?)( \(\d{4}\))$")
 RETRIEVER_DIR = "retriever"
 ADAPTER_DIR = "adapter"
 TITLES_FILE = "item_titles.json"
+GROUNDING_FILE = "grounding.json"
 STANDARD_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 
 SYSTEM_PROMPT = (
@@ -89,6 +128,12 @@ class LoRASettings(StrictModel):
 class LLMRankerConfig(RankerConfig):
     """The retriever, the prompt, the language model, fine-tuning and score fusion."""
 
+    mode: Literal["rerank", "title", "query"] = Field(
+        "rerank",
+        description="'rerank': the LM picks among the retriever's top N (LlamaRec); 'title': it writes the next "
+        "item's title (BIGRec), 'query': the next item's genres and tags (GPT4Rec), grounded in the catalogue by "
+        "encoder similarity and fused with the retriever's scores",
+    )
     retriever: str = Field("sasrec", description="a registered ranker name, or a saved ranker directory")
     retriever_config: str | dict[str, Any] = Field(
         RETRIEVER_DEFAULT_CONFIG,
@@ -117,8 +162,9 @@ class LLMRankerConfig(RankerConfig):
     valid_users: int = Field(96, ge=1, description="validation users (a seeded sample) for early stopping and lambda")
     valid_retrieved_only: bool = Field(
         True,
-        description="sample the validation users among those whose target is in the retriever's N candidates: "
-        "the others score NDCG@10 0 under every reranking and lambda, so they only cost LM passes",
+        description="rerank mode: sample the validation users among those whose target is in the retriever's N "
+        "candidates: the others score NDCG@10 0 under every reranking and lambda, so they only cost LM passes "
+        "(title/query modes rescore the whole catalogue, so any user can gain: they sample all validation users)",
     )
     lora: LoRASettings = Field(default_factory=LoRASettings)
     fusion_lambda: float | None = Field(
@@ -129,11 +175,32 @@ class LLMRankerConfig(RankerConfig):
         min_length=1,
         description="lambdas tried on validation (inf: the retriever's order, the fallback when the LM does not help)",
     )
+    max_new_tokens: int = Field(24, ge=1, description="title/query modes: most tokens the LM writes per user")
+    beams: int = Field(
+        1, ge=1, description="title/query modes: beam width (1: greedy); grounding averages over the beams' texts"
+    )
+    query_terms: int = Field(4, ge=1, description="query mode: genres and tags (each) kept in a training target")
+    grounding_encoder: str = Field(
+        "minilm", description="title/query modes: the text encoder (an encoder preset) that grounds generated text"
+    )
+    grounding_weight: float | None = Field(
+        None,
+        ge=0,
+        description="title/query modes: weight of the standardised grounding scores beside the retriever's "
+        "(0: the retriever alone, inf: the grounding alone); None: chosen on validation",
+    )
+    grounding_grid: tuple[float, ...] = Field(
+        (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, float("inf")),
+        min_length=1,
+        description="grounding weights tried on validation (0: the retriever alone, the fallback when the LM "
+        "does not help; inf: the grounding alone)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LLMRankerConfig:
-        if any(value < 0 for value in self.fusion_grid):
-            raise ValueError(f"fusion_grid values must be >= 0, got {self.fusion_grid}")
+        for name in ("fusion_grid", "grounding_grid"):
+            if any(value < 0 for value in getattr(self, name)):
+                raise ValueError(f"{name} values must be >= 0, got {getattr(self, name)}")
         return self
 
     def model_source(self) -> str:
@@ -170,9 +237,7 @@ def ranking_messages(history: list[str], candidates: list[str], forbidden: tuple
     ``history`` and ``candidates`` are already capped titles (:func:`title_text`); quoting here
     escapes quotes and newlines so a title cannot leave its string literal.
     """
-    lines = ["Recently chosen, oldest first:"]
-    lines += [f"{number}. {quote_untrusted(title, None, forbidden)}" for number, title in enumerate(history, 1)]
-    lines += ["", "Candidates:"]
+    lines = [*numbered_history(history, forbidden), "", "Candidates:"]
     lines += [f"{LETTERS[i]}. {quote_untrusted(title, None, forbidden)}" for i, title in enumerate(candidates)]
     lines += [
         "",
@@ -204,6 +269,13 @@ def rerank(
     return np.take_along_axis(candidates, order, 1), np.take_along_axis(fused, order, 1)
 
 
+def best_on_validation(figures: dict[float, float], fixed: float | None, grid: tuple[float, ...]) -> float:
+    """``fixed`` if set, else the grid value with the best validation figure (the first on ties)."""
+    if fixed is not None:
+        return fixed
+    return max(grid, key=lambda value: (figures[value], -grid.index(value)))
+
+
 def prefix_examples(train: Sequences, per_user: int) -> tuple[Sequences, np.ndarray]:
     """Each user's last ``per_user`` training items as targets, with the items before each as history.
 
@@ -226,7 +298,8 @@ def prefix_examples(train: Sequences, per_user: int) -> tuple[Sequences, np.ndar
 
 
 class LLMRanker(Ranker):
-    """A causal LM reranking a retriever's top N through letter logits; see the module docstring."""
+    """A causal LM reranking a retriever's top N through letter logits, or writing text an encoder grounds in the
+    catalogue (title, query modes); see the module docstring."""
 
     name = "llm"
     config_class = LLMRankerConfig
@@ -243,6 +316,14 @@ class LLMRanker(Ranker):
         self.rerank_seconds = 0.0
         self.last_call = (0, 0)  # (forward passes, prompts) of the last rank() call
         self.fit_details: dict[str, float] = {}
+        # title / query modes
+        self.grounding_weight = 0.0 if self.config.grounding_weight is None else self.config.grounding_weight
+        self.grounding_vectors: np.ndarray | None = None  # [n_items, D] unit rows: the encoded catalogue
+        self.encoder_identity = ""  # the identity of the encoder that wrote grounding_vectors
+        self._encoder = None
+        self.queries: list[str] = []  # query mode: each item's training target (fit only)
+        self.last_texts: list[list[str]] = []  # the texts written by the last grounding pass, per user
+        self.generation_seconds = 0.0
 
     # -- model ---------------------------------------------------------------------------------
     def build(self, n_items: int) -> None:
@@ -257,6 +338,18 @@ class LLMRanker(Ranker):
             raise ValueError(f"{self.config.model}: the index letters must be single tokens, got {letters}")
         self.letter_ids = torch.tensor([ids[0] for ids in letters])  # [N]
         self._title_cache: dict[str, str] = {}
+        # The chat turn ends in <|im_end|> where the template has it; generation stops there or at EOS.
+        end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.end_id = end if end is not None and end != self.tokenizer.unk_token_id else self.tokenizer.eos_token_id
+        beams = self.config.beams
+        self.generation_config = GenerationConfig(
+            max_new_tokens=self.config.max_new_tokens,
+            do_sample=False,
+            num_beams=beams,
+            num_return_sequences=beams,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=sorted({self.end_id, self.tokenizer.eos_token_id} - {None}),
+        )
 
     def attach_adapter(self) -> None:
         """Wrap the LM in a fresh, seeded LoRA adapter (B = 0, so it starts as the zero-shot model)."""
@@ -280,11 +373,24 @@ class LLMRanker(Ranker):
     def has_adapter(self) -> bool:
         return hasattr(self.model, "peft_config")
 
+    @property
+    def grounded(self) -> bool:
+        """Whether the LM writes text grounded in the catalogue (title, query) rather than reranking."""
+        return self.config.mode != "rerank"
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {"fusion_lambda": torch.tensor([self.fusion_lambda], dtype=torch.float64)}
+        """The fusion weights; in title/query modes also the encoded catalogue (see the module docstring)."""
+        tensors = {"fusion_lambda": torch.tensor([self.fusion_lambda], dtype=torch.float64)}
+        if self.grounded:
+            tensors["grounding_weight"] = torch.tensor([self.grounding_weight], dtype=torch.float64)
+            tensors["grounding_vectors"] = torch.from_numpy(self.grounding_vectors)
+        return tensors
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         self.fusion_lambda = float(tensors["fusion_lambda"][0])
+        if self.grounded:
+            self.grounding_weight = float(tensors["grounding_weight"][0])
+            self.grounding_vectors = tensors["grounding_vectors"].numpy()
 
     def save_extra_files(self, directory: Path) -> None:
         """The retriever (``retriever/``), the LoRA adapter (``adapter/``, when fine-tuned) and the titles."""
@@ -292,6 +398,11 @@ class LLMRanker(Ranker):
         if self.has_adapter:
             self.model.save_pretrained(directory / ADAPTER_DIR)
         write_json(directory / TITLES_FILE, self.titles)
+        if self.grounded:
+            write_json(
+                directory / GROUNDING_FILE,
+                {"encoder": self.config.grounding_encoder, "identity": self.encoder_identity},
+            )
 
     def load_extra_files(self, directory: Path) -> None:
         from peft import PeftModel
@@ -300,6 +411,8 @@ class LLMRanker(Ranker):
 
         self.retriever = load_ranker(str(directory / RETRIEVER_DIR), device=self.config.device)
         self.titles = list(read_json(directory / TITLES_FILE))
+        if self.grounded:
+            self.encoder_identity = read_json(directory / GROUNDING_FILE)["identity"]
         if (directory / ADAPTER_DIR).exists():
             self.model = PeftModel.from_pretrained(self.model, directory / ADAPTER_DIR).eval()
 
@@ -405,8 +518,18 @@ class LLMRanker(Ranker):
     def rank(
         self, history: Sequences, k: int = 10, exclude: Sequences | None = None, progress: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` items: the reranked N candidates (fused scores), then the retriever's order (its scores)."""
+        """Top-``k`` items: the reranked N candidates (fused scores), then the retriever's order (its scores).
+
+        Title/query modes: the catalogue by fused score (:meth:`score`), ``exclude`` removed.
+        """
         self.require_fitted()
+        if self.grounded:
+            passes, prompts, seconds = self.forward_passes, self.prompts_scored, self.generation_seconds
+            ranked = super().rank(history, k, exclude, progress)
+            self.users_reranked = len(history)
+            self.last_call = (self.forward_passes - passes, self.prompts_scored - prompts)
+            self.rerank_seconds = self.generation_seconds - seconds
+            return ranked
         start, passes, prompts = time.perf_counter(), self.forward_passes, self.prompts_scored
         retrieved, retrieved_scores = self.retrieve(history, k, exclude)
         candidates = retrieved[:, : self.config.candidates]
@@ -419,8 +542,16 @@ class LLMRanker(Ranker):
 
     @torch.inference_mode()
     def score(self, history: Sequences) -> torch.Tensor:
-        """Catalogue scores whose descending order is :meth:`rank`'s list (history excluded): [B, n_items]."""
+        """Catalogue scores whose descending order is :meth:`rank`'s list (history excluded): [B, n_items].
+
+        Title/query modes: the retriever's and the grounding scores fused (no LM pass at weight 0).
+        """
         n_items = self.require_fitted()
+        if self.grounded:
+            retriever = self.retriever_scores(history)
+            no_lm = self.grounding_weight == 0
+            grounding = np.zeros_like(retriever) if no_lm else self.grounding_scores(history)
+            return torch.from_numpy(fuse_grounding(retriever, grounding, self.grounding_weight))
         scores = self.retriever.score(history).float().clone()
         listed, _ = self.rank(history, k=self.config.candidates)
         top = scores.max(dim=1, keepdim=True).values  # [B, 1]
@@ -432,11 +563,13 @@ class LLMRanker(Ranker):
 
     def evaluation_extras(self) -> dict[str, float]:
         users = max(self.users_reranked, 1)
+        fusion = {"grounding_weight": self.grounding_weight} if self.grounded else {"fusion_lambda": self.fusion_lambda}
+        timing = "generate_ms_per_user" if self.grounded else "rerank_ms_per_user"
         return {
             "forward_passes_per_user": self.last_call[0] / users,
             "prompts_per_user": self.last_call[1] / users,
-            "rerank_ms_per_user": 1000 * self.rerank_seconds / users,
-            "fusion_lambda": self.fusion_lambda,
+            timing: 1000 * self.rerank_seconds / users,
+            **fusion,
             **self.fit_details,
         }
 
@@ -467,7 +600,7 @@ class LLMRanker(Ranker):
         target is in the retriever's N candidates (needs the fitted retriever)."""
         config = self.config
         rows = np.arange(len(split.valid))
-        if config.valid_retrieved_only:
+        if config.valid_retrieved_only and not self.grounded:
             retrieved, _ = self.retrieve(split.valid.history, config.candidates)
             rows = np.flatnonzero(hit_matrix(retrieved[:, : config.candidates], split.valid.targets).any(axis=1))
             self.fit_details["valid_target_in_top_N_share"] = len(rows) / max(len(split.valid), 1)
@@ -489,6 +622,11 @@ class LLMRanker(Ranker):
         self.retriever = self.fit_retriever(split, progress)
         self.n_items = split.n_items
         self.fit_details = {"retriever_fit_seconds": time.perf_counter() - retriever_start}
+        if self.grounded:
+            report = self.fit_grounding(split, progress)
+            report.fit_seconds = time.perf_counter() - start
+            self.fit_report = report
+            return report
         valid = split.valid.subset(self.validation_rows(split))
         retrieved, retrieved_scores = self.retrieve(valid.history, 10)
         report = FitReport()
@@ -519,10 +657,7 @@ class LLMRanker(Ranker):
 
     def choose_lambda(self, figures: dict[float, float]) -> float:
         """``fusion_lambda`` if set, else the grid value with the best validation NDCG@10 (the first on ties)."""
-        if self.config.fusion_lambda is not None:
-            return self.config.fusion_lambda
-        grid = self.config.fusion_grid
-        return max(grid, key=lambda value: (figures[value], -grid.index(value)))
+        return best_on_validation(figures, self.config.fusion_lambda, self.config.fusion_grid)
 
     def training_examples(self, split: Split) -> tuple[Sequences, np.ndarray, np.ndarray]:
         """Histories, retrieved candidates [E, N] and the target's slot [E] of the users the retriever reached."""
@@ -546,6 +681,33 @@ class LLMRanker(Ranker):
         """
         config = self.config
         history, candidates, slots = self.training_examples(split)
+
+        def evaluate() -> tuple[np.ndarray, float, dict[str, float]]:
+            lm = self.lm_scores(valid.history, retrieved[:, : config.candidates])
+            figures = self.fusion_figures(valid, retrieved, retrieved_scores, lm)
+            fusion_lambda = self.choose_lambda(figures)
+            entry = {
+                "valid_NDCG@10": figures[fusion_lambda],
+                "fusion_lambda": fusion_lambda,
+                "valid_NDCG@10_lm_only": self.valid_ndcg(valid, retrieved, retrieved_scores, lm, 0.0),
+            }
+            return lm, figures[fusion_lambda], entry
+
+        def step(rows, generator, optimizer) -> float:
+            return self.train_step(history, candidates, slots, rows, generator, optimizer)
+
+        return self.train_adapter(len(slots), step, evaluate, report, progress)
+
+    def train_adapter(self, n_examples: int, step_on, evaluate, report: FitReport, progress: bool):
+        """The LoRA loop of every mode: seeded batches of the ``n_examples`` training examples, AdamW with
+        warm-up, an evaluation every ``eval_every`` steps, early stopping on validation NDCG@10 (``patience``),
+        and the best adapter restored.
+
+        ``step_on(rows, generator, optimizer)`` takes one optimiser step on examples ``rows`` and returns the
+        loss; ``evaluate()`` returns (validation scores, validation NDCG@10, the figures to record). Returns
+        the validation scores of the restored adapter.
+        """
+        config = self.config
         self.attach_adapter()
         trainable = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
@@ -562,24 +724,13 @@ class LLMRanker(Ranker):
                 if parameter.requires_grad
             }
 
-        def evaluate(step: int, loss: float) -> tuple[np.ndarray, float]:
-            lm = self.lm_scores(valid.history, retrieved[:, : config.candidates])
-            figures = self.fusion_figures(valid, retrieved, retrieved_scores, lm)
-            fusion_lambda = self.choose_lambda(figures)
-            report.history.append(
-                {
-                    "step": step,
-                    "loss": loss,
-                    "valid_NDCG@10": figures[fusion_lambda],
-                    "fusion_lambda": fusion_lambda,
-                    "valid_NDCG@10_lm_only": self.valid_ndcg(valid, retrieved, retrieved_scores, lm, 0.0),
-                    "seconds": time.perf_counter() - start,
-                }
-            )
-            return lm, figures[fusion_lambda]
+        def evaluate_at(step: int, loss: float) -> tuple[np.ndarray, float]:
+            scores, ndcg, entry = evaluate()
+            report.history.append({"step": step, "loss": loss, **entry, "seconds": time.perf_counter() - start})
+            return scores, ndcg
 
         start = time.perf_counter()
-        best_lm, best = evaluate(0, float("nan"))
+        best_scores, best = evaluate_at(0, float("nan"))
         best_state, best_step, waited, losses, step = snapshot(), 0, 0, [], 0
         order = np.array([], dtype=np.int64)
         with progress_bar(progress) as bar:
@@ -588,17 +739,17 @@ class LLMRanker(Ranker):
             )
             while step < config.max_steps:
                 if len(order) < config.train_batch_size:
-                    order = np.concatenate([order, generator.permutation(len(slots))])
+                    order = np.concatenate([order, generator.permutation(n_examples)])
                 rows, order = order[: config.train_batch_size], order[config.train_batch_size :]
-                losses.append(self.train_step(history, candidates, slots, rows, generator, optimizer))
+                losses.append(step_on(rows, generator, optimizer))
                 schedule.step()
                 step += 1
                 bar.update(task, advance=1)
                 if step % config.eval_every == 0 or step == config.max_steps:
-                    lm, ndcg = evaluate(step, float(np.mean(losses)))
+                    scores, ndcg = evaluate_at(step, float(np.mean(losses)))
                     losses = []
                     if ndcg > best:
-                        best, best_lm, best_state, best_step, waited = ndcg, lm, snapshot(), step, 0
+                        best, best_scores, best_state, best_step, waited = ndcg, scores, snapshot(), step, 0
                     else:
                         waited += 1
                     bar.update(task, status=f"valid NDCG@10 {ndcg:.4f} (best {best:.4f} @ step {best_step})")
@@ -611,7 +762,7 @@ class LLMRanker(Ranker):
         self.model.eval()
         report.epochs, report.best_epoch, report.best_valid_ndcg10 = step, best_step, best
         self.fit_details.update({"fine_tune_steps": float(step), "best_step": float(best_step)})
-        return best_lm
+        return best_scores
 
     def train_step(self, history: Sequences, candidates, slots, rows, generator, optimizer) -> float:
         """One AdamW step: cross-entropy of the target's letter among the N letters at the answer position.
@@ -629,6 +780,189 @@ class LLMRanker(Ranker):
             counts.append(count)
         letters = self.letter_log_probs(self.answer_logits(prompts), np.asarray(counts))  # [B, N]
         loss = F.nll_loss(letters, torch.tensor(answers))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    # -- title / query modes: the LM writes text, the encoder grounds it ---------------------------
+    def text_encoder(self):
+        """The grounding encoder (``grounding_encoder``), loaded once; it must be the one that encoded the
+        saved catalogue vectors."""
+        if self._encoder is None:
+            from genrec.encoders import create_encoder
+
+            encoder = create_encoder(self.config.grounding_encoder, {"device": self.config.device})
+            if self.encoder_identity and encoder.identity != self.encoder_identity:
+                raise ValueError(
+                    f"llm ranker: grounding_encoder {shown(self.config.grounding_encoder)} is not the encoder that "
+                    "encoded this ranker's catalogue (its weights or settings changed); refit the ranker"
+                )
+            self._encoder, self.encoder_identity = encoder, encoder.identity
+        return self._encoder
+
+    def retriever_scores(self, history: Sequences) -> np.ndarray:
+        """The retriever's catalogue scores: [B, n_items] float32."""
+        return self.retriever.score(history).float().cpu().numpy()[:, : self.n_items]
+
+    def generation_prompt(self, history: np.ndarray) -> str:
+        """The chat prompt of a grounding mode: the last ``history_titles`` items, quoted, and the question."""
+        recent = [self.title(int(item)) for item in history[-self.config.history_titles :]]
+        messages = generation_messages(recent, self.config.mode, self.forbidden)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def target_text(self, item: int) -> str:
+        """What the LM learns to write for next item ``item``: its prompt title, or its genres-and-tags query."""
+        return self.title(item) if self.config.mode == "title" else self.queries[item]
+
+    @torch.inference_mode()
+    def generate_texts(self, history: Sequences, progress: bool = False) -> list[list[str]]:
+        """``beams`` texts per user (greedy when 1), ``batch_size`` left-padded prompts per ``generate`` call."""
+        self.model.eval()
+        config, texts = self.config, []
+        with progress_bar(progress) as bar:
+            task = bar.add_task(f"llm writing {config.mode}s", total=len(history), status="")
+            for start in range(0, len(history), config.batch_size):
+                rows = range(start, min(start + config.batch_size, len(history)))
+                prompts = [self.generation_prompt(history[row]) for row in rows]
+                encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+                encoded = encoded.to(config.device)
+                output = self.model.generate(**encoded, generation_config=self.generation_config)  # [B*beams, L+new]
+                written = self.tokenizer.batch_decode(
+                    output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True
+                )
+                written = [" ".join(text.split()) for text in written]
+                texts += [written[row * config.beams : (row + 1) * config.beams] for row in range(len(prompts))]
+                self.forward_passes += 1
+                self.prompts_scored += len(prompts)
+                bar.advance(task, len(prompts))
+        return texts
+
+    def grounding_scores(self, history: Sequences, progress: bool = False) -> np.ndarray:
+        """Each item's cosine similarity to the user's written texts, averaged over the beams: [B, n_items].
+
+        BIGRec's grounding step with the encoder's space for its embedding; an empty text scores every
+        item 0 (a constant row, which standardising turns into no signal).
+        """
+        start = time.perf_counter()
+        texts = self.generate_texts(history, progress)
+        flat = [text for row in texts for text in row]
+        written = [index for index, text in enumerate(flat) if text]
+        vectors = np.zeros((len(flat), self.grounding_vectors.shape[1]), dtype=np.float32)  # [B*beams, D]
+        if written:
+            vectors[written] = self.text_encoder().encode_texts([flat[index] for index in written]).numpy()
+        similarity = vectors @ self.grounding_vectors.T  # [B*beams, n_items]
+        self.last_texts = texts
+        self.generation_seconds += time.perf_counter() - start
+        return similarity.reshape(len(history), self.config.beams, -1).mean(axis=1)
+
+    @staticmethod
+    def grounded_lists(history: Sequences, retriever: np.ndarray, grounding: np.ndarray, weight: float, k: int):
+        """Top-``k`` items [B, k] of the fused catalogue scores with the history excluded, as :meth:`rank` ranks."""
+        fused = torch.from_numpy(fuse_grounding(retriever, grounding, weight)).float()
+        return top_k(exclude_seen(fused, history), k)[0].numpy()
+
+    def grounded_ndcg(self, valid: EvalSet, retriever: np.ndarray, grounding: np.ndarray, weight: float) -> float:
+        """Validation NDCG@10 of the fused catalogue ranking at ``weight``."""
+        items = self.grounded_lists(valid.history, retriever, grounding, weight, 10)
+        return accuracy_metrics(items, valid.targets, ks=(10,))["NDCG@10"]
+
+    def grounding_figures(self, valid: EvalSet, retriever, grounding) -> dict[float, float]:
+        """Validation NDCG@10 for each weight of ``grounding_grid`` (and ``grounding_weight`` when set)."""
+        fixed = () if self.config.grounding_weight is None else (self.config.grounding_weight,)
+        weights = dict.fromkeys((*self.config.grounding_grid, *fixed))
+        return {weight: self.grounded_ndcg(valid, retriever, grounding, weight) for weight in weights}
+
+    def choose_weight(self, figures: dict[float, float]) -> float:
+        return best_on_validation(figures, self.config.grounding_weight, self.config.grounding_grid)
+
+    def fit_grounding(self, split: Split, progress: bool) -> FitReport:
+        """Encode the catalogue, fine-tune the LM to write the next item's text (or not), choose the weight."""
+        from genrec.encoders.catalogue import encode_items
+
+        config = self.config
+        encode_start = time.perf_counter()
+        self.grounding_vectors = encode_items(split.dataset, self.text_encoder(), progress=progress)
+        self.fit_details["grounding_encode_seconds"] = time.perf_counter() - encode_start
+        if config.mode == "query":
+            self.queries = catalogue_queries(
+                split.dataset.items, config.query_terms, config.title_chars, self.forbidden
+            )
+        valid = split.valid.subset(self.validation_rows(split))
+        retriever = self.retriever_scores(valid.history)
+        report = FitReport()
+        tune_start = time.perf_counter()
+        if config.fine_tune and config.max_steps > 0:
+            grounding = self.fine_tune_grounding(split, valid, retriever, report, progress)
+        else:
+            grounding = self.grounding_scores(valid.history, progress)
+        self.fit_details["fine_tune_seconds"] = time.perf_counter() - tune_start
+        figures = self.grounding_figures(valid, retriever, grounding)
+        self.grounding_weight = self.choose_weight(figures)
+        report.best_valid_ndcg10 = figures[self.grounding_weight]
+        self.fit_details.update({f"valid_NDCG@10_weight_{value:g}": ndcg for value, ndcg in figures.items()})
+        self.fit_details["valid_users"] = float(len(valid))
+        return report
+
+    def grounding_examples(self, split: Split) -> tuple[Sequences, np.ndarray]:
+        """Histories and next items of the training prefixes whose target text is not empty (counted)."""
+        history, targets = prefix_examples(split.train, self.config.train_prefixes)
+        kept = np.flatnonzero([bool(self.target_text(int(item))) for item in targets])
+        self.fit_details.update({"train_examples": float(len(kept)), "train_skipped": float(len(targets) - len(kept))})
+        if not len(kept):
+            raise ValueError(f"llm ranker: no training target has a {self.config.mode} text; nothing to fine-tune")
+        return history.rows(kept), targets[kept]
+
+    def fine_tune_grounding(self, split: Split, valid: EvalSet, retriever, report: FitReport, progress: bool):
+        """LoRA steps on the next item's text; early stopping on validation NDCG@10 of the fused ranking (its
+        weight chosen on validation at each evaluation). Returns the restored adapter's validation grounding."""
+        history, targets = self.grounding_examples(split)
+
+        def evaluate() -> tuple[np.ndarray, float, dict[str, float]]:
+            grounding = self.grounding_scores(valid.history)
+            figures = self.grounding_figures(valid, retriever, grounding)
+            weight = self.choose_weight(figures)
+            entry = {
+                "valid_NDCG@10": figures[weight],
+                "grounding_weight": weight,
+                "valid_NDCG@10_grounding_only": self.grounded_ndcg(valid, retriever, grounding, float("inf")),
+            }
+            return grounding, figures[weight], entry
+
+        def step(rows, generator, optimizer) -> float:
+            return self.generation_train_step(history, targets, rows, optimizer)
+
+        return self.train_adapter(len(targets), step, evaluate, report, progress)
+
+    def generation_train_step(self, history: Sequences, targets: np.ndarray, rows, optimizer) -> float:
+        """One AdamW step: LM cross-entropy of the target text and the end-of-turn token (teacher forcing).
+
+        Prompts are left-padded, so every target sits at the end of its row and the LM head runs only
+        over the last (longest target + 1) positions.
+        """
+        self.model.train()
+        sequences, answers = [], []
+        for row in rows:
+            prompt = self.tokenizer.encode(self.generation_prompt(history[row]), add_special_tokens=False)
+            answer = [
+                *self.tokenizer.encode(self.target_text(int(targets[row])), add_special_tokens=False),
+                self.end_id,
+            ]
+            sequences.append(prompt + answer)
+            answers.append(answer)
+        length, kept = max(map(len, sequences)), max(map(len, answers))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (length - len(row)) + row for row in sequences])  # [B, L]
+        mask = torch.tensor([[0] * (length - len(row)) + [1] * len(row) for row in sequences])  # [B, L]
+        labels = torch.tensor([[-100] * (kept - len(answer)) + answer for answer in answers])  # [B, A]: last A tokens
+        output = self.model(
+            input_ids=ids.to(self.config.device),
+            attention_mask=mask.to(self.config.device),
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(self.config.device),
+            logits_to_keep=kept + 1,
+        )
+        logits = output.logits[:, :-1].float()  # [B, A, vocab]: position t predicts token t + 1
+        loss = F.cross_entropy(logits.flatten(0, 1), labels.to(logits.device).flatten(), ignore_index=-100)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
