@@ -38,3 +38,33 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     index, values = torch.gather(index, 1, order), torch.gather(values, 1, order)
     index[torch.isneginf(values)] = -1
     return index, values
+
+
+def top_k_with_new_items(
+    scores: torch.Tensor, new: torch.Tensor, k: int, every: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` where places every, 2 x every, ... go to the best items of ``new`` ([N] bool), the others to the
+    best of the rest: scores [B, N] -> (idx [B, k], val [B, k]), -1 where nothing is left.
+
+    New items (e.g. never trained) score below the trained ones and would never be shown; reserved places
+    give them exposure (TIGER's cold-start share, Rajput et al., 2023, section 4.2, places them at the end of
+    the list; here they recur, so every prefix of the list holds its share). A side that runs out of items
+    leaves its places to the other.
+    """
+    old_index, old_values = top_k(scores.masked_fill(new, float("-inf")), k)
+    new_index, new_values = top_k(scores.masked_fill(~new, float("-inf")), k)
+    index = torch.full_like(old_index, -1)
+    values = torch.full_like(old_values, float("-inf"))
+    for row in range(scores.shape[0]):
+        queues = [
+            [(i, v) for i, v in zip(old_index[row].tolist(), old_values[row].tolist(), strict=True) if i >= 0],
+            [(i, v) for i, v in zip(new_index[row].tolist(), new_values[row].tolist(), strict=True) if i >= 0],
+        ]
+        for place in range(k):
+            side = int((place + 1) % every == 0)
+            if not queues[side]:
+                side = 1 - side
+            if not queues[side]:
+                break
+            index[row, place], values[row, place] = queues[side].pop(0)
+    return index, values

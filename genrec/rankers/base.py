@@ -26,7 +26,7 @@ from genrec.evaluation.splits import Split
 from genrec.io import atomic_path
 from genrec.persistence import MANIFEST_FILE, WEIGHTS_FILE, Manifest, Pretrained, corrupt_model
 from genrec.progress import progress_bar
-from genrec.ranking_ops import exclude_seen, top_k
+from genrec.ranking_ops import exclude_seen, top_k, top_k_with_new_items
 from genrec.registry import Registry
 
 CONFIG_FILE = MANIFEST_FILE
@@ -159,11 +159,21 @@ class Ranker(Pretrained, ABC):
         return np.concatenate(indices), np.concatenate(scores)
 
     def rank_batch(self, history: Sequences, exclude: Sequences, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-``k`` of one batch of rows: :meth:`score`, ``exclude`` set to -inf, deterministic top-k.
+        """Top-``k`` of one batch of rows: :meth:`score`, ``exclude`` set to -inf, deterministic top-k, with the
+        :meth:`reserved_places` of untrained items.
 
         Returns (item indices [B, k], scores [B, k]) as CPU tensors.
         """
-        return top_k(exclude_seen(self.score(history).float().cpu(), exclude), k)
+        scores = exclude_seen(self.score(history).float().cpu(), exclude)
+        reserved = self.reserved_places()
+        if reserved is None or not reserved[1].any():
+            return top_k(scores, k)
+        return top_k_with_new_items(scores, reserved[1], k, reserved[0])
+
+    def reserved_places(self) -> tuple[int, torch.Tensor] | None:
+        """(every, untrained [n_items] bool): places every, 2 x every, ... of a list go to the best untrained
+        items (content-aware rankers with ``cold_start_every``); None: no places reserved."""
+        return None
 
     def save_extra_files(self, directory: Path) -> None:
         """Files a ranker keeps beside its tensors (the llm ranker: its retriever and LoRA adapter); none here."""

@@ -212,6 +212,10 @@ class EnsembleRanker(Ranker):
         self.require_fitted()
         return torch.stack([standardised(member.score(history).float()) for member in self.members]).mean(dim=0)
 
+    def reserved_places(self) -> tuple[int, torch.Tensor] | None:
+        """The first member's: members share the config, and the first takes the item features if any does."""
+        return self.members[0].reserved_places()
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {"member_seeds": torch.tensor(self.config.member_seeds(), dtype=torch.int64)}
 

@@ -52,6 +52,10 @@ choices make content carry an item that was never trained (a cold-start item):
 - ``id_dropout``: at each training step a random share of the items lose their id part (the
   "modality dropout" of multimodal models), so the content projection learns to score an item on
   its own instead of leaving the work to the ids.
+
+Content alone still scores an untrained item far below the trained ones (it lacks the id part that
+carries popularity), so ``cold_start_every`` reserves places of each list for them, as TIGER's
+cold-start share does (ranked among themselves by their content scores).
 """
 
 from __future__ import annotations
@@ -66,7 +70,6 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from genrec.config import ConfigError
 from genrec.data.sequences import Sequences
 from genrec.evaluation.splits import Split
 from genrec.persistence import Manifest
@@ -125,8 +128,14 @@ class SASRecConfig(TrainedRankerConfig):
         0.0,
         ge=0.0,
         lt=1.0,
-        description="with item features: share of items whose id embedding is dropped at each training step, "
-        "so the content path learns to rank alone (cold-start items have content only)",
+        description="with item features (else no effect): share of items whose id embedding is dropped at each "
+        "training step, so the content path learns to rank alone (cold-start items have content only)",
+    )
+    cold_start_every: int | None = Field(
+        None,
+        ge=1,
+        description="with item features (else no effect): places every, 2 x every, ... of a ranked list go to the "
+        "best items never seen in training (ranked by their content); None: no places reserved",
     )
     amp: bool = Field(True, description="bf16 autocast on CUDA (CPU always runs fp32)")
     compile: bool = Field(False, description="torch.compile the model for training")
@@ -331,11 +340,6 @@ class SASRecRanker(Ranker):
 
     def build(self, n_items: int) -> None:
         self.check_item_features(n_items)
-        if self.config.id_dropout > 0 and self.item_features is None:
-            raise ConfigError(
-                f"{self.name}: id_dropout={self.config.id_dropout} needs item features (--item-features / "
-                "item_features: minilm, encoder or a .npy file); without them set id_dropout=0"
-            )
         torch.manual_seed(self.config.seed)
         features = None if self.item_features is None else torch.from_numpy(self.item_features)
         self.module = ItemSequenceTransformer(self.config, n_items, features).to(self.device)
@@ -443,6 +447,16 @@ class SASRecRanker(Ranker):
             table = self.module.item_table()
             last = self.module(tokens, times, table)[:, -1]  # [B, D]
             return (last @ table[1:].T).float().cpu()  # [B, n_items]
+
+    def untrained_items(self) -> torch.Tensor | None:
+        """[n_items] bool: the items without an id part (never seen in training), when the model has content."""
+        if self.module.feature_projection is None:
+            return None
+        return (self.module.item_embedding.weight[1:] == 0).all(dim=1).cpu()
+
+    def reserved_places(self) -> tuple[int, torch.Tensor] | None:
+        untrained = None if self.config.cold_start_every is None else self.untrained_items()
+        return None if untrained is None else (self.config.cold_start_every, untrained)
 
     @classmethod
     def from_saved(cls, config: SASRecConfig, manifest: Manifest, directory: Path, **context: Any) -> SASRecRanker:

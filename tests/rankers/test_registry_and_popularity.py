@@ -118,8 +118,8 @@ def test_item_features_must_match_catalogue(toy_dataset):
 def test_rankers_that_ignore_item_features_refuse_them(name: str, toy_dataset):
     """Features a ranker would not use are an error, never silently stored (nor saved with the model)."""
     with pytest.raises(
-        ConfigError, match=rf"ranker '{name}' does not use item features.*use them: hstu, sasrec, tiger"
+        ConfigError, match=rf"ranker '{name}' does not use item features.*use them: ensemble, hstu, sasrec, tiger"
     ):
         create_ranker(name, item_features=np.zeros((toy_dataset.n_items, 4)))
     assert not RANKERS.get(name).uses_item_features
-    assert [n for n in list_rankers() if RANKERS.get(n).uses_item_features] == ["hstu", "sasrec", "tiger"]
+    assert [n for n in list_rankers() if RANKERS.get(n).uses_item_features] == ["ensemble", "hstu", "sasrec", "tiger"]

@@ -17,6 +17,7 @@ from genrec.evaluation import split
 from genrec.rankers import create_ranker, load_ranker, resolve_ranker_config
 from genrec.rankers.sasrec import ItemSequenceTransformer, SASRecConfig, padded_times
 from genrec.rankers.training import training_windows
+from genrec.seeding import seed_everything
 from tests.conftest import write_toy_latest
 from tests.rankers.baseline import assert_beats_popularity
 
@@ -252,9 +253,30 @@ def test_id_dropout_removes_a_share_of_ids_while_training_only():
     torch.testing.assert_close(model.item_table(), model.item_embedding.weight + content)
 
 
-def test_id_dropout_without_item_features_is_refused(toy_split):
-    with pytest.raises(ConfigError, match="id_dropout=0.2 needs item features"):
-        create_ranker("hstu", {**TINY, "id_dropout": 0.2}).fit(toy_split, progress=False)
+def test_content_settings_change_nothing_without_item_features(toy_split):
+    plain, with_settings = create_ranker("hstu", TINY), create_ranker("hstu", {**TINY, "id_dropout": 0.5})
+    with_settings.config.cold_start_every = 2
+    history = toy_split.test.history
+    for ranker in (plain, with_settings):
+        seed_everything(0)
+        ranker.fit(toy_split, progress=False)
+    torch.testing.assert_close(with_settings.score(history), plain.score(history), rtol=0, atol=0)
+    np.testing.assert_array_equal(with_settings.rank(history, k=5)[0], plain.rank(history, k=5)[0])
+
+
+def test_places_reserved_for_untrained_items_hold_the_best_of_them(tmp_path):
+    dataset, with_cold = split_with_cold_item(tmp_path)
+    features = np.random.default_rng(1).normal(size=(dataset.n_items, 6)).astype(np.float32)
+    ranker = create_ranker("hstu", {**TINY, "cold_start_every": 3}, item_features=features)
+    ranker.fit(with_cold, progress=False)
+    cold = int(dataset.item_index([25])[0])
+    assert ranker.untrained_items().nonzero().flatten().tolist() == [cold]
+    history = with_cold.test.history
+    top, _ = ranker.rank(history, k=6)
+    assert (top[:, 2] == cold).all()  # place 3 of every list; place 6 falls back to trained items
+    assert (top[:, [0, 1, 3, 4, 5]] != cold).all() and (top >= 0).all()
+    ranker.config.cold_start_every = None
+    assert (ranker.rank(history, k=6)[0][:, 2] != cold).any()  # the reserved place is what puts it there
 
 
 def test_bad_config_values_are_rejected_clearly():
