@@ -705,12 +705,16 @@ class GroundingChecker:
         while position < len(words):
             title = self._longest(lower, position, self.titles)
             allowed = self._longest(lower, position, allowed_kinds, max(map(len, allowed_kinds), default=1))
+            if allowed in self.genres and allowed_kinds[allowed] == "tag" and _negated(lower, position, None):
+                allowed = None  # "not a horror film" denies a genre, whatever the tags say: checked as a genre below
             if allowed is not None and (title is None or len(title) <= len(allowed)):
                 if allowed in own and allowed not in liked:
                     own_at.add(position)
                 if allowed in asked and allowed not in own | liked:
                     asked_at[len(spans)] = asked[allowed]
-                add(position, len(allowed), allowed_kinds[allowed], SUPPORTED)
+                kind = allowed_kinds[allowed]
+                # A tag that spells a genre ("horror") states that genre too: a named title may link by it.
+                add(position, len(allowed), kind, SUPPORTED, self.genres.get(allowed, "") if kind == "tag" else "")
                 position += len(allowed)
                 continue
             # A title that is also a genre, tag or name ("Romance", "Casino") is read as that.
@@ -808,7 +812,7 @@ class GroundingChecker:
         supported = [span for span in spans if span.status == SUPPORTED]
         stated: dict[int, set[str]] = {}  # sentence -> the item's genres it states
         for span in supported:
-            if span.kind == "genre" and not span.negated:
+            if span.kind in ("genre", "tag") and span.fact and not span.negated:
                 stated.setdefault(sentence_of[span.start], set()).add(span.fact)
         linked: set[int] = set()  # sentences that link a named title by a genre both have
         for position, index in asked_at.items():
@@ -825,7 +829,9 @@ class GroundingChecker:
             dated = [s for s in here if s.kind in ("year", "decade")]
             answers = sentence_of[first] in linked or bool(dated and in_range)
             if request is not None:
-                answers |= any(s.kind == "genre" and not s.negated and s.fact in request.want_genres for s in here)
+                answers |= any(
+                    s.kind in ("genre", "tag") and not s.negated and s.fact in request.want_genres for s in here
+                )
                 answers |= any(s.kind == "genre" and s.negated and s.fact in request.avoid_genres for s in here)
             out_of_range = bool(dated) and years is not None and not in_range
             status = SUPPORTED if request is not None and answers and not out_of_range else UNSUPPORTED
