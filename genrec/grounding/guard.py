@@ -35,6 +35,11 @@ A description passes (:meth:`GroundingChecker.check` -> :class:`DescriptionCheck
      Oscar claim; a "sequel" tag or a numbered title supports "sequel");
    - ``seen``: "I'm so glad you enjoyed <the item>" tells the reader they have seen the film
      recommended to them: unsupported (of a liked title it is true, and no claim);
+   - ``request``: with the reader's request (:class:`~genrec.requests.ParsedRequest`), a title it
+     names is a fact, but its sentence must state a genre the item and that title share; "as you
+     asked", "you wanted", "your request" hold only beside a fact of the item that answers the
+     request, and never without one. A denied genre ("not a horror film", "no horror") is a
+     ``genre`` claim that holds when the item lacks the genre;
 
 4. **every sentence is opinion or stated by the facts** (:meth:`GroundingChecker.unstated`):
    its content words, less those of supported claims, the facts' own words (and the words
