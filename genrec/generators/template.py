@@ -67,12 +67,7 @@ class TemplateGenerator(TextGenerator):
 
     def compose(self, request: DescriptionRequest) -> str:
         """The description of one request: shared attributes, then the item's genres and tags."""
-        item, profile, config = request.item, request.profile, self.config
-        limit = config.safety.max_field_chars
-
-        def clean(values: Sequence[str]) -> list[str]:
-            return [text for text in (sanitise_untrusted(value, limit) for value in values) if text]
-
+        item, profile, config, clean = request.item, request.profile, self.config, self.clean
         title = sanitise_untrusted(item.display_title, config.max_title_chars) or "This title"
         named = f"{title} ({item.year})" if item.year is not None else title
         shared_genres, other_genres = shared_first(clean(item.genres), clean(profile.genres))
@@ -94,6 +89,11 @@ class TemplateGenerator(TextGenerator):
             sentences.append(f"Viewers tag it {join_words(quoted)}.")
         return " ".join(sentences)
 
+    def clean(self, values: Sequence[str]) -> list[str]:
+        """Metadata values sanitised and capped (untrusted text), the empty ones dropped."""
+        limit = self.config.safety.max_field_chars
+        return [text for text in (sanitise_untrusted(value, limit) for value in values) if text]
+
     def request_sentences(self, request: DescriptionRequest) -> list[str]:
         """How the item answers the reader's request, one sentence per part it answers (none without a request)."""
         asked, item = request.user_request, request.item
@@ -101,12 +101,7 @@ class TemplateGenerator(TextGenerator):
             return []
         if asked.named_items and self.catalogue is None:
             raise ValueError("user_request names titles: the template generator needs the catalogue (dataset=)")
-        match = match_request(asked, item, self.catalogue)
-        limit = self.config.safety.max_field_chars
-
-        def clean(values: Sequence[str]) -> list[str]:
-            return [text for text in (sanitise_untrusted(value, limit) for value in values) if text]
-
+        match, clean = match_request(asked, item, self.catalogue), self.clean
         sentences = []
         for title, shared in match.named:
             named = sanitise_untrusted(display_title(title), self.config.max_title_chars)
