@@ -9,6 +9,7 @@ reader (the report, :mod:`genrec.evaluation.run_contents`) names files through t
     users.json                     the selected users
     model/ (+ train.json)          the saved ranker and its fit record
     recommendations.parquet        user_id, rank, item_id, item_idx, score, title
+    request.json                   the run's request, parsed (a ParsedRequest as JSON), when it has one
     images/ + images.parquet       personalised PNGs; images_baseline.parquet: the non-personalised baseline
     descriptions.parquet           descriptions (+ descriptions_report.json); the baseline's beside them
     metrics.json                   ranking (test), image and description metrics
@@ -62,6 +63,7 @@ class RunDirectory:
     MODEL = "model"
     TRAIN_RECORD = "train.json"  # in MODEL: the reuse key and the fit report of the saved ranker
     RECOMMENDATIONS = "recommendations.parquet"
+    REQUEST = "request.json"
     IMAGES_DIR = "images"
     BLOCKED_DIR = "blocked"  # under IMAGES_DIR: flagged images, kept for audit apart from the publishable ones
     IMAGES = "images.parquet"
@@ -192,3 +194,7 @@ class RunDirectory:
 
     def read_recommendations(self) -> pd.DataFrame:
         return self.read_table(self.RECOMMENDATIONS, ("user_id", "item_id"), stage="recommend")
+
+    def read_request(self) -> dict[str, Any] | None:
+        """The run's request as the recommend stage recorded it (a ParsedRequest as a dict); None without one."""
+        return self.read_json(self.REQUEST)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from genrec.evaluation.image_metrics import cross_user_diversity, personalization_score
 from genrec.grounding.facts import ItemFacts, UserProfile
 from genrec.grounding.guard import GroundingChecker
+
+if TYPE_CHECKING:
+    from genrec.requests import ParsedRequest
 
 _WORD = re.compile(r"\w+")
 
@@ -31,17 +34,19 @@ def grounding_rate(
     items: Sequence[ItemFacts],
     checker: GroundingChecker,
     profiles: Sequence[UserProfile | None] | None = None,
+    request: ParsedRequest | None = None,
 ) -> float:
     """Share of descriptions with no unsupported or unverifiable claim (see :mod:`genrec.grounding.guard`).
 
     Only the claims: :func:`guard_pass_rate` also asks for an on-topic, fluent, unblocked text.
-    Empty texts (blocked outputs) are left out; NaN when nothing is left.
+    Empty texts (blocked outputs) are left out; NaN when nothing is left. ``request``: the run's, which
+    the texts may answer.
     """
     profiles = profiles if profiles is not None else [None] * len(texts)
     if not len(texts) == len(items) == len(profiles):
         raise ValueError(f"{len(texts)} texts, {len(items)} items and {len(profiles)} profiles: expected equal counts")
     grounded = [
-        not checker.unsupported(text, item, profile)
+        not checker.unsupported(text, item, profile, request)
         for text, item, profile in zip(texts, items, profiles, strict=True)
         if text
     ]
@@ -53,15 +58,19 @@ def guard_pass_rate(
     items: Sequence[ItemFacts],
     checker: GroundingChecker,
     profiles: Sequence[UserProfile | None] | None = None,
+    request: ParsedRequest | None = None,
 ) -> float:
-    """Share of non-empty descriptions that pass the whole guard (:meth:`GroundingChecker.check`); NaN without any."""
+    """Share of non-empty descriptions that pass the whole guard (:meth:`GroundingChecker.check`), answering the
+    run's ``request`` where it has one; NaN without any."""
     kept = [i for i, text in enumerate(texts) if text]
     if len(texts) != len(items):
         raise ValueError(f"{len(texts)} texts but {len(items)} items: expected equal counts")
     if not kept:
         return float("nan")
     chosen = [profiles[i] for i in kept] if profiles is not None else None
-    checks = checker.check_many([texts[i] for i in kept], [items[i] for i in kept], chosen)
+    checks = checker.check_many(
+        [texts[i] for i in kept], [items[i] for i in kept], chosen, requests=[request] * len(kept)
+    )
     return float(np.mean([check.passed for check in checks]))
 
 
@@ -168,18 +177,19 @@ def description_metrics(
     baseline_texts: Sequence[str] | None = None,
     history_texts: Sequence[str] | None = None,
     encoder: Any = None,
+    request: ParsedRequest | None = None,
 ) -> dict[str, float]:
     """Every description metric for one set of (user, item) descriptions, JSON-ready.
 
     With ``baseline_texts`` (the non-personalised descriptions of the same rows) the baseline's
     preference coverage and diversity come beside the personalised ones; with ``history_texts``
     and an ``encoder`` (MiniLM) too, the text personalisation lift (:func:`text_personalization`)
-    and the embedding-based cross-user diversity.
+    and the embedding-based cross-user diversity. ``request``: the run's, which the texts may answer.
     """
     item_ids = [item.item_id for item in items]
     metrics = {
-        "guard_pass_rate": guard_pass_rate(texts, items, checker, profiles),
-        "grounding_rate": grounding_rate(texts, items, checker, profiles),
+        "guard_pass_rate": guard_pass_rate(texts, items, checker, profiles, request),
+        "grounding_rate": grounding_rate(texts, items, checker, profiles, request),
         "preference_coverage": preference_coverage(texts, profiles),
         "distinct_1": distinct_n(texts, 1),
         "distinct_2": distinct_n(texts, 2),

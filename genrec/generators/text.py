@@ -1,7 +1,8 @@
 """The LLM description generator: any transformers causal LM, a chat prompt, the grounding guard.
 
-The prompt holds only the item's metadata (title, year, genres, tags) and the user's profile
-(favourite genres and tags, a few liked titles), every value sanitised (special and
+The prompt holds only the item's metadata (title, year, genres, tags), the user's profile
+(favourite genres and tags, a few liked titles) and, when the run has a request, what it asks in the
+catalogue's terms (named titles, genres, years; never the reader's own words), every value sanitised (special and
 chat-template tokens of the loaded tokenizer and generic ones, markup, URLs, e-mail addresses
 removed), quoted and length-capped by :mod:`genrec.grounding.text_safety`, all of it in the user
 turn; the system prompt is a constant. Each output must pass the grounding guard
@@ -45,6 +46,7 @@ from genrec.generators.text_base import (
     TextGenerator,
     TextGeneratorConfig,
 )
+from genrec.grounding.facts import display_title
 from genrec.grounding.guard import GroundingChecker, GroundingConfig, GroundingReport, item_ratings
 from genrec.grounding.text_safety import BlockedOutput, SafetyConfig, quote_list, quote_untrusted
 from genrec.language_models import load_causal_lm, special_token_strings, train_bpe_tokenizer
@@ -130,7 +132,8 @@ class LLMGenerator(TextGenerator):
         super().__init__(config)
         grounding = config.grounding.model_copy(update={"safety": config.safety})
         self.checker = GroundingChecker(dataset.items, grounding, ratings=item_ratings(dataset))
-        self.template = TemplateGenerator(config.template)
+        self.catalogue = dataset.items
+        self.template = TemplateGenerator(config.template, dataset.items)
         self.dtype = resolve_precision(config.precision, torch.device(config.device))
         if config.random_weights:
             self.tokenizer = train_catalogue_tokenizer(item_texts(dataset.items), config.tokenizer_vocab_size)
@@ -173,6 +176,14 @@ class LLMGenerator(TextGenerator):
             f"Movies the reader liked: {quote_list(profile.titles[: self.config.max_liked_titles], safety, forbidden)}",
             INSTRUCTION,
         ]
+        asked = request.user_request
+        if asked is not None:
+            titles = self.catalogue["title"].to_numpy()
+            wishes = [f"like {display_title(str(titles[index]))}" for index in asked.named_items]
+            wishes += [*asked.want_genres, *(f"no {genre}" for genre in asked.avoid_genres)]
+            wishes += [] if asked.years is None else [f"from {asked.years[0]} to {asked.years[1]}"]
+            if wishes:
+                lines.insert(-1, f"The reader asked for: {quote_list(wishes, safety, forbidden)}")
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
 
     def prompt(self, request: DescriptionRequest) -> str:
@@ -216,7 +227,9 @@ class LLMGenerator(TextGenerator):
                     for index, text in zip(chunk, self.write([requests[i] for i in chunk], attempt), strict=True):
                         request = requests[index]
                         attempts[index] += 1
-                        verdict = self.checker.check(text, request.item, request.profile, self.special_tokens)
+                        verdict = self.checker.check(
+                            text, request.item, request.profile, self.special_tokens, request.user_request
+                        )
                         if verdict.blocked:
                             blocked_terms[index] += verdict.blocked
                             record = BlockedOutput(request.user_id, request.item.item_id, "llm", verdict.blocked, text)

@@ -6,9 +6,11 @@ generator's ``type`` and resolved config, plus the model's files where it has on
 :mod:`genrec.generators.text_presets` name one of them each.
 
 A request pairs one recommended item's metadata (:class:`~genrec.grounding.facts.ItemFacts`) with one
-user's preference profile (:class:`~genrec.grounding.facts.UserProfile`); a generator returns one
-:class:`Description` per request and a :class:`~genrec.grounding.guard.GroundingReport` counting what
-the guard did.
+user's preference profile (:class:`~genrec.grounding.facts.UserProfile`) and, when the run has one, the
+reader's request in natural language (:class:`~genrec.requests.ParsedRequest`), which the description
+then answers with the facts that match it (:func:`~genrec.grounding.facts.match_request`); a generator
+returns one :class:`Description` per request and a :class:`~genrec.grounding.guard.GroundingReport`
+counting what the guard did.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from genrec.config import StrictModel
 from genrec.grounding.facts import ItemFacts, UserProfile
 from genrec.persistence import Manifest, Pretrained
 from genrec.registry import Registry
+
+if TYPE_CHECKING:
+    from genrec.requests import ParsedRequest
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class DescriptionRequest:
     user_id: Any
     item: ItemFacts
     profile: UserProfile
+    user_request: ParsedRequest | None = None  # the run's request; None: the description is exactly as without one
 
 
 @dataclass

@@ -12,7 +12,14 @@ among a closed set the code built from the item's facts and the user's profile:
    a trie of the item's genre words (which genres, their order, an opinion adjective of one of
    them); then, in the order the model prefers, why this user may like it ("If you enjoyed
    <liked title>, this is another <genres they share>", "It suits your taste for <shared>") and
-   the viewers' tags (which, in what order, in which case).
+   the viewers' tags (which, in what order, in which case);
+3. with the reader's request (``DescriptionRequest.user_request``), right after the opening, a sentence
+   for each part of it the item answers (:func:`~genrec.grounding.facts.match_request`), in the
+   order the model prefers: a named title it shares genres with ("You asked for something like
+   Alien, and this is another science fiction film"), the wanted genres it has ("As you asked, it is
+   a comedy"), its year in the requested range, the excluded genres it lacks ("It is not a horror
+   film, as you wanted"). A part it does not answer is left out, and the reader's own words are
+   never echoed: named titles are the catalogue's.
 
 Each choice scores every candidate phrase by its mean log-probability after the prompt (the
 parent :class:`~genrec.generators.text.LLMGenerator`'s, with the facts) and the text so far,
@@ -40,7 +47,7 @@ from transformers import DynamicCache
 from genrec.data import Dataset
 from genrec.generators.text import LLMConfig, LLMGenerator
 from genrec.generators.text_base import TEXT_GENERATOR_TYPES, DescriptionRequest
-from genrec.grounding.facts import ItemFacts, UserProfile, descriptive_tag, display_title
+from genrec.grounding.facts import ItemFacts, RequestMatch, UserProfile, descriptive_tag, display_title, match_request
 from genrec.grounding.text_safety import OutputFilter, sanitise_untrusted
 
 # Genre -> (modifier, head noun or None, plural): "a crime thriller" is modifier + head; a genre
@@ -104,6 +111,18 @@ CHANGE_FRAMES = (
     " It is a step away from your usual picks.",
 )
 TAG_FRAMES = (" Viewers describe it with words like", " Viewers tag it", " Its tags from viewers include")
+# Answering the reader's request; {named} is a catalogue title, {decade}, {year} and {genres} facts the code fills in.
+ASKED_LINK_FRAMES = (
+    (" You asked for something like {named}, and this is another", False),
+    (" Like {named}, which you asked about, it is", True),
+)
+ASKED_GENRE_FRAMES = (" As you asked, it is", " It is what you asked for:", " Just as you wanted, it is")
+ASKED_DECADE_FRAMES = (" It is from the {decade}s, as you asked.", " As you asked, it is from the {decade}s.")
+ASKED_YEAR_FRAMES = (
+    " It is from {year}, within the years you asked for.",
+    " Released in {year}, it is within the years you asked for.",
+)
+ASKED_AVOID_FRAMES = (" As you asked, it is not {genres}.", " It is not {genres}, as you wanted.")
 
 
 class FactConfig(LLMConfig):
@@ -211,17 +230,53 @@ class FactGenerator(LLMGenerator):
             decoder.choose([frame.format(title=title, year=item.year) for frame in OPENINGS])
         self.genre_phrase(decoder, item.genres, article=True, adjectives=True)
         decoder.choose(["."])
+        if request.user_request is not None:
+            match = match_request(request.user_request, item, self.catalogue)
+            self.in_model_order(decoder, self.answers(decoder, item, match))
         # The reason and the tags are two sentences; the model's first choice among both sets the order.
-        parts = [
-            part for part in (self.reasons(decoder, item, profile), self.tag_sentence(decoder, item, profile)) if part
-        ]
+        self.in_model_order(decoder, [self.reasons(decoder, item, profile), self.tag_sentence(decoder, item, profile)])
+        return decoder.text
+
+    @staticmethod
+    def in_model_order(decoder: PhraseDecoder, parts: Sequence[list]) -> None:
+        """Write every non-empty part (options of (frame text, finish)); each choice of a frame picks the next part."""
+        parts = [part for part in parts if part]
         while parts:
             options = [(part, option) for part in parts for option in part]
             index = decoder.choose([text for _, (text, _) in options])
             part, (_, finish) = options[index]
             finish()
             parts.remove(part)
-        return decoder.text
+
+    def answers(self, decoder: PhraseDecoder, item: ItemFacts, match: RequestMatch) -> list[list]:
+        """Parts (options of (frame text, finish)) saying how the item answers the request: what ``match`` holds."""
+        parts: list[list] = []
+        for title, shared in match.named:
+            shared = [genre for genre in shared if genre in GENRE_WORDS]
+            if shared:
+                named = sanitise_untrusted(display_title(title), self.config.template.max_title_chars)
+                finish = partial(self.closing_genre_phrase, decoder, shared)
+                parts.append(
+                    [(frame.format(named=named), partial(finish, article)) for frame, article in ASKED_LINK_FRAMES]
+                )
+        genres = [genre for genre in match.genres if genre in GENRE_WORDS]
+        if genres:
+            parts.append(
+                [(frame, partial(self.closing_genre_phrase, decoder, genres, True)) for frame in ASKED_GENRE_FRAMES]
+            )
+        if match.years is not None:
+            first, last = match.years
+            if first % 10 == 0 and last == first + 9:
+                parts.append([(frame.format(decade=first), lambda: None) for frame in ASKED_DECADE_FRAMES])
+            else:
+                parts.append([(frame.format(year=item.year), lambda: None) for frame in ASKED_YEAR_FRAMES])
+        # One noun phrase per excluded genre, joined by "or": "not a horror film or a thriller".
+        avoided = [
+            with_article(GENRE_WORDS[g][1] or f"{GENRE_WORDS[g][0]} film") for g in match.avoided if g in GENRE_WORDS
+        ]
+        if avoided:
+            parts.append([(frame.format(genres=" or ".join(avoided)), lambda: None) for frame in ASKED_AVOID_FRAMES])
+        return parts
 
     def genre_phrase(self, decoder: PhraseDecoder, genres: Sequence[str], article: bool, adjectives: bool) -> None:
         """A noun phrase over a trie of genre words: an optional adjective, modifiers, then a head noun.
@@ -327,7 +382,9 @@ class FactGenerator(LLMGenerator):
         for _, _, liked, shared in sorted(links)[: self.config.max_links]:
             liked = sanitise_untrusted(liked, self.config.template.max_title_chars)
             for frame, article in LINK_FRAMES:
-                options.append((frame.format(liked=liked), partial(self.link_phrase, decoder, shared, article)))
+                options.append(
+                    (frame.format(liked=liked), partial(self.closing_genre_phrase, decoder, shared, article))
+                )
         genres = [GENRE_WORDS[g][2] for g in profile.genres if g in item.genres and g in GENRE_WORDS]
         tags = [tag for tag in self.tags(item, profile) if tag.lower() in {t.lower() for t in profile.tags}]
         shared = [*dict.fromkeys(genres + [f'"{tag}"' for tag in tags])]
@@ -338,8 +395,9 @@ class FactGenerator(LLMGenerator):
             options = [(frame.format(liked=liked), lambda: None) for frame in CHANGE_FRAMES]
         return options
 
-    def link_phrase(self, decoder: PhraseDecoder, shared: list[str], article: bool) -> None:
-        """The end of a liked-title sentence: a genre phrase over the genres the two films share."""
+    def closing_genre_phrase(self, decoder: PhraseDecoder, shared: list[str], article: bool) -> None:
+        """The end of a sentence: a genre phrase over ``shared`` (the genres a liked or named title and the item
+        share, or the wanted genres the item has), then a full stop."""
         self.genre_phrase(decoder, shared, article=article, adjectives=False)
         decoder.choose(["."])
 

@@ -1,4 +1,4 @@
-"""What a description may state about an item and a user: :class:`ItemFacts` and :class:`UserProfile`.
+"""What a description may state: :class:`ItemFacts`, :class:`UserProfile` and :class:`RequestMatch`.
 
 The one source of truth both sides use: the generators write descriptions from these facts,
 the grounding guard (:mod:`genrec.grounding.guard`) and the evaluation check descriptions against them.
@@ -18,6 +18,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from genrec.data import Dataset
     from genrec.data.sequences import Sequences
+    from genrec.requests import ParsedRequest
 
 # MovieLens (and many catalogues) store "Usual Suspects, The"; people write "The Usual Suspects".
 _TRAILING_ARTICLE = re.compile(r"^(?P<main>.+), (?P<article>The|A|An|L'|La|Le|Les|Il|El|Los|Las|Das|Der|Die|Den|Det)$")
@@ -171,4 +172,52 @@ def profile_from_history(
         genres=tuple(g for g, _ in genres.most_common(max_genres)),
         tags=tuple(t for t, _ in tags.most_common(max_tags)),
         titles=tuple(str(t) for t in titles[:max_titles]),
+    )
+
+
+@dataclass(frozen=True)
+class RequestMatch:
+    """How an item answers the reader's request (:class:`~genrec.requests.ParsedRequest`), only the parts that hold.
+
+    A part of the request the item does not answer is left out, never negated: asked for a comedy,
+    a drama has no ``genres`` here, and its description says nothing about comedy.
+    """
+
+    genres: tuple[str, ...] = ()  # wanted genres the item has, in the request's order
+    years: tuple[int, int] | None = None  # the requested range, when the item's year falls in it
+    named: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (a named title as the catalogue writes it, genres both have)
+    avoided: tuple[str, ...] = ()  # genres the request excludes and the item, whose genres are listed, lacks
+
+    @property
+    def empty(self) -> bool:
+        return not (self.genres or self.years or self.named or self.avoided)
+
+
+def named_facts(request: ParsedRequest, items: pd.DataFrame) -> list[ItemFacts]:
+    """The catalogue's facts of the titles a request names (``named_items`` are rows of ``items``)."""
+    for index in request.named_items:
+        if not 0 <= index < len(items):
+            raise ValueError(f"named_items: item index {index} is not a row of the {len(items)}-item catalogue")
+    return [ItemFacts.from_row(items.iloc[index].to_dict()) for index in request.named_items]
+
+
+def match_request(request: ParsedRequest | None, item: ItemFacts, items: pd.DataFrame) -> RequestMatch:
+    """What ``item`` truly has of what ``request`` asks: wanted genres it has, its year in the requested
+    range, the genres it shares with each named title (by the catalogue's facts of that title; the item
+    itself and a title sharing nothing are left out), and the avoided genres it lacks."""
+    if request is None:
+        return RequestMatch()
+    in_range = request.years is not None and item.year is not None
+    in_range = in_range and request.years[0] <= item.year <= request.years[1]
+    named = []
+    for other in named_facts(request, items):
+        shared = tuple(genre for genre in item.genres if genre in other.genres)
+        if shared and other.item_id != item.item_id:
+            named.append((other.title, shared))
+    return RequestMatch(
+        genres=tuple(genre for genre in request.want_genres if genre in item.genres),
+        years=request.years if in_range else None,
+        named=tuple(named),
+        # An item the catalogue lists no genres for may be anything: nothing is avoided for sure.
+        avoided=tuple(genre for genre in request.avoid_genres if item.genres and genre not in item.genres),
     )

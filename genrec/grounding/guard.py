@@ -35,6 +35,11 @@ A description passes (:meth:`GroundingChecker.check` -> :class:`DescriptionCheck
      Oscar claim; a "sequel" tag or a numbered title supports "sequel");
    - ``seen``: "I'm so glad you enjoyed <the item>" tells the reader they have seen the film
      recommended to them: unsupported (of a liked title it is true, and no claim);
+   - ``request``: with the reader's request (:class:`~genrec.requests.ParsedRequest`), a title it
+     names is a fact, but its sentence must state a genre the item and that title share; "as you
+     asked", "you wanted", "your request" hold only beside a fact of the item that answers the
+     request, and never without one. A denied genre ("not a horror film", "no horror") is a
+     ``genre`` claim that holds when the item lacks the genre;
 
 4. **every sentence is opinion or stated by the facts** (:meth:`GroundingChecker.unstated`):
    its content words, less those of supported claims, the facts' own words (and the words
@@ -58,7 +63,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import groupby, takewhile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -66,9 +71,12 @@ from pydantic import Field, field_validator
 
 from genrec.config import StrictModel
 from genrec.data import Dataset
-from genrec.grounding.facts import ItemFacts, UserProfile, display_title
+from genrec.grounding.facts import ItemFacts, UserProfile, display_title, named_facts
 from genrec.grounding.text_safety import OutputFilter, SafetyConfig
 from genrec.io import read_json
+
+if TYPE_CHECKING:
+    from genrec.requests import ParsedRequest
 
 CLAIM_KINDS = (
     "title",
@@ -85,6 +93,7 @@ CLAIM_KINDS = (
     "relation",
     "number",
     "seen",
+    "request",
 )
 SUPPORTED, UNSUPPORTED, UNVERIFIABLE = "supported", "unsupported", "unverifiable"
 
@@ -191,6 +200,8 @@ _GENERAL_TEXT = (
     "appeals suit suits"
     # the frames of the data-to-text generator (genrec.generators.text_facts) and the template: wording, no fact
     " step away recent words tag tags tagged include includes taste liking fits matches another listed released"
+    # answering the reader's request ("as you asked", "within the years you asked for"): the claim is the fact beside it
+    " ask asked request requested wanted years"
     " warm rousing witty funny eye opening inventive scary lively tender tense"
     # film talk: parts every film has
     " movie movies film films flick cinema cinematic story stories storytelling tale tales plot storyline "
@@ -274,6 +285,13 @@ _SEEN = re.compile(
     r"\byou(?:['’]ve| have)?\s+(?:already\s+|really\s+|just\s+)?(?:enjoyed|loved|liked|watched|seen|saw|adored)\b",
     re.IGNORECASE,
 )
+# The reader's request, referred to: true only beside a fact of the item that answers it (a request claim).
+_ASKED = re.compile(
+    r"\b(?:as you (?:asked|requested|wanted)|you (?:asked|requested|wanted)(?: for| about)?|your request)\b",
+    re.IGNORECASE,
+)
+# Words that deny the genre after them ("no horror", "not a horror film", "without Horror", "neither ... nor").
+_NEGATIONS = frozenset({"no", "not", "without", "nor", "neither", "never", "isn't"})
 _NUMBERED_TITLE = re.compile(r"(?:\s(?:[2-9]|II|III|IV|V|VI)|:?\s(?:part|chapter|episode)\s\w+)$", re.IGNORECASE)
 
 
@@ -575,6 +593,8 @@ class _Span:
     kind: str
     text: str
     status: str
+    fact: str = ""  # the catalogue genre a genre claim names
+    negated: bool = False  # a genre claim that denies the genre ("not a horror film")
 
 
 class GroundingChecker:
@@ -593,6 +613,7 @@ class GroundingChecker:
         similarity: Callable[[Sequence[str], Sequence[str]], np.ndarray] | None = None,
     ):
         self.config = config or GroundingConfig()
+        self.catalogue = items  # rows are item indices: where a request's named titles are looked up
         self.people_columns = tuple(c for c in self.config.people_columns if c in items.columns)
         facts = [ItemFacts.from_row(row, self.people_columns) for row in items.to_dict("records")]
         self.ratings = dict(ratings or {})
@@ -641,16 +662,23 @@ class GroundingChecker:
         return words[0] not in genre_words and zipf(words[0]) < self.config.topic_zipf
 
     # ---------------------------------------------------------------- claims
-    def claims(self, text: str, item: ItemFacts, profile: UserProfile | None = None) -> list[Claim]:
-        """Every checkable claim in ``text``, in order of appearance, each supported, unsupported or unverifiable."""
+    def claims(
+        self, text: str, item: ItemFacts, profile: UserProfile | None = None, request: ParsedRequest | None = None
+    ) -> list[Claim]:
+        """Every checkable claim in ``text``, in order of appearance, each supported, unsupported or unverifiable.
+
+        ``request``: the reader's request the text may answer (its named titles are then facts too).
+        """
         check = set(self.config.check)
-        return [Claim(s.kind, s.text, s.status) for s in self._spans(text, item, profile)[1] if s.kind in check]
+        spans = self._spans(text, item, profile, request)[1]
+        return [Claim(s.kind, s.text, s.status) for s in spans if s.kind in check]
 
     def _spans(
-        self, text: str, item: ItemFacts, profile: UserProfile | None = None
+        self, text: str, item: ItemFacts, profile: UserProfile | None = None, request: ParsedRequest | None = None
     ) -> tuple[list[re.Match], list[_Span]]:
         """The tokens of ``text`` and its claims as token spans, in order (every kind, switched off or not)."""
         profile = profile or UserProfile()
+        named = [] if request is None else named_facts(request, self.catalogue)
         matches = list(_TOKEN.finditer(text))
         words = tuple(m.group(0) for m in matches)
         lower = tuple(w.lower() for w in words)
@@ -665,24 +693,33 @@ class GroundingChecker:
         spans: list[_Span] = []
         covered = [False] * len(words)
 
-        def add(start: int, length: int, kind: str, status: str) -> None:
+        def add(start: int, length: int, kind: str, status: str, fact: str = "", negated: bool = False) -> None:
             written = text[starts[start] : matches[start + length - 1].end()]
-            spans.append(_Span(start, length, kind, written, status))
+            spans.append(_Span(start, length, kind, f"not {written}" if negated else written, status, fact, negated))
             for i in range(start, start + length):
                 covered[i] = True
 
-        # The item's own title, the user's liked titles and the item's own tags, written out, are supported
-        # as a whole: the words inside them claim nothing else ("oscar (best picture)", "1990s" as a tag).
-        allowed_kinds = {key: "tag" for key in item_tags if key} | {key: "title" for key in own | liked}
+        # The item's own title, the user's liked titles, the titles the reader's request names and the
+        # item's own tags, written out, are supported as a whole: the words inside them claim nothing else
+        # ("oscar (best picture)", "1990s" as a tag). A named title must still link by a shared genre.
+        asked = {key: index for index, other in enumerate(named) for key in title_keys(other.title)}
+        allowed_kinds = {key: "tag" for key in item_tags if key} | {key: "title" for key in own | liked | set(asked)}
         own_at: set[int] = set()  # where the item's own title is written
+        asked_at: dict[int, int] = {}  # where a title the request names is written -> its index in ``named``
         position = 0
         while position < len(words):
             title = self._longest(lower, position, self.titles)
             allowed = self._longest(lower, position, allowed_kinds, max(map(len, allowed_kinds), default=1))
+            if allowed in self.genres and allowed_kinds[allowed] == "tag" and _negated(lower, position, None):
+                allowed = None  # "not a horror film" denies a genre, whatever the tags say: checked as a genre below
             if allowed is not None and (title is None or len(title) <= len(allowed)):
                 if allowed in own and allowed not in liked:
                     own_at.add(position)
-                add(position, len(allowed), allowed_kinds[allowed], SUPPORTED)
+                if allowed in asked and allowed not in own | liked:
+                    asked_at[len(spans)] = asked[allowed]
+                kind = allowed_kinds[allowed]
+                # A tag that spells a genre ("horror") states that genre too: a named title may link by it.
+                add(position, len(allowed), kind, SUPPORTED, self.genres.get(allowed, "") if kind == "tag" else "")
                 position += len(allowed)
                 continue
             # A title that is also a genre, tag or name ("Romance", "Casino") is read as that.
@@ -700,6 +737,7 @@ class GroundingChecker:
 
         self._regex_claims(text, matches, covered, add, item, tag_text)
 
+        last_denied: int | None = None  # last token of the latest denied genre: "not a horror film or a thriller"
         position = 0
         while position < len(words):
             if covered[position]:
@@ -720,7 +758,14 @@ class GroundingChecker:
                 ):
                     pass  # "for children", "a war hero": the genre only when written as a name ("Children", "War")
                 elif best == genre:
-                    add(position, len(best), "genre", SUPPORTED if self.genres[best] in item_genres else UNSUPPORTED)
+                    has = self.genres[best] in item_genres
+                    if _negated(lower, position, last_denied):
+                        # A denial holds when the item lacks the genre; a catalogue listing none cannot say.
+                        status = UNVERIFIABLE if not item_genres else UNSUPPORTED if has else SUPPORTED
+                        add(position, len(best), "genre", status, self.genres[best], negated=True)
+                        last_denied = position + len(best) - 1
+                    else:
+                        add(position, len(best), "genre", SUPPORTED if has else UNSUPPORTED, self.genres[best])
                 else:
                     stated = _lower_words(self.tags[best])
                     supported = stated in item_tags or self.tags[best].lower() in {g.lower() for g in item.genres}
@@ -738,8 +783,64 @@ class GroundingChecker:
             after = list(takewhile(lambda i: words[i] not in ",.!?;:", range(end, min(end + 4, len(words)))))
             if any(i in own_at for i in after) or (after and lower[after[0]] in ("it", "this")):
                 spans.append(_Span(first, end - first, "seen", m.group(0), UNSUPPORTED))
+        self._request_claims(text, matches, spans, item, request, named, asked_at)
         spans.sort(key=lambda span: span.start)
         return matches, spans
+
+    def _request_claims(
+        self,
+        text: str,
+        matches: Sequence[re.Match],
+        spans: list[_Span],
+        item: ItemFacts,
+        request: ParsedRequest | None,
+        named: Sequence[ItemFacts],
+        asked_at: Mapping[int, int],
+    ) -> None:
+        """Claims about the reader's request, sentence by sentence (the sentence is what a reader links).
+
+        - A title the request names ("like Alien") is a link: its sentence must state a genre the
+          item and that title both have, else the title becomes an unsupported ``request`` claim.
+        - "as you asked", "the comedy you wanted", "your request" (``request`` claims) hold only
+          when a request was made and their sentence states a fact of the item that answers it: a
+          wanted genre, a denied genre the request excludes, its year inside the requested years, or
+          a linked named title; and no year or decade outside the requested years.
+        """
+        starts = [m.start() for m in matches]
+        in_title = {
+            i for span in spans if span.kind in ("title", "tag") for i in range(span.start, span.start + span.length)
+        }
+        sentence_of, sentence = [], 0
+        for index, match in enumerate(matches):
+            sentence_of.append(sentence)
+            sentence += match.group(0) in ".!?;" and index not in in_title  # "Airplane!" ends no sentence
+        supported = [span for span in spans if span.status == SUPPORTED]
+        stated: dict[int, set[str]] = {}  # sentence -> the item's genres it states
+        for span in supported:
+            if span.kind in ("genre", "tag") and span.fact and not span.negated:
+                stated.setdefault(sentence_of[span.start], set()).add(span.fact)
+        linked: set[int] = set()  # sentences that link a named title by a genre both have
+        for position, index in asked_at.items():
+            span = spans[position]
+            if stated.get(sentence_of[span.start], set()) & set(named[index].genres):
+                linked.add(sentence_of[span.start])
+            else:
+                span.kind, span.status = "request", UNSUPPORTED
+        years = None if request is None else request.years
+        in_range = years is not None and item.year is not None and years[0] <= item.year <= years[1]
+        for m in _ASKED.finditer(text):
+            first, end = bisect_left(starts, m.start()), bisect_left(starts, m.end())
+            here = [s for s in supported if sentence_of[s.start] == sentence_of[first]]
+            dated = [s for s in here if s.kind in ("year", "decade")]
+            answers = sentence_of[first] in linked or bool(dated and in_range)
+            if request is not None:
+                answers |= any(
+                    s.kind in ("genre", "tag") and not s.negated and s.fact in request.want_genres for s in here
+                )
+                answers |= any(s.kind == "genre" and s.negated and s.fact in request.avoid_genres for s in here)
+            out_of_range = bool(dated) and years is not None and not in_range
+            status = SUPPORTED if request is not None and answers and not out_of_range else UNSUPPORTED
+            spans.append(_Span(first, end - first, "request", m.group(0), status))
 
     def _written_as_title(self, words: Sequence[str], start: int, length: int, at_sentence_start: bool) -> bool:
         """Whether the words at ``start`` are used as a title, not as everyday words that spell one."""
@@ -888,9 +989,11 @@ class GroundingChecker:
                 return key
         return None
 
-    def unsupported(self, text: str, item: ItemFacts, profile: UserProfile | None = None) -> list[Claim]:
+    def unsupported(
+        self, text: str, item: ItemFacts, profile: UserProfile | None = None, request: ParsedRequest | None = None
+    ) -> list[Claim]:
         """The claims of ``text`` that are not supported: contradicted or unverifiable (empty: grounded)."""
-        return [claim for claim in self.claims(text, item, profile) if not claim.supported]
+        return [claim for claim in self.claims(text, item, profile, request) if not claim.supported]
 
     # ---------------------------------------------------------------- the other checks
     def names_title(self, text: str, item: ItemFacts) -> bool:
@@ -919,7 +1022,9 @@ class GroundingChecker:
         fluent = count >= self.config.min_words and share >= self.config.fluency_threshold
         return fluent and longest_run < self.config.max_repeat, share
 
-    def unstated(self, text: str, item: ItemFacts, profile: UserProfile | None = None) -> list[tuple[str, list[str]]]:
+    def unstated(
+        self, text: str, item: ItemFacts, profile: UserProfile | None = None, request: ParsedRequest | None = None
+    ) -> list[tuple[str, list[str]]]:
         """Each sentence of ``text`` with its content words that no fact states: (sentence, words), in order.
 
         A word is stated when a claim covers it (the title, a liked title, a genre, tag, person
@@ -928,7 +1033,7 @@ class GroundingChecker:
         stop words never count. What remains is a plot, person, place, role or event nobody
         gave the writer: closed world, it fails the sentence.
         """
-        matches, spans = self._spans(text, item, profile)
+        matches, spans = self._spans(text, item, profile, request)
         covered = {i for span in spans for i in range(span.start, span.start + span.length)}
         stated = self.fact_words(item, profile)
         sentences: list[tuple[str, list[str]]] = []
@@ -975,10 +1080,16 @@ class GroundingChecker:
         return best
 
     def check(
-        self, text: str, item: ItemFacts, profile: UserProfile | None = None, special_tokens: tuple[str, ...] = ()
+        self,
+        text: str,
+        item: ItemFacts,
+        profile: UserProfile | None = None,
+        special_tokens: tuple[str, ...] = (),
+        request: ParsedRequest | None = None,
     ) -> DescriptionCheck:
-        """The guard's verdict on one description; see the module docstring."""
-        return self.check_many([text], [item], [profile], special_tokens)[0]
+        """The guard's verdict on one description; see the module docstring. ``request``: the reader's
+        request the text may answer (None: none was made, so "as you asked" is unsupported)."""
+        return self.check_many([text], [item], [profile], special_tokens, [request])[0]
 
     def check_many(
         self,
@@ -986,17 +1097,22 @@ class GroundingChecker:
         items: Sequence[ItemFacts],
         profiles: Sequence[UserProfile | None] | None = None,
         special_tokens: tuple[str, ...] = (),
+        requests: Sequence[ParsedRequest | None] | None = None,
     ) -> list[DescriptionCheck]:
         """:meth:`check` for many texts; the similarity embeds, in one batch, only the sentences that need it."""
         profiles = list(profiles) if profiles is not None else [None] * len(texts)
-        if not len(texts) == len(items) == len(profiles):
-            raise ValueError(f"{len(texts)} texts, {len(items)} items, {len(profiles)} profiles: expected equal counts")
+        requests = list(requests) if requests is not None else [None] * len(texts)
+        if not len(texts) == len(items) == len(profiles) == len(requests):
+            raise ValueError(
+                f"{len(texts)} texts, {len(items)} items, {len(profiles)} profiles, {len(requests)} requests: "
+                "expected equal counts"
+            )
         results, failing = [], []  # failing: (text index, sentence, its unstated words)
-        for index, (text, item, profile) in enumerate(zip(texts, items, profiles, strict=True)):
+        for index, (text, item, profile, request) in enumerate(zip(texts, items, profiles, requests, strict=True)):
             text = text or ""
             blocked = self.output_filter.find(text, special_tokens, (item.title, item.display_title))
             fluent, share = self.fluent(text, item)
-            claims = self.claims(text, item, profile) if fluent else []
+            claims = self.claims(text, item, profile, request) if fluent else []
             names = self.names_title(text, item)
             # Facts only this item has (its own tags or people) make a text about it without its title.
             specific = any(claim.supported and claim.kind in ("tag", "person") for claim in claims)
@@ -1004,7 +1120,7 @@ class GroundingChecker:
             if fluent:
                 failing += [
                     (index, sentence, words)
-                    for sentence, words in self.unstated(text, item, profile)
+                    for sentence, words in self.unstated(text, item, profile, request)
                     if len(words) > self.config.max_unstated
                 ]
             results.append(
@@ -1040,6 +1156,22 @@ class GroundingChecker:
                 and not r.blocked
             )
         return results
+
+
+def _negated(lower: Sequence[str], position: int, last_denied: int | None) -> bool:
+    """Whether the genre at token ``position`` is denied: "no horror", "not a horror film", and a genre
+    joined by "or" or a comma to the denied one before it ("not a horror film or a thriller")."""
+    back = position - 1
+    while back >= 0 and lower[back] in ("a", "an"):
+        back -= 1
+    if back < 0 or lower[back] in _NEGATIONS:
+        return back >= 0
+    if lower[back] not in ("or", ","):
+        return False
+    back -= 1
+    while back >= 0 and lower[back] in ("film", "films", "movie", "movies"):
+        back -= 1
+    return back == last_denied
 
 
 def _remove_run(words: tuple[str, ...], key: tuple[str, ...]) -> tuple[str, ...]:

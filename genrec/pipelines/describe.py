@@ -5,7 +5,9 @@ it (generator identity, item metadata, profile), so a rerun reuses the rows whos
 matches and generates only the rest: a killed or edited run resumes. The grounding report
 (``descriptions_report.json``) is rebuilt from the whole table, reused rows included, and keeps
 every blocked output of earlier runs: reports accumulate across resumed runs. The
-non-personalised baseline (``personalize=False``) goes to ``descriptions_baseline.parquet``.
+non-personalised baseline (``personalize=False``) goes to ``descriptions_baseline.parquet``. With the
+run's request (:class:`~genrec.requests.ParsedRequest`, from ``request.json``: :func:`parsed_request`),
+each description also says how its item answers it, and the guard checks those sentences against it.
 
 :func:`check_description` runs the grounding guard on text from any generator.
 """
@@ -36,6 +38,7 @@ from genrec.grounding.guard import (
     measured_precision,
 )
 from genrec.io import atomic_path, read_json, write_json
+from genrec.requests import ParsedRequest
 from genrec.run_directory import RunDirectory
 
 LLM_SOURCES = ("llm", "llm_retry", "fallback")
@@ -44,10 +47,35 @@ LIKED_TITLES = 3  # recent history titles shown when a profile lists none
 STORED = ("description", "source", "attempts", "unsupported", "blocked_terms")  # generated columns
 
 
+def parsed_request(record: Mapping[str, Any] | None) -> ParsedRequest | None:
+    """The :class:`ParsedRequest` a run recorded (:meth:`RunDirectory.read_request`, its fields as JSON); None: none."""
+    if record is None:
+        return None
+    known = set(ParsedRequest.__dataclass_fields__)
+    unknown = sorted(set(record) - known)
+    if unknown or "text" not in record:
+        raise ValueError(f"request.json: expected the fields {sorted(known)} (text required), got {sorted(record)}")
+    years = record.get("years")
+    if years is not None and (len(years) != 2 or int(years[0]) > int(years[1])):
+        raise ValueError(f"request.json: years must be [first, last] with first <= last, got {years!r}")
+    return ParsedRequest(
+        text=str(record["text"]),
+        named_items=tuple(int(index) for index in record.get("named_items", ())),
+        want_genres=tuple(str(genre) for genre in record.get("want_genres", ())),
+        avoid_genres=tuple(str(genre) for genre in record.get("avoid_genres", ())),
+        years=None if years is None else (int(years[0]), int(years[1])),
+        rest=str(record.get("rest", "")),
+    )
+
+
 def build_requests(
-    recommendations: pd.DataFrame, profiles: Mapping[Any, Any] | None, dataset: Dataset, personalize: bool = True
+    recommendations: pd.DataFrame,
+    profiles: Mapping[Any, Any] | None,
+    dataset: Dataset,
+    personalize: bool = True,
+    request: ParsedRequest | None = None,
 ) -> list[DescriptionRequest]:
-    """One request per recommendation row: the item's metadata and the user's profile.
+    """One request per recommendation row: the item's metadata, the user's profile and the run's ``request``.
 
     A profile without liked titles gets the user's last few history titles, so the prompt can
     say what the user watched; users absent from ``profiles`` get an empty profile. With
@@ -72,15 +100,16 @@ def build_requests(
                 titles = tuple(dataset.items["title"].to_numpy()[history][::-1])  # most recent first
                 profile = UserProfile(user, profile.genres, profile.tags, titles, profile.visual)
             resolved[user] = profile
-        requests.append(DescriptionRequest(user, ItemFacts.from_row(item), resolved[user]))
+        requests.append(DescriptionRequest(user, ItemFacts.from_row(item), resolved[user], request))
     return requests
 
 
 def request_key(generator: TextGenerator, request: DescriptionRequest) -> str:
-    """A digest of everything a description depends on: generator, item metadata and profile."""
-    payload = json.dumps(
-        [generator.identity(), asdict(request.item), asdict(request.profile)], sort_keys=True, default=str
-    )
+    """A digest of everything a description depends on: generator, item metadata, profile (and the run's request)."""
+    parts = [generator.identity(), asdict(request.item), asdict(request.profile)]
+    if request.user_request is not None:  # without one, the key of a run before requests existed
+        parts.append(asdict(request.user_request))
+    payload = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
 
 
@@ -93,6 +122,7 @@ def generate_descriptions(
     progress: bool = True,
     checkpoint_every: int = 64,
     personalize: bool = True,
+    request: ParsedRequest | None = None,
 ) -> pd.DataFrame:
     """A description per (user, recommended item), written for the user and grounded in the item's metadata.
 
@@ -107,6 +137,7 @@ def generate_descriptions(
             run loses at most this many.
         personalize: False writes the non-personalised baseline (empty profiles) to
             ``descriptions_baseline.parquet`` and its report beside it.
+        request: the run's request; each description then also says how its item answers it.
 
     Returns:
         One row per recommendation: user_id, item_id, (rank,) title, description, source
@@ -117,7 +148,7 @@ def generate_descriptions(
     """
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
-    requests = build_requests(recommendations, profiles, dataset, personalize)
+    requests = build_requests(recommendations, profiles, dataset, personalize, request)
     keys = [request_key(generator, request) for request in requests]
     ranks = recommendations["rank"].tolist() if "rank" in recommendations else None
     table_name, report_name = (
@@ -253,6 +284,7 @@ def check_description(
     config: GroundingConfig | None = None,
     profile: UserProfile | Mapping[str, Any] | Sequence[str] | None = None,
     user_id: Any = None,
+    request: ParsedRequest | None = None,
 ) -> DescriptionCheck:
     """The grounding guard's verdict on ``text`` as a description of ``item_id`` in ``dataset``.
 
@@ -266,10 +298,12 @@ def check_description(
     ``genres``/``tags``/``titles``, or just the list of liked titles), or ``user_id`` to take
     the user's profile from their history (:func:`~genrec.grounding.facts.profile_from_history`,
     every liked title). Without either, a liked title is another film's title: unsupported.
-    Unknown ids raise a KeyError naming them.
+    A text that answers the reader's ``request`` ("like Alien", "as you asked") is checked against
+    it; without one, such a sentence is unsupported. Unknown ids raise a KeyError naming them.
     """
     profiles = None if profile is None and user_id is None else [profile]
-    return check_descriptions(dataset, [item_id], [text], config, profiles, None if user_id is None else [user_id])[0]
+    users = None if user_id is None else [user_id]
+    return check_descriptions(dataset, [item_id], [text], config, profiles, users, request)[0]
 
 
 def check_descriptions(
@@ -279,8 +313,10 @@ def check_descriptions(
     config: GroundingConfig | None = None,
     profiles: Sequence[UserProfile | Mapping[str, Any] | Sequence[str] | None] | None = None,
     user_ids: Sequence[Any] | None = None,
+    request: ParsedRequest | None = None,
 ) -> list[DescriptionCheck]:
-    """:func:`check_description` for many (item, text) pairs; a row's profile wins over its user id."""
+    """:func:`check_description` for many (item, text) pairs, one ``request`` for all (a run's); a row's profile
+    wins over its user id."""
     for name, values in (("profiles", profiles), ("user_ids", user_ids)):
         if values is not None and len(values) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(values)} {name}: expected one per text")
@@ -296,7 +332,7 @@ def check_descriptions(
         if profile is None and user is not None:
             profile = profile_from_history(dataset, user, max_titles=None)
         resolved.append(None if profile is None else UserProfile.coerce(profile, user_id=user))
-    return checker.check_many([str(text) for text in texts], facts, resolved)
+    return checker.check_many([str(text) for text in texts], facts, resolved, requests=[request] * len(texts))
 
 
 def calibrate_guard(
@@ -368,11 +404,12 @@ def description_figures(
     profiles: Mapping[Any, Any] | None,
     dataset: Dataset,
     personalization_encoder: Any = "minilm",
+    request: ParsedRequest | None = None,
 ) -> dict[str, Any]:
     """metrics.json's ``descriptions``, ``grounding_report`` and ``baseline_grounding_report`` of a
     personalised table and its baseline (as :func:`generate_descriptions` returns or writes them,
-    with their reports), measured with ``personalization_encoder`` (an encoder preset or object; None
-    skips the personalisation lift). NaN figures are written as None."""
+    with their reports, for the run's ``request``), measured with ``personalization_encoder`` (an
+    encoder preset or object; None skips the personalisation lift). NaN figures are written as None."""
     from genrec.evaluation.text_metrics import description_metrics
 
     requests = build_requests(descriptions, profiles, dataset)
@@ -390,6 +427,7 @@ def description_figures(
         baseline_texts=baseline["description"].tolist(),
         history_texts=history_texts(dataset, users, profiles) if encoder is not None else None,
         encoder=encoder,
+        request=request,
     )
     figures["final_pass_rate"] = figures["guard_pass_rate"]
     figures["llm_pass_rate"] = report["rates"]["llm_pass_rate"]  # None when no language model wrote any

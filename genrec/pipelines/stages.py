@@ -159,7 +159,7 @@ def describe(run_dir: str | Path, settings: RunSettings, progress: bool = True) 
     Finished descriptions are reused on a rerun.
     """
     from genrec.generators import create_text_generator
-    from genrec.pipelines.describe import generate_descriptions
+    from genrec.pipelines.describe import generate_descriptions, parsed_request
 
     run = _start(run_dir, settings)
     table, dataset = run.read_recommendations(), load_run_dataset(settings)
@@ -167,9 +167,12 @@ def describe(run_dir: str | Path, settings: RunSettings, progress: bool = True) 
     name = settings.generation.text_generator
     sampling = {} if name == "template" else {"seed": settings.seed}  # the template generator has no randomness
     describer = create_text_generator(name, {**sampling, **settings.generation.text_generator_overrides}, dataset)
-    generate_descriptions(describer, table, profiles, dataset, out_dir=run.path, progress=progress)
-    # The non-personalised description of the same (user, item, seed): the text personalisation baseline.
-    generate_descriptions(describer, table, profiles, dataset, out_dir=run.path, progress=progress, personalize=False)
+    request = parsed_request(run.read_request())  # the recommend stage's record of the run's request
+    generate_descriptions(describer, table, profiles, dataset, out_dir=run.path, progress=progress, request=request)
+    # The non-personalised description of the same (user, item, seed, request): the text personalisation baseline.
+    generate_descriptions(
+        describer, table, profiles, dataset, out_dir=run.path, progress=progress, personalize=False, request=request
+    )
     run.update_config("describe", {"generator": str(name), "profiles": _source(encoder)})
     return run / RunDirectory.DESCRIPTIONS
 
@@ -188,7 +191,7 @@ def evaluate(run_dir: str | Path, settings: RunSettings, progress: bool = True) 
     NaN metrics are written as null.
     """
     from genrec.evaluation.run_metrics import images_section, ranking_section
-    from genrec.pipelines.describe import description_figures
+    from genrec.pipelines.describe import description_figures, parsed_request
     from genrec.pipelines.encode import encode_histories
     from genrec.pipelines.ranking import split
 
@@ -218,6 +221,7 @@ def evaluate(run_dir: str | Path, settings: RunSettings, progress: bool = True) 
                 run.read_json(RunDirectory.BASELINE_DESCRIPTIONS_REPORT),
                 profiles,
                 dataset,
+                request=parsed_request(run.read_request()),
             )
     return run.write_json(RunDirectory.METRICS, metrics)
 

@@ -186,3 +186,20 @@ def test_text_generator_overrides_reach_the_describe_stage(toy, tmp_path):
     assert json.loads((out / "config.json").read_text())["settings"]["generation"]["text_generator_overrides"] == (
         overrides
     )
+
+
+def test_describe_and_evaluate_read_the_runs_request(toy, tmp_path):
+    out = stages.run_pipeline(settings_for(toy, items=[3]), tmp_path / "run", progress=False)
+    run = RunDirectory(out)
+    plain = run.read_table(run.DESCRIPTIONS)["description"].tolist()
+    assert not any("as you asked" in text for text in plain)
+    # What the recommend stage records for a request (Movie 3 is a 1993 comedy-drama).
+    asked = {"text": "a 90s comedy", "named_items": [], "want_genres": ["Comedy"], "avoid_genres": [],
+             "years": [1990, 1999], "rest": ""}  # fmt: skip
+    run.write_json(RunDirectory.REQUEST, asked)
+    stages.describe(out, settings_for(toy, items=[3]), progress=False)
+    for name in (run.DESCRIPTIONS, run.BASELINE_DESCRIPTIONS):
+        texts = run.read_table(name)["description"].tolist()
+        assert all("It is listed as Comedy, as you asked. It is from the 1990s, as you asked." in t for t in texts)
+    metrics = json.loads(stages.evaluate(out, settings_for(toy, items=[3]), progress=False).read_text())
+    assert metrics["descriptions"]["guard_pass_rate"] == 1.0  # checked against the request, not without it
