@@ -141,6 +141,9 @@ def test_the_settings_form_has_a_dropdown_for_every_registry_with_descriptions_a
     assert model("UserSelection")["properties"]["sample"]["minimum"] == 1
     assert model("RunSettings")["properties"]["ranker"]["description"] == "registered ranker (ID-driven or LLM)"
     assert schema["properties"]["batches"]["minimum"] == 1
+    item_features = model("RunSettings")["properties"]["item_features"]  # a text field: a .npy path is a choice too
+    assert item_features["type"] == "string" and item_features["default"] == "default"
+    assert "minilm" in item_features["description"] and "none" in item_features["description"]
 
 
 @pytest.mark.parametrize(
