@@ -147,6 +147,7 @@ def run_options() -> tuple[RunOption, ...]:
             _opt(str | None, help="comma-separated item ids instead of ranking (no ranker is trained)"),
             _at("items", parse=parse_ids),
         ),
+        RunOption("request", _opt(str | None, help=f"{_field_help('request')}; '' clears it"), _at("request")),
         RunOption("encoder", _opt(str | None, help=_field_help("generation", "encoder")), _at("generation", "encoder")),
         RunOption(
             "image_generator",
@@ -198,10 +199,15 @@ USER_OPTIONS = ("users", "sample", "all_users", "active_since", "active_within_d
 def settings_from_options(options: dict[str, Any], base: Any = None) -> Any:
     """RunSettings: ``base`` (a preset, a ``--settings`` file, or a run's recorded settings), then the given options.
 
-    Raises ConfigError naming the option for a bad value, or when two user selections are given.
+    Raises ConfigError naming the option for a bad value, or when two user selections are given. A ``--request``
+    that loses markup or length to sanitising gets a note (the settings keep only the sanitised text).
     """
     from genrec.config import ConfigError, load_json_object
     from genrec.pipelines.settings import DEFAULT_CONFIG, RunSettings, load_run_preset, merge_settings
+    from genrec.requests import clean_request
+
+    for note in clean_request(options["request"])[1] if options.get("request") else ():
+        console.print(f"note: {note}", highlight=False, style="yellow")
 
     chosen = [name for name in USER_OPTIONS if options.get(name) not in (None, False)]
     if len(chosen) > 1:
@@ -511,6 +517,11 @@ def print_summary(run_dir: Path, cached: list[str] | None = None) -> None:
             ranking = metrics["ranking"]
             line += f"; {ranking['ranker']} test NDCG@10 {ranking['metrics']['NDCG@10']:.4f} (full ranking)"
         console.print(line, highlight=False)
+    request = run.read_request()
+    if request is not None:
+        console.print(f"request: {request_summary(request)}", highlight=False, soft_wrap=True)
+        for note in request.get("notes", []):
+            console.print(f"note: {note}", highlight=False, style="yellow", soft_wrap=True)
     if "images" in metrics:
         done = metrics["images"]
         new, reused = done["generated"], done["reused"]
@@ -534,6 +545,13 @@ def print_summary(run_dir: Path, cached: list[str] | None = None) -> None:
         console.print(f"results: {run_dir} (metrics: {run.metrics})", highlight=False)
     if run.report.is_file():
         console.print(f"report: {run.report}", highlight=False)
+
+
+def request_summary(request: dict[str, Any]) -> str:
+    """One line of what a run's request (request.json) was read as."""
+    from genrec.requests import read_as
+
+    return f"{request['text']!r} read as {read_as(request)}"
 
 
 def _figure(value: float | None) -> str:

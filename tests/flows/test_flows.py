@@ -140,6 +140,8 @@ def test_the_settings_form_has_a_dropdown_for_every_registry_with_descriptions_a
     assert model("RunSettings")["properties"]["k"]["minimum"] == 1
     assert model("UserSelection")["properties"]["sample"]["minimum"] == 1
     assert model("RunSettings")["properties"]["ranker"]["description"] == "registered ranker (ID-driven or LLM)"
+    request = model("RunSettings")["properties"]["request"]  # a free-text field, empty by default
+    assert {"type": "string"} in request["anyOf"] and request["default"] is None and "Alien" in request["description"]
     assert schema["properties"]["batches"]["minimum"] == 1
 
 
