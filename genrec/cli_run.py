@@ -393,6 +393,7 @@ def recommend(
         with clear_errors():
             _write_served(served, table)
     _print_served(served)
+    _print_request(served.attrs.get("request"))
 
 
 @with_run_options
@@ -517,11 +518,7 @@ def print_summary(run_dir: Path, cached: list[str] | None = None) -> None:
             ranking = metrics["ranking"]
             line += f"; {ranking['ranker']} test NDCG@10 {ranking['metrics']['NDCG@10']:.4f} (full ranking)"
         console.print(line, highlight=False)
-    request = run.read_request()
-    if request is not None:
-        console.print(f"request: {request_summary(request)}", highlight=False, soft_wrap=True)
-        for note in request.get("notes", []):
-            console.print(f"note: {note}", highlight=False, style="yellow", soft_wrap=True)
+    _print_request(run.read_request())
     if "images" in metrics:
         done = metrics["images"]
         new, reused = done["generated"], done["reused"]
@@ -547,11 +544,14 @@ def print_summary(run_dir: Path, cached: list[str] | None = None) -> None:
         console.print(f"report: {run.report}", highlight=False)
 
 
-def request_summary(request: dict[str, Any]) -> str:
-    """One line of what a run's request (request.json) was read as."""
-    from genrec.requests import read_as
+def _print_request(request: dict[str, Any] | None) -> None:
+    """The request the recommendations answer, what it was read as, and the parser's notes."""
+    from genrec.requests import request_line
 
-    return f"{request['text']!r} read as {read_as(request)}"
+    if request is not None:
+        console.print(f"request: {request_line(request)}", highlight=False, soft_wrap=True)
+        for note in request.get("notes", []):
+            console.print(f"note: {note}", highlight=False, style="yellow", soft_wrap=True)
 
 
 def _figure(value: float | None) -> str:

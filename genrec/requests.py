@@ -148,6 +148,12 @@ def read_as(request: ParsedRequest | dict) -> str:
     return "; ".join(parts) if parts else "nothing to condition the ranking on"
 
 
+def request_line(request: ParsedRequest | dict) -> str:
+    """``'the text' read as ...``: a request and its reading, for a log or a terminal."""
+    text = request.text if isinstance(request, ParsedRequest) else request["text"]
+    return f"{text!r} read as {read_as(request)}"
+
+
 def parse_request(text: str | None, dataset: Dataset) -> ParsedRequest | None:
     """``text`` read against ``dataset``'s catalogue (module docstring); None for None or blank text."""
     if text is None:

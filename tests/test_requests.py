@@ -300,6 +300,9 @@ def test_the_recommend_stage_applies_records_and_clears_the_request(tmp_path, mo
     assert not any("Horror" in dataset.items["genres"].iloc[item] for item in table["item_idx"])
     assert not any(find_unsafe_markup(str(title)) for title in table["title"])
     assert run.read_config()["recommend"]["request"]["text"] == settings.request
+    html = (stages.report(out, settings, False)).read_text()
+    assert 'id="request"' in html and "<th>genres excluded</th><td>Horror</td>" in html
+    assert "Alien (1979)" in html and "<script>alert" not in html and "im_start" not in html
 
     model_bytes = (out / "model" / "model.safetensors").stat().st_mtime_ns
     monkeypatch.setattr("genrec.pipelines.ranking.fit_ranker", lambda *a, **k: pytest.fail("refitted"))
@@ -338,6 +341,7 @@ def test_the_request_option_end_to_end(tmp_path):
         app, ["recommend", "--model", str(out), "--users", "41", "-k", "4", "--request", "no horror"]
     )
     assert served.exit_code == 0, served.output
+    assert "request: 'no horror' read as no Horror" in " ".join(served.output.split())
     dataset = load_dataset(str(data))
     table = pd.read_parquet(out / "recommendations.parquet")
     assert not any("Horror" in dataset.items["genres"].iloc[item] for item in table["item_idx"])
