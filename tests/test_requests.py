@@ -25,7 +25,7 @@ from genrec.pipelines.request_ranking import (
 )
 from genrec.pipelines.settings import RunSettings
 from genrec.rankers import create_ranker
-from genrec.requests import REQUEST_MAX_CHARS, ParsedRequest, parse_request, read_as
+from genrec.requests import REQUEST_MAX_CHARS, parse_request, read_as
 from genrec.run_directory import RunDirectory
 from genrec.untrusted_text import find_unsafe_markup, sanitise_untrusted
 
@@ -224,7 +224,7 @@ def test_an_injected_request_is_read_as_its_words_only(catalogue):
 
 def test_named_titles_become_the_latest_history_items():
     history = Sequences.from_lists([[5, 1, 7], []], [[10, 11, 12], []])
-    extended = with_named_items(history, ParsedRequest(text="x", named_items=(1, 9)))
+    extended = with_named_items(history, [(1, 9), (1, 9)])
     assert extended[0].tolist() == [5, 7, 1, 9] and extended[1].tolist() == [1, 9]
     assert extended.timestamps[:4].tolist() == [10, 12, 13, 14]
 

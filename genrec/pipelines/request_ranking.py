@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,18 +80,19 @@ def request_query(parsed: ParsedRequest) -> str:
     return " ".join(parts)
 
 
-def content_scores(parsed: ParsedRequest, item_vectors: np.ndarray, encoder: Any = None) -> np.ndarray | None:
-    """Cosine of the request's vector to every item's fact vector: [n_items]; None when the request has neither
-    text to match nor a named title (a request of filters only)."""
-    vectors = [item_vectors[list(parsed.named_items)]] if parsed.named_items else []
-    query = request_query(parsed)
-    if query:
-        vectors.append((encoder or request_encoder()).encode_texts([query]).numpy())
-    if not vectors:
-        return None
-    request = np.concatenate(vectors).mean(axis=0)  # [D]
-    request /= max(float(np.linalg.norm(request)), 1e-12)
-    return item_vectors @ request  # [n_items]
+def content_scores(requests: Sequence[ParsedRequest], item_vectors: np.ndarray, encoder: Any = None) -> np.ndarray:
+    """Cosine of each request's vector to every item's fact vector: [R, n_items]; a row of zeros for a request
+    with neither text to match nor a named title (filters only). The texts go through MiniLM in one batch."""
+    queries = [request_query(parsed) for parsed in requests]
+    texts = [query for query in queries if query]
+    encoded = iter((encoder or request_encoder()).encode_texts(texts).numpy() if texts else [])
+    out = np.zeros((len(requests), len(item_vectors)), dtype=np.float32)
+    for row, (parsed, query) in enumerate(zip(requests, queries, strict=True)):
+        parts = [*item_vectors[list(parsed.named_items)], *([next(encoded)] if query else [])]  # [P, D]
+        if parts:
+            vector = np.mean(parts, axis=0)  # [D]
+            out[row] = item_vectors @ (vector / max(float(np.linalg.norm(vector)), 1e-12))
+    return out
 
 
 def allowed_items(parsed: ParsedRequest, dataset: Dataset) -> np.ndarray:
@@ -105,20 +107,38 @@ def allowed_items(parsed: ParsedRequest, dataset: Dataset) -> np.ndarray:
     return allowed
 
 
-def with_named_items(history: Sequences, parsed: ParsedRequest) -> Sequences:
-    """Each row of ``history`` with the request's named titles appended, as its most recent items, in the order
-    named (a title already in a row moves to its end: what the user asks about now is their latest interest)."""
-    named = np.asarray(parsed.named_items, dtype=np.int64)
-    if not len(named):
+def with_named_items(history: Sequences, named: Sequence[Sequence[int]]) -> Sequences:
+    """Each row of ``history`` with its row of ``named`` (the titles a request names) appended as its most recent
+    items, in the order named; a title already in the row moves to its end: what the user asks about now is
+    their latest interest."""
+    if not any(len(items) for items in named):
         return history
     rows, stamps = [], []
-    for row in range(len(history)):
+    for row, titles in enumerate(named):
+        titles = np.asarray(titles, dtype=np.int64)
         items, times = history[row], history.timestamps[history.offsets[row] : history.offsets[row + 1]]
-        kept = ~np.isin(items, named)
+        kept = ~np.isin(items, titles)
         latest = int(times[-1]) if len(times) else 0
-        rows.append(np.concatenate([items[kept], named]))
-        stamps.append(np.concatenate([times[kept], latest + 1 + np.arange(len(named))]))
+        rows.append(np.concatenate([items[kept], titles]))
+        stamps.append(np.concatenate([times[kept], latest + 1 + np.arange(len(titles))]))
     return Sequences.from_lists(rows, stamps)
+
+
+def fuse_scores(
+    sequence: torch.Tensor | None, content: torch.Tensor, weight: float, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The module docstring's formula: ``standardised(sequence) + weight * standardised(content)``, -inf where
+    not ``allowed``. sequence [B, N] (None with ``weight`` inf: the request alone), content [B or 1, N], allowed
+    bool [B or 1, N]."""
+    if not weight >= 0:
+        raise ValueError(f"weight: expected a number >= 0 (inf: the request alone), got {weight}")
+    if math.isinf(weight):
+        fused = content.float()
+    else:
+        fused = standardised(_finite(sequence.float()))  # [B, N]
+        if weight > 0:
+            fused = fused + weight * standardised(content.float())
+    return fused if allowed is None else fused.masked_fill(~allowed, float("-inf"))
 
 
 @torch.inference_mode()
@@ -132,22 +152,12 @@ def request_scores(
     encoder: Any = None,
 ) -> torch.Tensor:
     """Fused scores [B, n_items] of the rows of ``history`` (already holding the named titles,
-    :func:`with_named_items`) under ``parsed``: the module docstring's formula, filters applied, history not yet
-    excluded. ``allowed``: :func:`allowed_items` (computed once per request by the caller)."""
-    if weight < 0:
-        raise ValueError(f"weight: expected a number >= 0 (inf: the request alone), got {weight}")
-    content = content_scores(parsed, item_vectors, encoder)
-    n_items = len(item_vectors)
-    if math.isinf(weight):
-        fused = torch.zeros(len(history), n_items) if content is None else torch.from_numpy(content).float()[None]
-        fused = fused.expand(len(history), -1).clone()
-    else:
-        fused = standardised(_finite(model.score(history).float().cpu()))  # [B, N]
-        if content is not None and weight > 0:
-            fused += weight * standardised(torch.from_numpy(content).float()[None])  # [1, N] broadcast
-    if allowed is not None:
-        fused[:, torch.from_numpy(~allowed)] = float("-inf")
-    return fused
+    :func:`with_named_items`) under ``parsed``, filters applied, history not yet excluded. ``allowed``:
+    :func:`allowed_items` (computed once per request by the caller)."""
+    content = torch.from_numpy(content_scores([parsed], item_vectors, encoder))  # [1, N]
+    sequence = None if math.isinf(weight) else model.score(history).cpu()
+    mask = None if allowed is None else torch.from_numpy(allowed)[None]
+    return fuse_scores(sequence, content, weight, mask).expand(len(history), -1).clone()
 
 
 @torch.inference_mode()
@@ -175,7 +185,7 @@ def rank_with_request(
     if len(item_vectors) != dataset.n_items:
         raise ValueError(f"item_vectors has {len(item_vectors)} rows; {dataset.name} has {dataset.n_items} items")
     user_idx, history = rankable_histories(dataset, users)
-    history = with_named_items(history, parsed)
+    history = with_named_items(history, [parsed.named_items] * len(history))
     allowed = allowed_items(parsed, dataset)
     batch = getattr(getattr(model, "config", None), "eval_batch_size", 256)
     indices, scores = [], []
