@@ -168,6 +168,8 @@ def parse_request(text: str | None, dataset: Dataset) -> ParsedRequest | None:
     rest = _tidy(remaining)
     if not set(_words(rest)) - FILLER:
         rest = ""
+    if not (named or want or avoid or years or rest):
+        notes.append("nothing in the request names a title, a genre, a year or anything to match; it changes nothing")
     return ParsedRequest(
         text=cleaned,
         named_items=tuple(named),

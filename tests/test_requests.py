@@ -94,6 +94,8 @@ def test_blank_or_missing_text_is_no_request(catalogue):
     assert parse_request(None, catalogue) is None
     assert parse_request("   ", catalogue) is None
     assert parse_request("<script>x</script>", catalogue) is None  # nothing left after sanitising
+    filler = parse_request("please show me something", catalogue)
+    assert filler.empty and any("it changes nothing" in note for note in filler.notes)
 
 
 @pytest.mark.parametrize(
@@ -349,3 +351,19 @@ def test_the_request_option_end_to_end(tmp_path):
     assert cleared.exit_code == 0 and not (out / "request.json").exists()
     both = runner.invoke(app, ["recommend", "--out", str(out), "--items", "1,2", "--request", "funny"])
     assert both.exit_code == 2 and "request" in both.output
+
+
+@pytest.mark.slow
+def test_a_request_through_the_whole_run_on_the_bundled_data(tmp_path, movielens_small):
+    out = tmp_path / "run"
+    request = "something like Alien, but funny, no horror"
+    options = ["--users", "1", "-k", "5", "--ranker", "popular", "--text-generator", "template", "--no-progress"]
+    result = runner.invoke(app, ["run", *options, "--request", request, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"request: '{request}' read as like Alien (1979); genres Comedy; no Horror" in " ".join(
+        result.output.split()
+    )
+    table = pd.read_parquet(out / "recommendations.parquet")
+    genres = movielens_small.items["genres"]
+    assert len(table) == 5 and not any("Horror" in genres.iloc[item] for item in table["item_idx"])
+    assert "Alien" not in set(table["title"]) and "genres excluded" in (out / "report.html").read_text()
