@@ -95,6 +95,7 @@ TITLE_END = re.compile(
     r",(?!\s*(?:the|a|an)\b\s*(?:\(|\d|,|\.|$))|[;.!?]|\s(?:but|except|though|although|yet|only|or something)\b",
     re.IGNORECASE,
 )
+LIST_NEXT = re.compile(r"\s*(?:,|\bor\b|\band\b|&)\s*(?!(?:but|except|though|although|yet|only)\b)", re.IGNORECASE)
 LEADING_FILLER = re.compile(r"^(?:(?:the|a|an)\s+)?(?:movies?|films?|one)\s+", re.IGNORECASE)
 QUOTED = re.compile(r"[\"“”«»]([^\"“”«»]{1,120})[\"“”«»]|(?<!\w)'([^']{1,120})'(?!\w)")
 YEAR_AFTER_TITLE = re.compile(r"^\s*\(?\s*((?:19|20)\d{2})\s*\)?")
@@ -223,19 +224,22 @@ class CatalogueIndex:
     labels: list[str]  # "Title (year)" per item, for notes
     year_bounds: tuple[int, int] | None  # the catalogue's oldest and newest year
 
-    def lookup(self, phrase: str) -> tuple[list[int], str]:
-        """Items whose title is ``phrase`` (normalised): exactly, else the titles it begins (a series), else the
-        closest by difflib (a misspelling); with how it matched (``exact``, ``prefix``, ``fuzzy``; ``""``: none)."""
+    def lookup(self, phrase: str, fuzzy: bool = False) -> tuple[list[int], str]:
+        """Items whose title is ``phrase`` (normalised): exactly, else the titles a phrase of two words or more
+        begins (a series: "star wars"); with ``fuzzy``, the closest title by difflib instead (a misspelling).
+        Returns the items and how they matched (``exact``, ``prefix``, ``fuzzy``; ``""``: none)."""
+        if len(phrase) < 4:  # a short word is too easily the start or a near miss of some title
+            return self.exact.get(phrase, []), "exact" if phrase in self.exact else ""
+        if fuzzy:
+            close = difflib.get_close_matches(phrase, self.by_initial.get(phrase[0], []), n=1, cutoff=FUZZY_CUTOFF)
+            return (self.exact[close[0]], "fuzzy") if close else ([], "")
         if phrase in self.exact:
             return self.exact[phrase], "exact"
-        if len(phrase) < 4:  # a short word is too easily the start or a near miss of some title
-            return [], ""
         first = bisect.bisect_left(self.forms, phrase + " ")
         last = bisect.bisect_left(self.forms, phrase + "!")  # "!" sorts right after " ": every "phrase ..." form
-        if last > first:
+        if " " in phrase and last > first:
             return [item for form in self.forms[first:last] for item in self.exact[form]], "prefix"
-        close = difflib.get_close_matches(phrase, self.by_initial.get(phrase[0], []), n=1, cutoff=FUZZY_CUTOFF)
-        return (self.exact[close[0]], "fuzzy") if close else ([], "")
+        return [], ""
 
     def choose(self, items: list[int], year: int | None) -> int:
         """One of several matching items: the one of ``year`` when given, else the most rated."""
@@ -296,41 +300,58 @@ def _title_forms(title: str) -> list[str]:
 
 
 def _named_titles(text: str, index: CatalogueIndex) -> tuple[list[int], str, list[str]]:
-    """Items the request names, the text with their phrases (and the word that introduced them) removed, notes."""
+    """Items the request names, the text with their phrases (and the words that introduced them) removed, notes.
+
+    A phrase's prefixes are tried longest first, exactly (or as the start of a series) before any by difflib,
+    so "Inception or Interstellar" finds "Inception" rather than a near miss of "Inception or". After a title,
+    a list goes on: "like Alien, Aliens or Predator".
+    """
     named: list[int] = []
     notes: list[str] = []
     spans: list[list[int]] = []  # [start, end) of each resolved phrase in ``text``
 
-    def resolve(start: int, phrase: str, quoted: bool) -> bool:
+    def resolve(start: int, phrase: str, quoted: bool, listed: bool = False) -> bool:
         words = phrase.split()[:MAX_TITLE_WORDS]
-        for end in range(len(words), 0, -1):
-            candidate = " ".join(words[:end])
-            if not quoted and _plain_words(candidate):
-                continue  # "like a heist movie" asks for a kind of film, not for the film "Heist"
-            items, how = index.lookup(normalise_title(candidate))
-            if not items:
-                continue
-            year_match = YEAR_AFTER_TITLE.match(phrase[len(candidate) :])
-            year = int(year_match.group(1)) if year_match else None
-            item = index.choose(items, year)
-            spans.append([start, start + len(candidate) + (year_match.end() if year_match else 0)])
-            if item not in named:
-                named.append(item)
-            if how == "fuzzy":
-                notes.append(f"'{candidate}' read as the catalogue title {index.labels[item]}")
-            elif how == "prefix" and len(items) > 1:
-                notes.append(f"'{candidate}' begins {len(items)} titles; took {index.labels[item]} (the most rated)")
-            elif len({index.labels[i] for i in items}) > 1 and (year is None or index.years[item] != year):
-                notes.append(
-                    f"'{candidate}' matches {len(items)} titles; took {index.labels[item]} (the most rated); "
-                    "give the year to choose another"
-                )
-            return True
-        if quoted or not _plain_words(phrase):
+        for fuzzy in (False, True):
+            for end in range(len(words), 0, -1):
+                candidate = " ".join(words[:end])
+                if not quoted and _plain_words(candidate):
+                    continue  # "like a heist movie" asks for a kind of film, not for the film "Heist"
+                items, how = index.lookup(normalise_title(candidate), fuzzy)
+                if items:
+                    year_match = YEAR_AFTER_TITLE.match(phrase[len(candidate) :])
+                    year = int(year_match.group(1)) if year_match else None
+                    spans.append([start, start + len(candidate) + (year_match.end() if year_match else 0)])
+                    named_item(candidate, items, how, year)
+                    return True
+        if (quoted or not _plain_words(phrase)) and not listed:
             notes.append(f"no catalogue title matches '{phrase}'")
         return False
 
-    for match in QUOTED.finditer(text):
+    def named_item(candidate: str, items: list[int], how: str, year: int | None) -> None:
+        item = index.choose(items, year)
+        if item not in named:
+            named.append(item)
+        if how == "fuzzy":
+            notes.append(f"'{candidate}' read as the catalogue title {index.labels[item]}")
+        elif how == "prefix" and len(items) > 1:
+            notes.append(f"'{candidate}' begins {len(items)} titles; took {index.labels[item]} (the most rated)")
+        elif len({index.labels[i] for i in items}) > 1 and (year is None or index.years[item] != year):
+            notes.append(
+                f"'{candidate}' matches {len(items)} titles; took {index.labels[item]} (the most rated); "
+                "give the year to choose another"
+            )
+
+    def resolve_tail(start: int, listed: bool) -> bool:
+        tail = text[start:]
+        stop = TITLE_END.search(tail)
+        phrase = tail[: stop.start() if stop else len(tail)]
+        filler = LEADING_FILLER.match(phrase)
+        offset = filler.end() if filler else 0
+        return bool(phrase[offset:].strip()) and resolve(start + offset, phrase[offset:].rstrip(), False, listed)
+
+    quotes = list(QUOTED.finditer(text))
+    for match in quotes:
         group = 1 if match.group(1) is not None else 2
         if resolve(match.start(group), match.group(group).strip(), quoted=True):
             spans[-1] = [match.start(), max(spans[-1][1], match.end())]
@@ -340,17 +361,17 @@ def _named_titles(text: str, index: CatalogueIndex) -> tuple[list[int], str, lis
             if inside:  # the trigger of a quoted title ("like 'Alien'") goes with it
                 inside[0][0] = min(inside[0][0], match.start())
                 continue
-            if any(start <= match.start() < end for start, end in spans):
-                continue
+            if any(start <= match.start() < end for start, end in spans) or any(
+                quote.start() <= match.end() < quote.end() for quote in quotes
+            ):
+                continue  # inside a title, or before a quoted phrase that named none (said already)
             if trigger == "like" and _is_wish(text[: match.start()], text[match.end() :]):
                 continue
-            tail = text[match.end() :]
-            stop = TITLE_END.search(tail)
-            phrase = tail[: stop.start() if stop else len(tail)]
-            filler = LEADING_FILLER.match(phrase)
-            offset = filler.end() if filler else 0
-            if phrase[offset:].strip() and resolve(match.end() + offset, phrase[offset:].rstrip(), quoted=False):
-                spans[-1][0] = match.start()
+            if not resolve_tail(match.end(), listed=False):
+                continue
+            spans[-1][0] = match.start()
+            while (more := LIST_NEXT.match(text, spans[-1][1])) and resolve_tail(more.end(), listed=True):
+                spans[-1][0] = more.start()  # the "or" goes with the title it introduces
     return named, _cut(text, [(start, end) for start, end in spans]), notes
 
 
