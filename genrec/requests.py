@@ -8,9 +8,11 @@
 - **named titles**: the phrase after "like", "similar to", "as good as", "in the vein of", ... or a
   quoted phrase is matched to catalogue titles (normalised: accents, case and punctuation dropped, a
   leading or MovieLens-style trailing article dropped, "Matrix, The" = "the matrix" = "matrix"; an
-  alternative title in brackets, "(a.k.a. Alien 3)", matches too), the longest prefix of the phrase
-  that matches wins, exactly or, failing that, by ``difflib`` similarity (a misspelling). A year after
-  the title ("Alien (1979)", "Hamlet 1996") chooses among equal titles; otherwise the most rated;
+  alternative title in brackets, "(a.k.a. Alien 3)", matches too). The longest prefix of the phrase
+  that matches wins: exactly, or as the start of a series ("Star Wars"), before any by ``difflib``
+  similarity (a misspelling: "Alienz"). A year after the title ("Alien (1979)", "Hamlet 1996")
+  chooses among equal titles, otherwise the most rated; a list goes on ("like Alien or Aliens").
+  A phrase of only genre and filler words in lower case ("like a heist movie") names no title;
 - **genres**: words and phrases mapped to the catalogue's genre names by :data:`GENRE_WORDS` (only
   genres the data set has); a genre word within a few words after a negation ("no horror", "not
   scary", "without romance", "nothing animated") is avoided instead of wanted;
@@ -238,7 +240,7 @@ class CatalogueIndex:
         first = bisect.bisect_left(self.forms, phrase + " ")
         last = bisect.bisect_left(self.forms, phrase + "!")  # "!" sorts right after " ": every "phrase ..." form
         if " " in phrase and last > first:
-            return [item for form in self.forms[first:last] for item in self.exact[form]], "prefix"
+            return list(dict.fromkeys(item for form in self.forms[first:last] for item in self.exact[form])), "prefix"
         return [], ""
 
     def choose(self, items: list[int], year: int | None) -> int:

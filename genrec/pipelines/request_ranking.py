@@ -142,25 +142,6 @@ def fuse_scores(
 
 
 @torch.inference_mode()
-def request_scores(
-    model: Any,
-    history: Sequences,
-    parsed: ParsedRequest,
-    item_vectors: np.ndarray,
-    weight: float = DEFAULT_REQUEST_WEIGHT,
-    allowed: np.ndarray | None = None,
-    encoder: Any = None,
-) -> torch.Tensor:
-    """Fused scores [B, n_items] of the rows of ``history`` (already holding the named titles,
-    :func:`with_named_items`) under ``parsed``, filters applied, history not yet excluded. ``allowed``:
-    :func:`allowed_items` (computed once per request by the caller)."""
-    content = torch.from_numpy(content_scores([parsed], item_vectors, encoder))  # [1, N]
-    sequence = None if math.isinf(weight) else model.score(history).cpu()
-    mask = None if allowed is None else torch.from_numpy(allowed)[None]
-    return fuse_scores(sequence, content, weight, mask).expand(len(history), -1).clone()
-
-
-@torch.inference_mode()
 def rank_with_request(
     model: Any,
     dataset: Dataset,
@@ -186,12 +167,14 @@ def rank_with_request(
         raise ValueError(f"item_vectors has {len(item_vectors)} rows; {dataset.name} has {dataset.n_items} items")
     user_idx, history = rankable_histories(dataset, users)
     history = with_named_items(history, [parsed.named_items] * len(history))
-    allowed = allowed_items(parsed, dataset)
-    batch = getattr(getattr(model, "config", None), "eval_batch_size", 256)
+    content = torch.from_numpy(content_scores([parsed], item_vectors, encoder))  # [1, N]: the same for every user
+    allowed = torch.from_numpy(allowed_items(parsed, dataset))[None]  # [1, N]
+    batch = model.config.eval_batch_size
     indices, scores = [], []
     for start in range(0, len(history), batch):
         rows = history.rows(np.arange(start, min(start + batch, len(history))))
-        fused = request_scores(model, rows, parsed, item_vectors, weight, allowed, encoder)
+        sequence = None if math.isinf(weight) else model.score(rows).cpu()  # [B, N]
+        fused = fuse_scores(sequence, content, weight, allowed).expand(len(rows), -1).clone()
         top_index, top_scores = top_k(exclude_seen(fused, rows), k)
         indices.append(top_index.numpy())
         scores.append(top_scores.numpy())
