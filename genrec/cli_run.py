@@ -401,7 +401,8 @@ def generate(options: dict[str, Any], out: OutOption, progress: ProgressOption =
     """Images and descriptions for the recommendations of the run directory OUT (encode, images, describe).
 
     Given a user selection or items, or a directory without recommendations, it runs the whole
-    pipeline as ``genrec run`` does: the old meaning of this command, kept for one release.
+    pipeline as ``genrec run`` does: the old meaning of this command, kept for one release. Given a
+    ``--request`` other than the one the recommendations answer, it recommends again first.
     """
     from genrec.run_directory import RunDirectory
 
@@ -418,7 +419,13 @@ def generate(options: dict[str, Any], out: OutOption, progress: ProgressOption =
         print_summary(out)
         return
     with clear_errors():
-        _run_stages(("encode", "images", "describe"), out, _stage_settings(options, out), progress)
+        settings = _stage_settings(options, out)
+        answered = (RunDirectory(out).read_request() or {}).get("text")
+        if options.get("request") is not None and settings.request != answered:
+            console.print("note: the request changed; recommending again first", highlight=False, style="yellow")
+            _run_stages(("encode", "recommend", "images", "describe"), out, settings, progress)
+        else:
+            _run_stages(("encode", "images", "describe"), out, settings, progress)
     print_summary(out)
 
 

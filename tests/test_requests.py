@@ -372,6 +372,13 @@ def test_the_request_option_end_to_end(tmp_path):
     dataset = load_dataset(str(data))
     table = pd.read_parquet(out / "recommendations.parquet")
     assert not any("Horror" in dataset.items["genres"].iloc[item] for item in table["item_idx"])
+    generated = runner.invoke(
+        app, ["generate", "--out", str(out), "--request", "funny", "--text-generator", "template"]
+    )
+    assert generated.exit_code == 0, generated.output
+    assert "the request changed; recommending again first" in generated.output
+    assert json.loads((out / "request.json").read_text())["text"] == "funny"
+    assert (out / "descriptions.parquet").is_file()
     cleared = runner.invoke(app, ["recommend", "--out", str(out), "--request", "", "--no-progress"])
     assert cleared.exit_code == 0 and not (out / "request.json").exists()
     both = runner.invoke(app, ["recommend", "--out", str(out), "--items", "1,2", "--request", "funny"])
