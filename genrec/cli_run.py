@@ -147,6 +147,7 @@ def run_options() -> tuple[RunOption, ...]:
             _opt(str | None, help="comma-separated item ids instead of ranking (no ranker is trained)"),
             _at("items", parse=parse_ids),
         ),
+        RunOption("request", _opt(str | None, help=f"{_field_help('request')}; '' clears it"), _at("request")),
         RunOption("encoder", _opt(str | None, help=_field_help("generation", "encoder")), _at("generation", "encoder")),
         RunOption(
             "image_generator",
@@ -198,10 +199,15 @@ USER_OPTIONS = ("users", "sample", "all_users", "active_since", "active_within_d
 def settings_from_options(options: dict[str, Any], base: Any = None) -> Any:
     """RunSettings: ``base`` (a preset, a ``--settings`` file, or a run's recorded settings), then the given options.
 
-    Raises ConfigError naming the option for a bad value, or when two user selections are given.
+    Raises ConfigError naming the option for a bad value, or when two user selections are given. A ``--request``
+    that loses markup or length to sanitising gets a note (the settings keep only the sanitised text).
     """
     from genrec.config import ConfigError, load_json_object
     from genrec.pipelines.settings import DEFAULT_CONFIG, RunSettings, load_run_preset, merge_settings
+    from genrec.requests import clean_request
+
+    for note in clean_request(options["request"])[1] if options.get("request") else ():
+        console.print(f"note: {note}", highlight=False, style="yellow")
 
     chosen = [name for name in USER_OPTIONS if options.get(name) not in (None, False)]
     if len(chosen) > 1:
@@ -387,6 +393,7 @@ def recommend(
         with clear_errors():
             _write_served(served, table)
     _print_served(served)
+    _print_request(served.attrs.get("request"))
 
 
 @with_run_options
@@ -394,7 +401,8 @@ def generate(options: dict[str, Any], out: OutOption, progress: ProgressOption =
     """Images and descriptions for the recommendations of the run directory OUT (encode, images, describe).
 
     Given a user selection or items, or a directory without recommendations, it runs the whole
-    pipeline as ``genrec run`` does: the old meaning of this command, kept for one release.
+    pipeline as ``genrec run`` does: the old meaning of this command, kept for one release. Given a
+    ``--request`` other than the one the recommendations answer, it recommends again first.
     """
     from genrec.run_directory import RunDirectory
 
@@ -411,7 +419,13 @@ def generate(options: dict[str, Any], out: OutOption, progress: ProgressOption =
         print_summary(out)
         return
     with clear_errors():
-        _run_stages(("encode", "images", "describe"), out, _stage_settings(options, out), progress)
+        settings = _stage_settings(options, out)
+        answered = (RunDirectory(out).read_request() or {}).get("text")
+        if options.get("request") is not None and settings.request != answered:
+            console.print("note: the request changed; recommending again first", highlight=False, style="yellow")
+            _run_stages(("encode", "recommend", "images", "describe"), out, settings, progress)
+        else:
+            _run_stages(("encode", "images", "describe"), out, settings, progress)
     print_summary(out)
 
 
@@ -511,6 +525,7 @@ def print_summary(run_dir: Path, cached: list[str] | None = None) -> None:
             ranking = metrics["ranking"]
             line += f"; {ranking['ranker']} test NDCG@10 {ranking['metrics']['NDCG@10']:.4f} (full ranking)"
         console.print(line, highlight=False)
+    _print_request(run.read_request())
     if "images" in metrics:
         done = metrics["images"]
         new, reused = done["generated"], done["reused"]
@@ -534,6 +549,16 @@ def print_summary(run_dir: Path, cached: list[str] | None = None) -> None:
         console.print(f"results: {run_dir} (metrics: {run.metrics})", highlight=False)
     if run.report.is_file():
         console.print(f"report: {run.report}", highlight=False)
+
+
+def _print_request(request: dict[str, Any] | None) -> None:
+    """The request the recommendations answer, what it was read as, and the parser's notes."""
+    from genrec.requests import request_line
+
+    if request is not None:
+        console.print(f"request: {request_line(request)}", highlight=False, soft_wrap=True)
+        for note in request.get("notes", []):
+            console.print(f"note: {note}", highlight=False, style="yellow", soft_wrap=True)
 
 
 def _figure(value: float | None) -> str:

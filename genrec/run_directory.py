@@ -9,7 +9,7 @@ reader (the report, :mod:`genrec.evaluation.run_contents`) names files through t
     users.json                     the selected users
     model/ (+ train.json)          the saved ranker and its fit record
     recommendations.parquet        user_id, rank, item_id, item_idx, score, title
-    request.json                   the run's request, parsed (a ParsedRequest as JSON), when it has one
+    request.json                   the run's request as the recommend stage read it (genrec.requests.ParsedRequest)
     images/ + images.parquet       personalised PNGs; images_baseline.parquet: the non-personalised baseline
     descriptions.parquet           descriptions (+ descriptions_report.json); the baseline's beside them
     metrics.json                   ranking (test), image and description metrics
@@ -63,7 +63,7 @@ class RunDirectory:
     MODEL = "model"
     TRAIN_RECORD = "train.json"  # in MODEL: the reuse key and the fit report of the saved ranker
     RECOMMENDATIONS = "recommendations.parquet"
-    REQUEST = "request.json"
+    REQUEST = "request.json"  # the request the recommendations answer, parsed; absent: none
     IMAGES_DIR = "images"
     BLOCKED_DIR = "blocked"  # under IMAGES_DIR: flagged images, kept for audit apart from the publishable ones
     IMAGES = "images.parquet"
@@ -192,9 +192,18 @@ class RunDirectory:
             raise ConfigError(f"{path}: missing column(s) {missing}; expected at least {', '.join(required)}")
         return table
 
-    def read_recommendations(self) -> pd.DataFrame:
-        return self.read_table(self.RECOMMENDATIONS, ("user_id", "item_id"), stage="recommend")
+    def write_request(self, parsed: dict[str, Any] | None) -> Path:
+        """request.json: the run's request as read (``dataclasses.asdict`` of a ParsedRequest); None removes it,
+        so a rerun without a request leaves no stale one for describe and the report."""
+        if parsed is None:
+            (self.path / self.REQUEST).unlink(missing_ok=True)
+            return self.path / self.REQUEST
+        return self.write_json(self.REQUEST, parsed)
 
     def read_request(self) -> dict[str, Any] | None:
-        """The run's request as the recommend stage recorded it (a ParsedRequest as a dict); None without one."""
+        """The request the recommendations answer (text, named_items, want_genres, avoid_genres, years, rest,
+        notes), or None when the run has none."""
         return self.read_json(self.REQUEST)
+
+    def read_recommendations(self) -> pd.DataFrame:
+        return self.read_table(self.RECOMMENDATIONS, ("user_id", "item_id"), stage="recommend")

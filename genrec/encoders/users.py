@@ -228,4 +228,3 @@ def _attribute_centroids(values: list, item_embeddings: np.ndarray, min_items: i
 
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-

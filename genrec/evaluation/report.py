@@ -135,6 +135,7 @@ def report_context(run: RunContents, dataset: Dataset | None, dataset_note: str 
         "absent": list(run.absent),
         "notes": notes,
         "run": run_section(run),
+        "request": request_section(run.request),
         "ranking": ranking_section(run, dataset, assets),
         "users": user_sections(run, dataset, assets),
         "generation": generation_section(run),
@@ -225,6 +226,25 @@ def run_section(run: RunContents) -> dict[str, Any]:
             if generator.get("config")
             else None
         ),
+    }
+
+
+def request_section(request: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The user's request and what it was read as (request.json): the text, each part, the parser's notes."""
+    if request is None:
+        return None
+    years = request.get("years")
+    parts = [
+        ("named titles (the latest history)", _join(request.get("named_titles"), "; ")),
+        ("genres asked for", _join(request.get("want_genres"))),
+        ("genres excluded", _join(request.get("avoid_genres"))),
+        ("release years", None if not years else f"{years[0]}-{years[1]}"),
+        ("text matched to the items' facts", request.get("rest")),
+    ]
+    return {
+        "text": _text(request.get("text")),
+        "read_as": [(label, _text(value)) for label, value in parts if value],
+        "notes": [_text(note) for note in request.get("notes") or []],
     }
 
 

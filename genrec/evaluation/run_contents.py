@@ -38,6 +38,10 @@ file                              required  what the report uses
                                             of the run's ranker), ``ranking_baselines`` (name ->
                                             such a dict, e.g. ``popular``), ``timings`` (stage ->
                                             seconds)
+``request.json``                  no        the run's request as the recommend stage read it
+                                            (:class:`genrec.requests.ParsedRequest`): ``text``,
+                                            ``named_titles``, ``want_genres``, ``avoid_genres``,
+                                            ``years``, ``rest``, ``notes``
 ``model/config.json`` or          no        the saved ranker's manifest (``genrec.persistence``):
 ``models/<hash>/config.json``               ``type`` (ranker name), ``config`` (resolved), ``state``
 ================================  ========  ====================================================
@@ -119,6 +123,7 @@ class RunContents:
     ranking_baselines: dict[str, RankingResult] = field(default_factory=dict)
     saved_ranker: SavedRanker | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    request: dict[str, Any] | None = None  # the request the recommendations answer, as read (request.json)
     absent: list[str] = field(default_factory=list)  # optional inputs the directory lacks
 
 
@@ -199,6 +204,8 @@ def load_run_directory(path: str | Path) -> RunContents:
         for name, value in baselines.items()
     }
     run.timings = _timings(path / RunDirectory.METRICS, run.metrics.get("timings") or {})
+    if _has(path, RunDirectory.REQUEST):
+        run.request = _json_object(path / RunDirectory.REQUEST)
     run.saved_ranker = _saved_ranker(path)
     if run.saved_ranker is None:
         run.absent.append("model/config.json (saved ranker)")

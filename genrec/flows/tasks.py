@@ -37,6 +37,7 @@ from prefect.utilities.hashing import hash_objects
 from genrec.config import ConfigError
 from genrec.pipelines.settings import RunSettings
 from genrec.pipelines.stages import STAGES, Stage, files_fingerprint, local_path
+from genrec.requests import request_line
 from genrec.run_directory import RunDirectory
 
 GPU_TAG = "gpu"  # `prefect concurrency-limit create gpu 1` serialises the tagged tasks
@@ -124,6 +125,15 @@ def _train_line(run: RunDirectory, settings: RunSettings, path: Path | None) -> 
     )
 
 
+def _recommend_line(run: RunDirectory, settings: RunSettings, path: Path | None) -> str:
+    line = f"recommend: {len(run.read_recommendations())} rows for {len(run.read_users())} users in {path}"
+    request = run.read_request()
+    if request is None:
+        return line
+    notes = "".join(f"; note: {note}" for note in request.get("notes", []))
+    return f"{line}; request {request_line(request)}{notes}"
+
+
 def _images_line(run: RunDirectory, settings: RunSettings, path: Path | None) -> str:
     table = pd.read_parquet(run / RunDirectory.IMAGES, columns=["reused", "flagged"])
     return (
@@ -156,9 +166,7 @@ SUMMARIES: dict[str, Callable[[RunDirectory, RunSettings, Path | None], str]] = 
     ),
     "encode": lambda run, settings, path: f"encode: the catalogue with {settings.generation.encoder} in {path}",
     "train": _train_line,
-    "recommend": lambda run, settings, path: (
-        f"recommend: {len(run.read_recommendations())} rows for {len(run.read_users())} users in {path}"
-    ),
+    "recommend": _recommend_line,
     "images": _images_line,
     "describe": _describe_line,
     "evaluate": _evaluate_line,

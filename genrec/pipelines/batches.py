@@ -113,7 +113,7 @@ def merge_item_batches(run_dir: str | Path, settings: RunSettings, batch_dirs: l
 def generate_batch(run_dir: str | Path, settings: RunSettings, batch: int, n_batches: int) -> Path:
     """The images and describe stages for batch ``batch`` of ``n_batches`` of the recommended users.
 
-    Writes into ``<run_dir>/batches/generate-<batch>/`` (its recommendations rows, images/, the
+    Writes into ``<run_dir>/batches/generate-<batch>/`` (its recommendations rows and the run's request, images/, the
     image and description tables and reports) and returns that directory.
     """
     run = RunDirectory(run_dir)
@@ -122,6 +122,7 @@ def generate_batch(run_dir: str | Path, settings: RunSettings, batch: int, n_bat
     chosen = users[batch_rows(len(users), batch, n_batches)]
     out = RunDirectory(run / RunDirectory.BATCHES / f"generate-{batch:05d}")
     out.write_table(RunDirectory.RECOMMENDATIONS, table[table["user_id"].isin(chosen)])
+    out.write_request(run.read_request())  # the descriptions answer the run's request
     # The batch reads the run's embedding cache, not one of its own.
     shared = settings.with_values({"generation": {"cache_dir": str(run.cache_dir(settings.generation.cache_dir))}})
     with _ONE_BATCH_PER_PROCESS:

@@ -65,6 +65,8 @@ def parsed_request(record: Mapping[str, Any] | None) -> ParsedRequest | None:
         avoid_genres=tuple(str(genre) for genre in record.get("avoid_genres", ())),
         years=None if years is None else (int(years[0]), int(years[1])),
         rest=str(record.get("rest", "")),
+        named_titles=tuple(str(title) for title in record.get("named_titles", ())),
+        notes=tuple(str(note) for note in record.get("notes", ())),
     )
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from genrec.data import Dataset, load_dataset
+from genrec.data.sequences import Sequences
 from genrec.evaluation import DEFAULT_KS, RankingEvaluation, Split, SplitConfig, evaluate_full_ranking
 from genrec.evaluation import split as split_dataset
 from genrec.rankers import FitReport, Ranker, create_ranker, resolve_ranker_config
@@ -51,6 +52,14 @@ def rank(ranker: Ranker, dataset: Dataset | Split, users: list | None = None, k:
     warning); when that is every requested user, there is nothing to return and it raises.
     """
     dataset = dataset.dataset if isinstance(dataset, Split) else dataset
+    user_idx, history = rankable_histories(dataset, users)
+    indices, scores = ranker.rank(history, k=k)
+    return recommendations_table(dataset, user_idx, indices, scores)
+
+
+def rankable_histories(dataset: Dataset, users: list | None = None) -> tuple[np.ndarray, Sequences]:
+    """The user indices and full histories of raw user ids (all users when None), checked that something is left
+    to rank: a user who has seen every item is warned about, and when that is every user, it raises ValueError."""
     user_idx = np.arange(dataset.n_users) if users is None else dataset.user_index(list(users))
     history = dataset.histories().rows(user_idx)
     n = dataset.n_items
@@ -64,8 +73,15 @@ def rank(ranker: Ranker, dataset: Dataset | Split, users: list | None = None, k:
         )
         if seen_all.all():
             raise ValueError(message)
-        warnings.warn(f"{message}; they get no recommendations", stacklevel=2)
-    indices, scores = ranker.rank(history, k=k)
+        warnings.warn(f"{message}; they get no recommendations", stacklevel=3)
+    return user_idx, history
+
+
+def recommendations_table(
+    dataset: Dataset, user_idx: np.ndarray, indices: np.ndarray, scores: np.ndarray
+) -> pd.DataFrame:
+    """Top-k item indices and scores [U, k] of users ``user_idx`` as the recommendations table (one row per
+    user and rank; -1 slots, where nothing was left to rank, dropped)."""
     kept = indices >= 0
     rows = np.repeat(np.arange(len(user_idx)), kept.sum(axis=1))
     items = indices[kept]

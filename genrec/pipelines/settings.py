@@ -25,6 +25,7 @@ from genrec.data import Dataset, LoadOptions, load_dataset
 from genrec.encoders import list_encoders
 from genrec.generators import list_image_generators, list_text_generators
 from genrec.registry import PRESETS_DIR, Preset, Registry, UnknownNameError, load_presets
+from genrec.requests import REQUEST_MAX_CHARS, clean_request
 
 UserId = int | str
 ItemId = int | str
@@ -276,7 +277,7 @@ def check_models_installed(generation: GenerationSettings) -> None:
 
 
 class RunSettings(StrictModel):
-    """Everything that defines a run: data, users, ranker, items per user, generation, seed."""
+    """Everything that defines a run: data, users, ranker, items per user, the user's request, generation, seed."""
 
     dataset: str = Field("movielens-latest-small", min_length=1, description="a bundled name, a path, or FORMAT:PATH")
     load: LoadOptions = Field(
@@ -303,6 +304,11 @@ class RunSettings(StrictModel):
     k: int = Field(3, ge=1, le=1000, description="recommended items per user")
     items: list[ItemId] | None = Field(None, description="item ids to use instead of ranking (no ranker is trained)")
     seed: Seed = Field(0, description="seeds the ranker, the user sample, the image noise and the LLM's sampling")
+    request: str | None = Field(
+        None,
+        description="a request in your words that conditions the ranking, e.g. 'something like Alien, but funny, "
+        f"no horror, from the 90s' (sanitised, cut at {REQUEST_MAX_CHARS} characters); empty: none",
+    )
     generation: GenerationSettings = Field(
         default_factory=GenerationSettings, description="encoder, image and description generators"
     )
@@ -317,6 +323,16 @@ class RunSettings(StrictModel):
     def _none_is_none(cls, value: Any) -> Any:
         return "none" if value is None else value  # settings recorded before "default" meant no features
 
+    @field_validator("request", mode="before")
+    @classmethod
+    def _sanitised_request(cls, value: Any) -> Any:
+        """Untrusted text: markup, links and control tokens removed, cut at REQUEST_MAX_CHARS; blank: None."""
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError(f"request: expected text, got {type(value).__name__}")
+        return clean_request(value)[0] or None
+
     @model_validator(mode="after")
     def _check(self) -> Self:
         from genrec.rankers import RANKERS
@@ -324,6 +340,11 @@ class RunSettings(StrictModel):
         if self.items is not None:
             if not self.items:
                 raise ValueError("items is empty; give at least one item id, or leave it empty to rank")
+            if self.request is not None:
+                raise ValueError(
+                    "request: a request conditions the ranking, and a run that gives its items ranks nothing; "
+                    "leave request or items empty"
+                )
             _check_unique(self.items, "item")
             return self
         self.resolved_ranker_config()

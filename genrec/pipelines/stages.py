@@ -13,7 +13,8 @@
   a hash of the data, ranker, resolved config, item features and split, is unchanged); skipped
   when the run gives ``items``;
 - **recommend** writes recommendations.parquet: the ranker's top-k from each user's full history,
-  seen items excluded, or the given items;
+  seen items excluded, conditioned on the run's request when it has one
+  (:mod:`genrec.pipelines.request_ranking`; request.json records how it was read), or the given items;
 - **images** writes a personalised image and its non-personalised baseline per recommendation;
 - **describe** writes a grounded description and its non-personalised baseline per recommendation;
 - **evaluate** writes metrics.json; **report** writes report.html.
@@ -32,6 +33,7 @@ a random-weight encoder's vectors would make them noise.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -71,8 +73,8 @@ def encode(run_dir: str | Path, settings: RunSettings, progress: bool = True) ->
     run = _start(run_dir, settings)
     dataset, cache = load_run_dataset(settings), run.cache_dir(settings.generation.cache_dir)
     encode_items(dataset, run_encoder(settings), cache_dir=cache, progress=progress)
-    if settings.resolved_item_features == "minilm" and settings.items is None:
-        encode_items(dataset, create_encoder("minilm"), cache_dir=cache, progress=progress)
+    if settings.items is None and (settings.resolved_item_features == "minilm" or settings.request is not None):
+        encode_items(dataset, create_encoder("minilm"), cache_dir=cache, progress=progress)  # features, requests
     return cache
 
 
@@ -113,16 +115,24 @@ def train(run_dir: str | Path, settings: RunSettings, progress: bool = True) -> 
 
 def recommend(run_dir: str | Path, settings: RunSettings, progress: bool = True) -> Path:
     """recommendations.parquet: the saved ranker's top-k for the selected users (seen items excluded),
-    or the run's given items for each of them."""
+    conditioned on the run's request when it has one (request.json: the request as read), or the run's
+    given items for each of them."""
+    from genrec.requests import parse_request
+
     run = _start(run_dir, settings)
     users, dataset = run.read_users(), load_run_dataset(settings)
+    parsed = None
     if settings.items is not None:
         table = given_items_table(dataset, users, settings.items)
         record: dict[str, Any] = {"users": users, "items": settings.items}
     else:
         model = load_saved_ranker(run.model_dir, dataset)
-        table = top_k_table(model, dataset, users, settings.k)
+        parsed = parse_request(settings.request, dataset)
+        cache = run.cache_dir(settings.generation.cache_dir)
+        table = top_k_table(model, dataset, users, settings.k, parsed, cache, progress)
         record = {"users": users, "k": settings.k, "model_key": run.read_train_record().get("key")}
+        record["request"] = None if parsed is None else dataclasses.asdict(parsed)
+    run.write_request(None if parsed is None else dataclasses.asdict(parsed))
     path = run.write_table(RunDirectory.RECOMMENDATIONS, table)
     run.update_config("recommend", record)
     return path
@@ -288,11 +298,19 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "demo", progress: bool
 def serve_recommendations(model_dir: str | Path, settings: RunSettings) -> pd.DataFrame:
     """Top-k from a saved ranker (a run directory or its model/) for the settings' users: no refit, no run directory.
 
-    The same table the recommend stage writes for the same model, data set, users and k.
+    The same table the recommend stage writes for the same model, data set, users, k and request (its
+    MiniLM item vectors come from ``generation.cache_dir``, else the default embedding cache); what the
+    request was read as is ``table.attrs["request"]``.
     """
+    from genrec.requests import parse_request
+
     dataset = load_run_dataset(settings)
     model = load_saved_ranker(model_dir, dataset)
-    return top_k_table(model, dataset, settings.users.select(dataset, settings.seed), settings.k)
+    parsed = parse_request(settings.request, dataset)
+    users = settings.users.select(dataset, settings.seed)
+    table = top_k_table(model, dataset, users, settings.k, parsed, settings.generation.cache_dir)
+    table.attrs["request"] = None if parsed is None else dataclasses.asdict(parsed)
+    return table
 
 
 def load_saved_ranker(model_dir: str | Path, dataset: Dataset) -> Any:
@@ -313,12 +331,29 @@ def load_saved_ranker(model_dir: str | Path, dataset: Dataset) -> Any:
     return model
 
 
-def top_k_table(model: Any, dataset: Dataset, users: list[Any], k: int) -> pd.DataFrame:
-    """The ranker's top-``k`` for ``users`` from their full history, seen items excluded: the recommendations table."""
+def top_k_table(
+    model: Any,
+    dataset: Dataset,
+    users: list[Any],
+    k: int,
+    request: Any = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The ranker's top-``k`` for ``users`` from their full history, seen items excluded: the recommendations table.
+
+    ``request``: a :class:`~genrec.requests.ParsedRequest` conditioning the ranking
+    (:func:`~genrec.pipelines.request_ranking.rank_with_request`, its MiniLM item vectors through the
+    embedding cache in ``cache_dir``).
+    """
     from genrec.pipelines.ranking import rank
+    from genrec.pipelines.request_ranking import rank_with_request, request_item_vectors
 
     try:
-        return rank(model, dataset, users=users, k=k)
+        if request is None or request.empty:
+            return rank(model, dataset, users=users, k=k)
+        vectors = request_item_vectors(dataset, cache_dir, progress)
+        return rank_with_request(model, dataset, users, request, k, item_vectors=vectors)
     except KeyError as err:
         raise ConfigError(err.args[0]) from None
 

@@ -98,6 +98,25 @@ def test_a_changed_input_file_reruns_what_depends_on_it(toy_data: str, tmp_path:
     assert [run.state.name for run in task_runs(second.state_details.flow_run_id)] == ["Completed"]
 
 
+def test_a_changed_request_reruns_recommend_and_what_follows_but_fits_nothing(
+    toy_data: str, tmp_path: Path, monkeypatch
+):
+    run_dir = str(tmp_path / "run")
+    chosen = settings(toy_data, ranker="sasrec", ranker_overrides=SASREC, users={"mode": "ids", "ids": [1, 2]})
+    first = pipeline_flow(settings=chosen.with_values({"request": "something funny"}), run_dir=run_dir)
+    assert first["cached"] == ""
+    monkeypatch.setattr("genrec.pipelines.ranking.fit_ranker", lambda *a, **k: pytest.fail("the ranker was refitted"))
+    second = pipeline_flow(
+        settings=chosen.with_values({"request": "funny, from the 90s"}), run_dir=run_dir, return_state=True
+    )
+    assert second.is_completed()
+    states = {run.name.rsplit("-", 1)[0]: run.state.name for run in task_runs(second.state_details.flow_run_id)}
+    assert {stage: states[stage] for stage in PLAN[3:]} == dict.fromkeys(PLAN[3:], "Completed")
+    assert read_json(Path(run_dir, "request.json"))["years"] == [1990, 1999]
+    messages = flow_run_logs(second.state_details.flow_run_id)
+    assert any("request 'funny, from the 90s' read as genres Comedy; released 1990-1999" in m for m in messages)
+
+
 def test_a_generation_task_failing_once_is_retried(toy_data: str, tmp_path: Path, monkeypatch):
     run_dir = str(tmp_path / "run")
     chosen = settings(toy_data, users={"mode": "ids", "ids": [3]}, k=1)
@@ -140,6 +159,8 @@ def test_the_settings_form_has_a_dropdown_for_every_registry_with_descriptions_a
     assert model("RunSettings")["properties"]["k"]["minimum"] == 1
     assert model("UserSelection")["properties"]["sample"]["minimum"] == 1
     assert model("RunSettings")["properties"]["ranker"]["description"] == "registered ranker (ID-driven or LLM)"
+    request = model("RunSettings")["properties"]["request"]  # a free-text field, empty by default
+    assert {"type": "string"} in request["anyOf"] and request["default"] is None and "Alien" in request["description"]
     assert schema["properties"]["batches"]["minimum"] == 1
     item_features = model("RunSettings")["properties"]["item_features"]  # a text field: a .npy path is a choice too
     assert item_features["type"] == "string" and item_features["default"] == "default"
