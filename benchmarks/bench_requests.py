@@ -51,6 +51,7 @@ from genrec.evaluation import EvalSet
 from genrec.evaluation.metrics import accuracy_metrics
 from genrec.io import read_json, write_json
 from genrec.pipelines import build_ranker, fit_ranker, split
+from genrec.pipelines.encode import load_item_features
 from genrec.pipelines.request_ranking import (
     DEFAULT_REQUEST_WEIGHT,
     REQUEST_ONLY,
@@ -223,13 +224,16 @@ def latency(model, dataset, phase: EvalSet, texts: list[str | None], vectors, we
 def fitted_model(args, dataset, the_split, seed: int) -> tuple[Any, float | None]:
     """The sequence model of ``seed``: loaded from --runs when it was fitted on this data with this config."""
     overrides = {"epochs": args.epochs} if args.epochs else {}
-    model = build_ranker(args.ranker, args.config, overrides, seed)
+    features = None if args.item_features == "none" else load_item_features(args.item_features, dataset, False)
+    model = build_ranker(args.ranker, args.config, overrides, seed, features)
     identity = {
         "ranker": args.ranker,
         "config": model.config.model_dump(mode="json"),
+        "item_features": args.item_features,
         "data": dataset_fingerprint(dataset),
     }
-    name = f"{args.ranker}-{args.config or 'default'}{f'-e{args.epochs}' if args.epochs else ''}-seed{seed}"
+    epochs = f"-e{args.epochs}" if args.epochs else ""
+    name = f"{args.ranker}-{args.config or 'default'}-{args.item_features}{epochs}-seed{seed}"
     directory = Path(args.runs) / name
     record = directory / "bench_identity.json"
     if record.is_file() and read_json(record) == identity and (directory / "model.safetensors").is_file():
@@ -318,6 +322,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--ranker", default="hstu")
     parser.add_argument("--config", default="hstu-demo", help="a named ranker config (or a JSON file)")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--item-features", default="minilm", help="the sequence model's item features (a run's default), or none"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs (smoke runs)")
     parser.add_argument("--users", type=int, default=None, help="a seeded sample of N evaluated users (default all)")
     parser.add_argument("--weights", default=",".join(f"{w:g}" for w in WEIGHTS), help="fusion weights tried")
