@@ -32,12 +32,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_llm_ranker import mean_interval, paired_interval, parse_value, per_user_ndcg10, test_rows
+from bench_llm_ranker import (
+    add_common_options,
+    fit_reusing_retriever,
+    parse_value,
+    per_user_figures,
+    per_user_ndcg10,
+    test_rows,
+)
 
 from genrec.data import load_dataset
 from genrec.evaluation.metrics import accuracy_metrics
-from genrec.io import read_json, write_json
-from genrec.pipelines import build_ranker, split
+from genrec.pipelines import split
 from genrec.rankers.llm import LLMRanker
 
 KS = (5, 10, 20)
@@ -76,20 +82,10 @@ def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Pat
     }
     if capped:
         print(f"test users capped: {len(test)} of {len(the_split.test)} (a seeded sample, --test-users)", flush=True)
-    retriever_dir = workdir / f"retriever-seed{seed}"
-    reused = (retriever_dir / "config.json").exists()
     tuned = "fine-tuned" in variants
     settings = {**overrides, "mode": args.mode, "fine_tune": tuned}
-    settings.update({"retriever": str(retriever_dir)} if reused else {})
-    ranker = build_ranker("llm", None, settings, seed)
-    start = time.perf_counter()
-    report = ranker.fit(the_split, progress=True)
-    result["fit_seconds"] = time.perf_counter() - start
-    result["retriever_reused"] = reused
-    if not reused:
-        ranker.retriever.save_pretrained(retriever_dir)
-        write_json(workdir / f"retriever-seed{seed}.json", {"fit_seconds": ranker.fit_details["retriever_fit_seconds"]})
-    result["retriever_fit_seconds"] = read_json(workdir / f"retriever-seed{seed}.json")["fit_seconds"]
+    ranker, report, figures = fit_reusing_retriever(workdir, seed, settings, the_split)
+    result.update(figures)
     result["fine_tune_seconds"] = ranker.fit_details["fine_tune_seconds"]
     result["fit_details"] = {**ranker.fit_details, "history": report.history}
     result["config"] = ranker.config.model_dump(mode="json")
@@ -137,31 +133,14 @@ def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Pat
         for name, (_, written) in groundings.items()
     }
     print(json.dumps({"seed": seed, "generated_texts": result["generated_texts"]}, ensure_ascii=False), flush=True)
-    result["NDCG@10_ci95"] = {name: mean_interval(values, seed) for name, values in per_user.items()}
-    result["NDCG@10_minus_retriever"] = {
-        name: paired_interval(values, per_user["retriever"], seed)
-        for name, values in per_user.items()
-        if name != "retriever"
-    }
-    result["per_user_NDCG@10"] = {name: values.tolist() for name, values in per_user.items()}
-    result["test_rows"] = rows.tolist()
-    result["loadavg_end"] = os.getloadavg()
-    return result
+    return result | per_user_figures(per_user, rows, seed)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", default="title", choices=("title", "query"), help="what the LM writes")
-    parser.add_argument("--dataset", default="movielens-latest-small")
-    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="llm ranker config override")
-    parser.add_argument("--protocol", default="llamarec", help="load_dataset protocol (llamarec: 5-core, as LlamaRec)")
-    parser.add_argument("--test-users", type=int, default=0, help="a seeded sample of U test users (0: all)")
-    parser.add_argument("--sample-seed", type=int, default=0, help="seed of the test-user sample (fixed across seeds)")
-    parser.add_argument("--workdir", default=None, help="keeps each seed's retriever for later runs (default: temp)")
+    add_common_options(parser)
     parser.add_argument("--variants", default="zero-shot,fine-tuned", help="zero-shot, fine-tuned or both")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--json", default=None, help="write all results to this file (rewritten after each seed)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     overrides = {key: parse_value(value) for key, value in (item.split("=", 1) for item in args.set)}

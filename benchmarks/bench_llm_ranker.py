@@ -166,19 +166,9 @@ def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Pat
     test = the_split.test.subset(rows)
     variants = args.variants.split(",")
     result: dict[str, Any] = {"seed": seed, "test_users": len(test), "loadavg_start": os.getloadavg()}
-    retriever_dir = workdir / f"retriever-seed{seed}"
-    reused = (retriever_dir / "config.json").exists()
     tuned = "fine-tuned" in variants
-    settings = {**overrides, "fine_tune": tuned, **({"retriever": str(retriever_dir)} if reused else {})}
-    ranker = build_ranker("llm", None, settings, seed)
-    start = time.perf_counter()
-    report = ranker.fit(the_split, progress=True)
-    result["fit_seconds"] = time.perf_counter() - start
-    result["retriever_reused"] = reused
-    if not reused:
-        ranker.retriever.save_pretrained(retriever_dir)
-        write_json(workdir / f"retriever-seed{seed}.json", {"fit_seconds": ranker.fit_details["retriever_fit_seconds"]})
-    result["retriever_fit_seconds"] = read_json(workdir / f"retriever-seed{seed}.json")["fit_seconds"]
+    ranker, report, figures = fit_reusing_retriever(workdir, seed, {**overrides, "fine_tune": tuned}, the_split)
+    result.update(figures)
     result["fit_details"] = {**ranker.fit_details, "history": report.history}
     result["config"] = ranker.config.model_dump(mode="json")
     retrieved, scores = retriever_figures(ranker, test, result)
@@ -229,20 +219,43 @@ def run_seed(the_split, seed: int, overrides: dict[str, Any], args, workdir: Pat
         "rows": scored.tolist(),
         **{name: values[scored].tolist() for name, values in lms.items()},
     }
-    result["NDCG@10_ci95"] = {name: mean_interval(values, seed) for name, values in per_user.items()}
-    result["NDCG@10_minus_retriever"] = {
-        name: paired_interval(values, per_user["retriever"], seed)
-        for name, values in per_user.items()
-        if name != "retriever"
+    return result | per_user_figures(per_user, rows, seed)
+
+
+def fit_reusing_retriever(workdir: Path, seed: int, settings: dict, the_split) -> tuple[Any, Any, dict]:
+    """Fit the llm ranker of ``seed``, its retriever loaded from ``workdir`` when an earlier run saved it (else
+    fitted and saved there); returns the ranker, its fit report and the result's fit figures."""
+    retriever_dir = workdir / f"retriever-seed{seed}"
+    reused = (retriever_dir / "config.json").exists()
+    ranker = build_ranker("llm", None, {**settings, **({"retriever": str(retriever_dir)} if reused else {})}, seed)
+    start = time.perf_counter()
+    report = ranker.fit(the_split, progress=True)
+    figures = {"fit_seconds": time.perf_counter() - start, "retriever_reused": reused}
+    if not reused:
+        ranker.retriever.save_pretrained(retriever_dir)
+        write_json(workdir / f"retriever-seed{seed}.json", {"fit_seconds": ranker.fit_details["retriever_fit_seconds"]})
+    figures["retriever_fit_seconds"] = read_json(workdir / f"retriever-seed{seed}.json")["fit_seconds"]
+    return ranker, report, figures
+
+
+def per_user_figures(per_user: dict[str, np.ndarray], rows: np.ndarray, seed: int) -> dict:
+    """95% intervals of each variant's mean NDCG@10 and of its difference from the retriever, the per-user
+    figures and rows behind them, and the load average at the end."""
+    return {
+        "NDCG@10_ci95": {name: mean_interval(values, seed) for name, values in per_user.items()},
+        "NDCG@10_minus_retriever": {
+            name: paired_interval(values, per_user["retriever"], seed)
+            for name, values in per_user.items()
+            if name != "retriever"
+        },
+        "per_user_NDCG@10": {name: values.tolist() for name, values in per_user.items()},
+        "test_rows": rows.tolist(),
+        "loadavg_end": os.getloadavg(),
     }
-    result["per_user_NDCG@10"] = {name: values.tolist() for name, values in per_user.items()}
-    result["test_rows"] = rows.tolist()
-    result["loadavg_end"] = os.getloadavg()
-    return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """The options both llm benchmarks take: data, seeds, config overrides, test-user sample, retriever workdir."""
     parser.add_argument("--dataset", default="movielens-latest-small")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="llm ranker config override")
@@ -250,6 +263,13 @@ def main() -> None:
     parser.add_argument("--test-users", type=int, default=0, help="a seeded sample of U test users (0: all)")
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the test-user sample (fixed across seeds)")
     parser.add_argument("--workdir", default=None, help="keeps each seed's retriever for later runs (default: temp)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--json", default=None, help="write all results to this file (rewritten after each seed)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_options(parser)
     parser.add_argument("--parity-users", type=int, default=0, help="bf16 vs fp32 on U validation users")
     parser.add_argument("--permutations", type=int, default=0, help="also score validation with P orders")
     parser.add_argument(
@@ -263,8 +283,6 @@ def main() -> None:
         help="run the LM for every test user (default: only those whose target is in the retriever's top N; the "
         "others' metrics are the same for every reranking of the N, so skipping them changes no figure)",
     )
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--json", default=None, help="write all results to this file (rewritten after each seed)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     overrides = {key: parse_value(value) for key, value in (item.split("=", 1) for item in args.set)}
