@@ -33,7 +33,8 @@ import difflib
 import re
 import unicodedata
 import weakref
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -155,6 +156,29 @@ def request_line(request: ParsedRequest | dict) -> str:
     """``'the text' read as ...``: a request and its reading, for a log or a terminal."""
     text = request.text if isinstance(request, ParsedRequest) else request["text"]
     return f"{text!r} read as {read_as(request)}"
+
+
+def parsed_request(record: Mapping[str, Any] | None) -> ParsedRequest | None:
+    """The :class:`ParsedRequest` a run recorded (``RunDirectory.read_request()``: its fields as JSON); None: none."""
+    if record is None:
+        return None
+    known = set(ParsedRequest.__dataclass_fields__)
+    unknown = sorted(set(record) - known)
+    if unknown or "text" not in record:
+        raise ValueError(f"request.json: expected the fields {sorted(known)} (text required), got {sorted(record)}")
+    years = record.get("years")
+    if years is not None and (len(years) != 2 or int(years[0]) > int(years[1])):
+        raise ValueError(f"request.json: years must be [first, last] with first <= last, got {years!r}")
+    return ParsedRequest(
+        text=str(record["text"]),
+        named_items=tuple(int(index) for index in record.get("named_items", ())),
+        want_genres=tuple(str(genre) for genre in record.get("want_genres", ())),
+        avoid_genres=tuple(str(genre) for genre in record.get("avoid_genres", ())),
+        years=None if years is None else (int(years[0]), int(years[1])),
+        rest=str(record.get("rest", "")),
+        named_titles=tuple(str(title) for title in record.get("named_titles", ())),
+        notes=tuple(str(note) for note in record.get("notes", ())),
+    )
 
 
 def parse_request(text: str | None, dataset: Dataset) -> ParsedRequest | None:

@@ -6,8 +6,9 @@ matches and generates only the rest: a killed or edited run resumes. The groundi
 (``descriptions_report.json``) is rebuilt from the whole table, reused rows included, and keeps
 every blocked output of earlier runs: reports accumulate across resumed runs. The
 non-personalised baseline (``personalize=False``) goes to ``descriptions_baseline.parquet``. With the
-run's request (:class:`~genrec.requests.ParsedRequest`, from ``request.json``: :func:`parsed_request`),
-each description also says how its item answers it, and the guard checks those sentences against it.
+run's request (:class:`~genrec.requests.ParsedRequest`, read back from ``request.json`` by
+:func:`genrec.requests.parsed_request`), each description also says how its item answers it, and the
+guard checks those sentences against it.
 
 :func:`check_description` runs the grounding guard on text from any generator.
 """
@@ -45,29 +46,6 @@ LLM_SOURCES = ("llm", "llm_retry", "fallback")
 HISTORY_TITLES = 10  # most recent titles in a user's history text
 LIKED_TITLES = 3  # recent history titles shown when a profile lists none
 STORED = ("description", "source", "attempts", "unsupported", "blocked_terms")  # generated columns
-
-
-def parsed_request(record: Mapping[str, Any] | None) -> ParsedRequest | None:
-    """The :class:`ParsedRequest` a run recorded (:meth:`RunDirectory.read_request`, its fields as JSON); None: none."""
-    if record is None:
-        return None
-    known = set(ParsedRequest.__dataclass_fields__)
-    unknown = sorted(set(record) - known)
-    if unknown or "text" not in record:
-        raise ValueError(f"request.json: expected the fields {sorted(known)} (text required), got {sorted(record)}")
-    years = record.get("years")
-    if years is not None and (len(years) != 2 or int(years[0]) > int(years[1])):
-        raise ValueError(f"request.json: years must be [first, last] with first <= last, got {years!r}")
-    return ParsedRequest(
-        text=str(record["text"]),
-        named_items=tuple(int(index) for index in record.get("named_items", ())),
-        want_genres=tuple(str(genre) for genre in record.get("want_genres", ())),
-        avoid_genres=tuple(str(genre) for genre in record.get("avoid_genres", ())),
-        years=None if years is None else (int(years[0]), int(years[1])),
-        rest=str(record.get("rest", "")),
-        named_titles=tuple(str(title) for title in record.get("named_titles", ())),
-        notes=tuple(str(note) for note in record.get("notes", ())),
-    )
 
 
 def build_requests(

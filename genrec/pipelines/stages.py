@@ -169,7 +169,8 @@ def describe(run_dir: str | Path, settings: RunSettings, progress: bool = True) 
     Finished descriptions are reused on a rerun.
     """
     from genrec.generators import create_text_generator
-    from genrec.pipelines.describe import generate_descriptions, parsed_request
+    from genrec.pipelines.describe import generate_descriptions
+    from genrec.requests import parsed_request
 
     run = _start(run_dir, settings)
     table, dataset = run.read_recommendations(), load_run_dataset(settings)
@@ -201,9 +202,10 @@ def evaluate(run_dir: str | Path, settings: RunSettings, progress: bool = True) 
     NaN metrics are written as null.
     """
     from genrec.evaluation.run_metrics import images_section, ranking_section
-    from genrec.pipelines.describe import description_figures, parsed_request
+    from genrec.pipelines.describe import description_figures
     from genrec.pipelines.encode import encode_histories
     from genrec.pipelines.ranking import split
+    from genrec.requests import parsed_request
 
     run = _start(run_dir, settings)
     dataset = load_run_dataset(settings)

@@ -16,8 +16,8 @@ from genrec.generators.template import TemplateGenerator
 from genrec.generators.text_base import DescriptionRequest
 from genrec.grounding.facts import ItemFacts, UserProfile, match_request, profile_from_history
 from genrec.pipelines import check_description, generate_descriptions
-from genrec.pipelines.describe import parsed_request, request_key
-from genrec.requests import ParsedRequest
+from genrec.pipelines.describe import request_key
+from genrec.requests import ParsedRequest, parsed_request
 from genrec.run_directory import RunDirectory
 
 pytestmark = pytest.mark.usefixtures("single_thread")
